@@ -1,0 +1,106 @@
+"""Kaldi-compatible log mel filterbank (FBANK) features in NumPy, one-shot or streaming."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+_FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FbankSettings:
+    """Feature settings; the defaults are the model's (FACTS §4) and match Kaldi's defaults."""
+
+    sample_rate_hz: int = 8000
+    num_mel_bins: int = 24
+    frame_length: int = 200
+    """Samples per frame (25 ms at 8 kHz)."""
+    frame_shift: int = 80
+    """Samples between frame starts (10 ms at 8 kHz)."""
+    preemphasis: float = 0.97
+    low_freq_hz: float = 20.0
+    high_freq_hz: float = 0.0
+    """Upper mel edge; <= 0 means the Nyquist frequency plus this value, as in Kaldi."""
+    povey_exponent: float = 0.85
+
+
+def _mel(freq_hz: npt.NDArray[np.float64] | float) -> npt.NDArray[np.float64]:
+    return 1127.0 * np.log1p(np.asarray(freq_hz, dtype=np.float64) / 700.0)
+
+
+def mel_filterbank(settings: FbankSettings, fft_size: int) -> npt.NDArray[np.float32]:
+    """Triangular mel weights, shape (num_mel_bins, fft_size // 2 + 1); the Nyquist bin gets 0."""
+    nyquist = settings.sample_rate_hz / 2
+    high = settings.high_freq_hz if settings.high_freq_hz > 0 else nyquist + settings.high_freq_hz
+    mel_low, mel_high = _mel(settings.low_freq_hz), _mel(high)
+    delta = (mel_high - mel_low) / (settings.num_mel_bins + 1)
+    left = mel_low + delta * np.arange(settings.num_mel_bins)[:, None]
+    center, right = left + delta, left + 2 * delta
+    # Kaldi weighs fft_size // 2 bins (DC .. just below Nyquist) and leaves the Nyquist bin out.
+    mel = _mel(settings.sample_rate_hz / fft_size * np.arange(fft_size // 2))[None, :]
+    rising = (mel - left) / (center - left)
+    falling = (right - mel) / (right - center)
+    weights = np.where((mel > left) & (mel < right), np.where(mel <= center, rising, falling), 0.0)
+    return np.pad(weights, ((0, 0), (0, 1))).astype(np.float32)
+
+
+class FbankExtractor:
+    """Log mel filterbank frames of 8 kHz audio, exactly as Kaldi computes them.
+
+    Per frame: DC offset removal, pre-emphasis, povey window, zero-padding to a power of two, power
+    spectrum, triangular mel filters, log(max(x, float32 eps)); no dither, no energy, snip_edges.
+
+    `compute()` turns a whole waveform into frames. `process_streaming()` takes audio in chunks of any
+    size, carries the samples that do not yet fill a frame, and returns only the new frames, so that
+    overlapping windows never compute a frame twice. `reset()` forgets the carried samples.
+    """
+
+    def __init__(self, settings: FbankSettings | None = None) -> None:
+        self.settings = s = settings or FbankSettings()
+        self.fft_size = 1 << (s.frame_length - 1).bit_length()
+        n = np.arange(s.frame_length)
+        hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / (s.frame_length - 1))
+        self._window = (hann**s.povey_exponent).astype(np.float32)
+        self._mel = mel_filterbank(s, self.fft_size).T.copy()
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames that `compute()` returns for this many samples (Kaldi's snip_edges rule)."""
+        s = self.settings
+        return 0 if num_samples < s.frame_length else 1 + (num_samples - s.frame_length) // s.frame_shift
+
+    def compute(self, waveform: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Log FBANK of a waveform in [-1, 1]; shape (num_frames, num_mel_bins), float32."""
+        samples = np.asarray(waveform, dtype=np.float32).reshape(-1)
+        s = self.settings
+        count = self.num_frames(samples.size)
+        if count == 0:
+            return np.zeros((0, s.num_mel_bins), dtype=np.float32)
+        frames = np.lib.stride_tricks.sliding_window_view(samples, s.frame_length)[:: s.frame_shift][:count]
+        frames = frames - frames.mean(axis=1, keepdims=True)
+        emphasised = np.empty_like(frames)
+        emphasised[:, 1:] = frames[:, 1:] - s.preemphasis * frames[:, :-1]
+        emphasised[:, 0] = frames[:, 0] * (1.0 - s.preemphasis)
+        spectrum = np.fft.rfft(emphasised * self._window, n=self.fft_size, axis=1)
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        return np.log(np.maximum(power @ self._mel, _FLOAT32_EPS)).astype(np.float32)
+
+    def process_streaming(self, chunk: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Frames completed by this chunk, continuing from the previous calls."""
+        s = self.settings
+        samples = np.concatenate([self._pending, np.asarray(chunk, dtype=np.float32).reshape(-1)])
+        count = self.num_frames(samples.size)
+        self._pending = samples[count * s.frame_shift :]
+        return self.compute(samples[: (count - 1) * s.frame_shift + s.frame_length] if count else samples[:0])
+
+    def reset(self) -> None:
+        """Forget the samples carried between `process_streaming()` calls."""
+        self._pending = np.zeros(0, dtype=np.float32)
+
+
+def normalise(features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Per-utterance mean subtraction per mel bin over time (no variance normalisation)."""
+    return (features - features.mean(axis=-2, keepdims=True)).astype(np.float32)
