@@ -1,0 +1,33 @@
+"""Shared fixtures. Importing the integration first makes `custom_components` resolve to this repo's
+package rather than the test plugin's own testing_config (FACTS §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import os
+from pathlib import Path
+
+import pytest
+
+from custom_components.sound_sentry.const import DOMAIN
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("SOUND_SENTRY_DATA") or REPO.parent / "shared" / "data")
+
+# The RTSP test peer and its fixtures.
+pytest_plugins = ["tests.peers"] if (Path(__file__).parent / "peers.py").exists() else []
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> Iterator[None]:
+    """Let Home Assistant load custom integrations in every test."""
+    assert DOMAIN == "sound_sentry"
+    yield
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The labelled 8 kHz audio set (../shared/data)."""
+    if not (DATA_DIR / "manifest.csv").is_file():
+        pytest.fail(f"training data not found at {DATA_DIR}; set SOUND_SENTRY_DATA")
+    return DATA_DIR
