@@ -1,0 +1,1 @@
+"""Training, export and evaluation of the Sound Sentry classifier (not shipped with the integration)."""

@@ -1,0 +1,103 @@
+"""Clip loading, windowing and features for training and evaluation (NumPy only, no torch).
+
+Features come from the engine's FBANK so that training sees exactly what the integration computes.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from training.audio_paths import data_dir
+from training.engine import FbankExtractor, normalise
+
+SAMPLE_RATE_HZ = 8000
+WINDOW_SAMPLES = 15_480
+NUM_FRAMES = 192
+NUM_MEL_BINS = 24
+LABELS = ("background", "babycry", "glassbreak", "gunshot")
+_EXTRACTOR = FbankExtractor()
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One manifest row."""
+
+    path: Path
+    label: str
+    source: str
+    group: str
+    split: str
+    duration_s: float
+    original: str
+
+    @property
+    def label_index(self) -> int:
+        return LABELS.index(self.label)
+
+    @property
+    def esc50_category(self) -> int | None:
+        """ESC-50 category number (last number of the original name), None for other sources."""
+        if self.source != "esc50":
+            return None
+        return int(Path(self.original).stem.rsplit("-", 1)[1])
+
+
+def read_manifest(root: Path | None = None) -> list[Clip]:
+    """All rows of manifest.csv, paths made absolute."""
+    root = root or data_dir()
+    with (root / "manifest.csv").open(newline="") as handle:
+        return [
+            Clip(
+                path=root / row["path"],
+                label=row["label"],
+                source=row["source"],
+                group=row["group"],
+                split=row["split"],
+                duration_s=float(row["duration_s"]),
+                original=row["original"],
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def load_audio(path: Path) -> npt.NDArray[np.float32]:
+    """Decode a mono 8 kHz file to float32 in [-1, 1]."""
+    chunks = []
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE_HZ)
+        for frame in container.decode(stream):
+            chunks.extend(part.to_ndarray().reshape(-1) for part in resampler.resample(frame))
+        chunks.extend(part.to_ndarray().reshape(-1) for part in resampler.resample(None))
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return (np.concatenate(chunks).astype(np.float32) / 32768.0).astype(np.float32)
+
+
+def features(window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Mean-normalised FBANK of one 15,480-sample window: (192, 24) float32."""
+    return normalise(_EXTRACTOR.compute(window))
+
+
+def fit_window(samples: npt.NDArray[np.float32], start: int) -> npt.NDArray[np.float32]:
+    """WINDOW_SAMPLES samples starting at `start`, zero-padded where the clip ends."""
+    out = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
+    start = max(0, start)
+    piece = samples[start : start + WINDOW_SAMPLES]
+    out[: piece.size] = piece
+    return out
+
+
+def energy_centre(samples: npt.NDArray[np.float32], hop: int = 80) -> int:
+    """Start of the window that holds the most energy (where the event is)."""
+    if samples.size <= WINDOW_SAMPLES:
+        return 0
+    frame_energy = np.add.reduceat(samples.astype(np.float64) ** 2, np.arange(0, samples.size, hop))
+    per_window = np.convolve(frame_energy, np.ones(WINDOW_SAMPLES // hop), mode="valid")
+    return min(int(np.argmax(per_window)) * hop, samples.size - WINDOW_SAMPLES)

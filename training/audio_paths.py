@@ -1,0 +1,13 @@
+"""Where the repository and the developer audio set are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """The developer audio set: $SOUND_SENTRY_DATA or ../shared/data beside the repo."""
+    return Path(os.environ.get("SOUND_SENTRY_DATA", REPO_ROOT / ".." / "shared" / "data")).resolve()
