@@ -54,6 +54,7 @@ run_latest() {
     exec chroot "$ROOTFS" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 CI="${CI:-}" \
       PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       VIRTUAL_ENV=/opt/venv PIP_FIND_LINKS= PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+      SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt UV_NATIVE_TLS=1 \
       SOUND_SENTRY_ENV=latest SOUND_SENTRY_DATA="${SOUND_SENTRY_DATA:-}" \
       /bin/sh -c "cd \"\$0\" && exec \"\$@\"" "$REPO" "$@"
   ' sh "$@"

@@ -1,0 +1,90 @@
+"""Helpers for `scripts/develop`: install the pinned frontend, and onboard a fresh config once.
+
+    python scripts/dev_home_assistant.py install-frontend
+    python scripts/dev_home_assistant.py onboard CONFIG_DIR
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import aiohttp
+
+BASE = "http://127.0.0.1:8123"
+CLIENT_ID = f"{BASE}/"
+DEMO_USER, DEMO_PASSWORD = "demo", "sound-sentry-demo"
+
+
+def install_frontend() -> None:
+    """Install the frontend package that this Home Assistant's frontend integration asks for."""
+    import homeassistant.components.frontend as frontend
+
+    manifest = json.loads((Path(frontend.__file__).parent / "manifest.json").read_text())
+    wanted = [req for req in manifest["requirements"] if req.startswith("home-assistant-frontend")]
+    name, _, version = wanted[0].partition("==")
+    try:
+        if importlib.metadata.version(name) == version:
+            return
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    print(f"installing {wanted[0]} (once)", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *wanted], check=True)
+
+
+async def _wait_for_api(session: aiohttp.ClientSession) -> None:
+    for _ in range(600):
+        try:
+            async with session.get(f"{BASE}/api/onboarding") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.5)
+    raise SystemExit("Home Assistant did not answer on :8123 within 5 minutes")
+
+
+async def onboard(config: Path) -> None:
+    """Create the demo owner and finish onboarding, if this config has not been onboarded yet."""
+    async with aiohttp.ClientSession() as session:
+        await _wait_for_api(session)
+        async with session.get(f"{BASE}/api/onboarding") as response:
+            steps = {step["step"]: step["done"] for step in await response.json()}
+        if not steps.get("user", True):
+            user = {"client_id": CLIENT_ID, "name": "Demo", "username": DEMO_USER,
+                    "password": DEMO_PASSWORD, "language": "en"}  # fmt: skip
+            async with session.post(f"{BASE}/api/onboarding/users", json=user) as response:
+                response.raise_for_status()
+                code = (await response.json())["auth_code"]
+            token_request = {"grant_type": "authorization_code", "code": code, "client_id": CLIENT_ID}
+            async with session.post(f"{BASE}/auth/token", data=token_request) as response:
+                response.raise_for_status()
+                token = (await response.json())["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            for step, body in (
+                ("core_config", {}),
+                ("analytics", {}),
+                ("integration", {"client_id": CLIENT_ID, "redirect_uri": f"{BASE}/?auth_callback=1"}),
+            ):
+                async with session.post(f"{BASE}/api/onboarding/{step}", json=body, headers=headers) as response:
+                    if response.status not in (200, 403):  # 403: step already done
+                        response.raise_for_status()
+    print(
+        f"\n  Sound Sentry demo: open {BASE} and log in as '{DEMO_USER}' / '{DEMO_PASSWORD}'"
+        f"  (config: {config})\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["install-frontend"]:
+        install_frontend()
+    elif sys.argv[1:2] == ["onboard"]:
+        asyncio.run(onboard(Path(sys.argv[2])))
+    else:
+        raise SystemExit(__doc__)
