@@ -1,0 +1,191 @@
+"""Two runtimes of one .onnx model: onnxruntime when it is installed, else a pure-NumPy interpreter.
+
+onnxruntime has no musl (Alpine) wheels, so Home Assistant OS, Container and Supervised cannot install
+it; `NumpyBackend` reads the same file with a built-in protobuf decoder and runs it with NumPy only.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .model_info import ModelLoadError
+from .onnx_numpy import NumpyGraph
+from .onnx_ops import UnsupportedModelError
+from .onnx_proto import Model, decode_model
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_LOGGER = logging.getLogger(__name__)
+
+__all__ = [
+    "ModelBackend",
+    "ModelLoadError",
+    "NumpyBackend",
+    "OnnxRuntimeBackend",
+    "load_backend",
+    "onnxruntime_available",
+]
+
+type BackendChoice = Literal["auto", "numpy", "onnxruntime"]
+
+
+class ModelBackend(Protocol):
+    """Runs the classifier: mean-normalised FBANK windows in, class probabilities out."""
+
+    name: str
+    """Short runtime name for logs and diagnostics ("numpy" or "onnxruntime")."""
+
+    def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Probabilities [B, classes] for a batch of windows [B, frames, mel bins]."""
+        ...
+
+
+def _read_model_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelLoadError(f"model file {path} not found: reinstall Sound Sentry or fix the path") from None
+    except OSError as err:
+        raise ModelLoadError(f"model file {path} is unreadable ({err.strerror or err})") from err
+    if not data:
+        raise ModelLoadError(f"model file {path} is empty: reinstall Sound Sentry or re-download the model")
+    return data
+
+
+def _check_batch(features: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    array = np.ascontiguousarray(features, dtype=np.float32)
+    if array.ndim != 3:
+        raise ValueError(f"features must be [batch, frames, mel bins], got shape {array.shape}")
+    return array
+
+
+def _probe_shape(shape: tuple[int | str, ...] | None) -> tuple[int, ...]:
+    """A concrete input shape for a load-time test run: symbolic dimensions (the batch) become 1."""
+    if not shape:
+        raise ModelLoadError("the model's input has no declared shape")
+    return tuple(d if isinstance(d, int) and d > 0 else 1 for d in shape)
+
+
+class NumpyBackend:
+    """Runs an .onnx file with NumPy only (no onnxruntime, no `onnx` package)."""
+
+    name = "numpy"
+
+    def __init__(self, model_path: Path | str) -> None:
+        """Decode and compile the model, then run one test window; raise ModelLoadError on any problem."""
+        self.model_path = path = Path(model_path)
+        data = _read_model_bytes(path)
+        try:
+            model: Model = decode_model(data)
+        except ModelLoadError as err:
+            raise ModelLoadError(
+                f"model file {path} is not a valid ONNX model ({err}): it may be truncated or corrupt; "
+                "reinstall Sound Sentry or re-download the model"
+            ) from err
+        try:
+            self._graph = NumpyGraph(model)
+        except UnsupportedModelError as err:
+            raise ModelLoadError(
+                f"model file {path} cannot run on the NumPy runtime: {err}; install onnxruntime "
+                "(glibc systems only) or export the model with supported operators"
+            ) from err
+        if len(self._graph.input_names) != 1 or not self._graph.output_names:
+            raise ModelLoadError(
+                f"model file {path} must have exactly one input and an output, has inputs "
+                f"{self._graph.input_names}"
+            )
+        self._input_name = self._graph.input_names[0]
+        declared = next(v for v in model.graph.inputs if v.name == self._input_name)
+        self.input_shape = declared.shape
+        try:
+            probe = self.predict(np.zeros(_probe_shape(declared.shape), dtype=np.float32))
+        except (ValueError, TypeError, IndexError, KeyError, AssertionError, ArithmeticError) as err:
+            raise ModelLoadError(
+                f"model file {path} failed a test inference on the NumPy runtime: {err}"
+            ) from err
+        if probe.ndim != 2:
+            raise ModelLoadError(f"model file {path} returns shape {probe.shape}, expected [batch, classes]")
+        self.num_classes = probe.shape[1]
+
+    def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Probabilities [B, classes] for windows [B, frames, mel bins]."""
+        (output,) = self._graph.run({self._input_name: _check_batch(features)})[:1]
+        return np.asarray(output, dtype=np.float32)
+
+
+def _import_onnxruntime() -> Any:
+    try:
+        import onnxruntime  # noqa: PLC0415
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+def onnxruntime_available() -> bool:
+    """Whether onnxruntime can be imported here (it cannot on musl systems such as HA OS)."""
+    return _import_onnxruntime() is not None
+
+
+class OnnxRuntimeBackend:
+    """Runs an .onnx file with onnxruntime on the CPU, one intra-op thread by default."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path | str, intra_op_threads: int = 1) -> None:
+        """Open an inference session; raise ModelLoadError if onnxruntime or the model is unusable."""
+        self.model_path = path = Path(model_path)
+        ort = _import_onnxruntime()
+        if ort is None:
+            raise ModelLoadError(
+                "the onnxruntime backend was requested but onnxruntime is not installed (it has no musl "
+                "wheels, so HA OS cannot install it): choose the numpy backend or 'auto'"
+            )
+        data = _read_model_bytes(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # warnings about unused initialisers etc. are noise to users
+        try:
+            self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
+            raise ModelLoadError(
+                f"model file {path} could not be loaded by onnxruntime ({str(err).strip()[:300]}): it may be "
+                "truncated or corrupt; reinstall Sound Sentry or re-download the model"
+            ) from err
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or not outputs:
+            raise ModelLoadError(f"model file {path} must have exactly one input and an output")
+        self._input_name: str = inputs[0].name
+        self._output_name: str = outputs[0].name
+        self.input_shape = tuple(inputs[0].shape)
+
+    def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Probabilities [B, classes] for windows [B, frames, mel bins]."""
+        (output,) = self._session.run([self._output_name], {self._input_name: _check_batch(features)})
+        return np.asarray(output, dtype=np.float32)
+
+
+_FACTORIES: dict[str, Callable[[Path], ModelBackend]] = {
+    "numpy": NumpyBackend,
+    "onnxruntime": OnnxRuntimeBackend,
+}
+
+
+def load_backend(model_path: Path | str, backend: BackendChoice = "auto") -> ModelBackend:
+    """Load the model on the requested runtime; "auto" prefers onnxruntime when it imports."""
+    path = Path(model_path)
+    if backend == "auto":
+        backend = "onnxruntime" if onnxruntime_available() else "numpy"
+        reason = "onnxruntime is installed" if backend == "onnxruntime" else "onnxruntime is not installed"
+        _LOGGER.info("Running %s on the %s backend (%s)", path.name, backend, reason)
+    elif backend in _FACTORIES:
+        _LOGGER.info("Running %s on the %s backend (as configured)", path.name, backend)
+    else:
+        raise ValueError(f"unknown backend {backend!r}; choose auto, numpy or onnxruntime")
+    return _FACTORIES[backend](path)

@@ -1,0 +1,273 @@
+"""Run a decoded ONNX graph with NumPy: fold constants at load time, fuse, then call a flat list of kernels.
+
+Load time does everything that does not depend on the input: nodes whose inputs are all constants run
+once (this dequantises int8 weights), a QuantizeLinear -> DequantizeLinear pair on an activation becomes
+one float "fake quantise", and elementwise ops that follow a Conv/Gemm/Add (Relu, Sigmoid, fake
+quantise) run in place on its fresh output instead of allocating another tensor.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .onnx_ops import (
+    BUILDERS,
+    FRESH_OUTPUT,
+    IN_PLACE,
+    Array,
+    BuildContext,
+    InPlace,
+    Kernel,
+    UnsupportedModelError,
+    fake_quantize,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .onnx_proto import Graph, Model, Node
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def unsupported_ops(graph: Graph) -> list[str]:
+    """Operators of `graph` this runtime cannot run, sorted (domain-qualified outside ai.onnx)."""
+    return sorted(
+        {
+            node.op_type if node.domain in _DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
+            for node in graph.nodes
+            if node.domain not in _DEFAULT_DOMAINS or node.op_type not in BUILDERS
+        }
+    )
+
+
+def topological_order(graph: Graph, available: set[str]) -> list[Node]:
+    """Nodes ordered so that every input exists before use; raise when one can never exist."""
+    known = set(available) | {""}
+    pending = list(graph.nodes)
+    ordered: list[Node] = []
+    while pending:
+        ready = [node for node in pending if all(name in known for name in node.inputs)]
+        if not ready:
+            node = pending[0]
+            missing = next(name for name in node.inputs if name not in known)
+            raise UnsupportedModelError(
+                f"{node.op_type} node {node.name!r} reads {missing!r}, which nothing produces"
+            )
+        done = {id(node) for node in ready}
+        pending = [node for node in pending if id(node) not in done]
+        ordered += ready
+        for node in ready:
+            known.update(node.outputs)
+    return ordered
+
+
+def _copy_then(in_place: InPlace) -> Kernel:
+    """A kernel running `in_place` on a float32 copy of its input."""
+    return lambda args: [in_place(args[0].astype(np.float32, copy=True))]
+
+
+@dataclass
+class _Op:
+    """A node (or a fused chain of nodes) that runs at inference time."""
+
+    kernel: Kernel
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    fresh: bool
+    """Its output is a new float array that nothing else references."""
+    in_place: InPlace | None = None
+    """Set for elementwise ops that can instead run in place on their producer's fresh output."""
+    epilogue: list[InPlace] = field(default_factory=list)
+    label: str = ""
+
+    def fused_kernel(self) -> Kernel:
+        if not self.epilogue:
+            return self.kernel
+        kernel, epilogue = self.kernel, tuple(self.epilogue)
+
+        def fused(args: list[Any]) -> list[Array]:
+            out = kernel(args)[0]
+            for step in epilogue:
+                out = step(out)
+            return [out]
+
+        return fused
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    kernel: Kernel
+    template: list[Array | None]
+    """The kernel's arguments with the load-time constants filled in."""
+    dynamic: tuple[tuple[int, int], ...]
+    """(argument position, value slot) of each input computed at run time."""
+    outputs: tuple[int, ...]
+
+
+class NumpyGraph:
+    """An ONNX graph compiled for NumPy; `run()` maps named inputs to the outputs."""
+
+    def __init__(self, model: Model) -> None:
+        """Check, fold, fuse and lay out the graph; raise UnsupportedModelError if it cannot run."""
+        graph = model.graph
+        if missing := unsupported_ops(graph):
+            raise UnsupportedModelError(f"unsupported operator(s): {', '.join(missing)}")
+        self.opset = next((model.opsets[d] for d in _DEFAULT_DOMAINS if d in model.opsets), 1)
+        constants: dict[str, Array] = dict(graph.initializers)
+        # Old IR versions also list initializers as graph inputs; those are weights, not feeds.
+        self.input_names = [v.name for v in graph.inputs if v.name not in constants]
+        self.output_names = [v.name for v in graph.outputs]
+        dynamic: list[Node] = []
+        for node in topological_order(graph, set(constants) | set(self.input_names)):
+            if all(name in constants for name in node.inputs if name):
+                outputs = BUILDERS[node.op_type](self._context(node, constants))(
+                    [constants.get(name) for name in node.inputs]
+                )
+                constants.update(zip(node.outputs, outputs, strict=False))
+            else:
+                dynamic.append(node)
+        self._constants = constants
+        ops = self._fuse_in_place(self._ops(dynamic, constants), dynamic)
+        self.op_counts = Counter(op.label for op in ops)
+        self._steps, self._output_slots, self._slot_count = self._layout(ops, constants)
+
+    def _context(self, node: Node, constants: Mapping[str, Array]) -> BuildContext:
+        return BuildContext(node, self.opset, [constants.get(name) for name in node.inputs])
+
+    def _consumers(self, nodes: list[Node]) -> Counter[str]:
+        consumers = Counter(name for node in nodes for name in node.inputs)
+        consumers.update(self.output_names)
+        return consumers
+
+    def _ops(self, nodes: list[Node], constants: Mapping[str, Array]) -> list[_Op]:
+        """One op per node, with each activation QuantizeLinear -> DequantizeLinear pair made one op."""
+        consumers = self._consumers(nodes)
+        readers: dict[str, list[Node]] = {}
+        for node in nodes:
+            for name in node.inputs:
+                readers.setdefault(name, []).append(node)
+        ops: list[_Op] = []
+        skip: set[int] = set()
+        for node in nodes:
+            if id(node) in skip:
+                continue
+            pair = self._qdq_pair(node, readers, consumers, constants)
+            if pair is not None:
+                dq, quantise = pair
+                skip.add(id(dq))
+                ops.append(
+                    _Op(
+                        _copy_then(quantise),
+                        node.inputs[:1],
+                        dq.outputs,
+                        fresh=True,
+                        in_place=quantise,
+                        label="FakeQuantize",
+                    )
+                )
+                continue
+            ops.append(
+                _Op(
+                    BUILDERS[node.op_type](self._context(node, constants)),
+                    node.inputs,
+                    node.outputs,
+                    fresh=node.op_type in FRESH_OUTPUT,
+                    in_place=IN_PLACE.get(node.op_type),
+                    label=node.op_type,
+                )
+            )
+        return ops
+
+    @staticmethod
+    def _qdq_pair(
+        node: Node,
+        readers: Mapping[str, list[Node]],
+        consumers: Counter[str],
+        constants: Mapping[str, Array],
+    ) -> tuple[Node, InPlace] | None:
+        """The DequantizeLinear that alone reads this QuantizeLinear with the same parameters, if any."""
+        if node.op_type != "QuantizeLinear" or len(node.inputs) < 3 or consumers[node.outputs[0]] != 1:
+            return None
+        found = readers.get(node.outputs[0], [])
+        dq = found[0] if len(found) == 1 else None
+        if dq is None or dq.op_type != "DequantizeLinear" or len(dq.inputs) < 3:
+            return None
+        scale, zero_point = constants.get(node.inputs[1]), constants.get(node.inputs[2])
+        dq_scale, dq_zero_point = constants.get(dq.inputs[1]), constants.get(dq.inputs[2])
+        if scale is None or zero_point is None or dq_scale is None or dq_zero_point is None:
+            return None
+        axis = int(node.attributes.get("axis", 1))
+        if (
+            not np.array_equal(scale, dq_scale)
+            or not np.array_equal(zero_point, dq_zero_point)
+            or zero_point.dtype != dq_zero_point.dtype
+            or axis != int(dq.attributes.get("axis", 1))
+            or node.attributes.get("block_size")
+            or dq.attributes.get("block_size")
+        ):
+            return None
+        return dq, fake_quantize(scale, zero_point, axis)
+
+    def _fuse_in_place(self, ops: list[_Op], nodes: list[Node]) -> list[_Op]:
+        """Fold each in-place-capable op into the op producing its only dynamic input when that is safe."""
+        consumers = self._consumers(nodes)
+        producer: dict[str, _Op] = {}
+        kept: list[_Op] = []
+        for op in ops:
+            sources = [name for name in op.inputs if name and name not in self._constants]
+            if op.in_place is not None and len(sources) == 1:
+                source = producer.get(sources[0])
+                if (
+                    source is not None
+                    and source.fresh
+                    and len(source.outputs) == 1
+                    and consumers[sources[0]] == 1
+                ):
+                    source.epilogue.append(op.in_place)
+                    source.outputs = op.outputs
+                    source.label += f"+{op.label}"
+                    producer[op.outputs[0]] = source
+                    continue
+            kept.append(op)
+            for name in op.outputs:
+                producer[name] = op
+        return kept
+
+    def _layout(self, ops: list[_Op], constants: Mapping[str, Array]) -> tuple[list[_Step], list[int], int]:
+        """Steps reading and writing numbered value slots (a list lookup is cheaper than a dict)."""
+        slots = {name: index for index, name in enumerate(self.input_names)}
+
+        def slot(name: str) -> int:
+            return slots.setdefault(name, len(slots))
+
+        steps = [
+            _Step(
+                op.fused_kernel(),
+                [constants.get(name) for name in op.inputs],
+                tuple((i, slot(name)) for i, name in enumerate(op.inputs) if name and name not in constants),
+                tuple(slot(name) for name in op.outputs),
+            )
+            for op in ops
+        ]
+        return steps, [-1 if name in constants else slot(name) for name in self.output_names], len(slots)
+
+    def run(self, feeds: Mapping[str, Any]) -> list[Array]:
+        """The graph outputs, in order, for the named inputs."""
+        values: list[Any] = [None] * self._slot_count
+        for index, name in enumerate(self.input_names):
+            values[index] = feeds[name]
+        for step in self._steps:
+            args = step.template.copy()
+            for position, source in step.dynamic:
+                args[position] = values[source]
+            for target, value in zip(step.outputs, step.kernel(args), strict=False):
+                values[target] = value
+        return [
+            self._constants[name] if index < 0 else values[index]
+            for name, index in zip(self.output_names, self._output_slots, strict=True)
+        ]
