@@ -1,0 +1,140 @@
+"""Real peers for the tests: the GStreamer RTSP server (tests/rtsp_server.py) in a subprocess.
+
+A pytest plugin (tests/conftest.py lists it): the `rtsp_server` fixture starts servers and always stops
+them. The server needs Debian's /usr/bin/python3 with the gi bindings (`scripts/setup` installs them, on
+the host and in the latest environment's rootfs); SOUND_SENTRY_RTSP_PYTHON overrides the interpreter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import os
+from pathlib import Path
+import select
+import subprocess
+import tempfile
+import time
+from typing import Any, Self
+
+import pytest
+
+SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
+SERVER_PYTHON = os.environ.get("SOUND_SENTRY_RTSP_PYTHON", "/usr/bin/python3")
+START_TIMEOUT_S = 20.0
+
+
+class RtspServer:
+    """One GstRtspServer process on 127.0.0.1; `restart()` comes back on the same port."""
+
+    def __init__(
+        self,
+        *,
+        codec: str = "pcmu",
+        source: str = "tone",
+        file: Path | str | None = None,
+        rate: int | None = None,
+        stall_after_s: float | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        port: int = 0,
+    ) -> None:
+        self.codec = codec
+        self.user = user
+        self.password = password
+        self.port = port
+        self._args = ["--codec", codec, "--source", source]
+        if file is not None:
+            self._args += ["--file", str(file)]
+        if rate is not None:
+            self._args += ["--rate", str(rate)]
+        if stall_after_s is not None:
+            self._args += ["--stall-after-s", str(stall_after_s)]
+        if user is not None:
+            self._args += ["--user", user, "--password", password or ""]
+        self._proc: subprocess.Popen[str] | None = None
+        self._stderr: Any = None
+
+    def url(self, user: str | None = None, password: str | None = None, path: str = "/stream") -> str:
+        """The stream's URL, with user-info when given."""
+        userinfo = f"{user}:{password}@" if user is not None else ""
+        return f"rtsp://{userinfo}127.0.0.1:{self.port}{path}"
+
+    def start(self) -> Self:
+        """Start the server and wait until it serves (READY)."""
+        if self._proc is not None:
+            raise RuntimeError("already running")
+        if not Path(SERVER_PYTHON).exists():
+            pytest.fail(
+                f"{SERVER_PYTHON} not found: the RTSP test server needs Debian's python3 (scripts/setup)"
+            )
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
+        self._proc = subprocess.Popen(
+            [SERVER_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), *self._args],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        line = ""
+        while not line.startswith("READY") and time.monotonic() < deadline:
+            ready, _, _ = select.select([self._proc.stdout], [], [], deadline - time.monotonic())
+            if not ready:
+                continue
+            line = self._proc.stdout.readline()
+            if not line:  # exited
+                break
+        if not line.startswith("READY"):
+            self._stderr.seek(0)
+            errors = self._stderr.read()[-2000:]
+            self.stop()
+            pytest.fail(f"the RTSP test server did not start: {errors}")
+        self.port = int(line.split()[1])
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL); the port stays reserved for `restart()`."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def restart(self) -> None:
+        """Start again on the same port."""
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def rtsp_server() -> Iterator[Callable[..., RtspServer]]:
+    """Start RTSP servers: `rtsp_server(codec="aac", user="u", password="p")`; all stopped at teardown."""
+    servers: list[RtspServer] = []
+
+    def start(**kwargs: Any) -> RtspServer:
+        server = RtspServer(**kwargs)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
