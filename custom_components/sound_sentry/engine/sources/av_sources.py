@@ -14,7 +14,7 @@ from ..redact import redact_url
 from .base import AudioChunk, AudioSource, MonoResampler, SourceError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -105,7 +105,10 @@ class _PyAvSource(AudioSource):
         """Decoded frames of the first audio stream; a corrupt packet (lost RTP) is skipped, not fatal."""
         for packet in container.demux(container.streams.audio[0]):
             try:
-                yield from packet.decode()
+                decoded: Iterable[object] = packet.decode()  # typed differently across PyAV versions
+                for frame in decoded:
+                    if isinstance(frame, av.AudioFrame):  # always, for an audio stream
+                        yield frame
             except av.error.InvalidDataError:
                 _LOGGER.debug("Skipped an undecodable packet from %s", self.description)
 

@@ -12,10 +12,11 @@ import select
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
+from numpy.typing import NDArray
 
 from .base import AudioChunk, AudioSource, MonoResampler, SourceError
 
@@ -158,7 +159,7 @@ class UdpPcmSource(AudioSource):
             if chunk.size:
                 return chunk
 
-    def _accept(self, data: bytes, sender: str) -> np.ndarray | None:
+    def _accept(self, data: bytes, sender: str) -> NDArray[Any] | None:
         """The datagram's samples, or None (counted) when it is foreign or malformed."""
         self.counters.received += 1
         sender = _normalise_ip(sender)
@@ -176,7 +177,7 @@ class UdpPcmSource(AudioSource):
             return None
         return np.frombuffer(data, dtype=self._dtype)
 
-    def _resample(self, pcm: np.ndarray) -> AudioChunk:
+    def _resample(self, pcm: NDArray[Any]) -> AudioChunk:
         samples = pcm.astype(self._dtype.newbyteorder("="), copy=False).reshape(1, -1)  # packed: interleaved
         frame = av.AudioFrame.from_ndarray(samples, format=self._av_format, layout=LAYOUTS[self.channels])
         frame.sample_rate = self.sample_rate_hz
