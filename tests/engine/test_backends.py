@@ -345,6 +345,8 @@ def _run_both(
     ours = NumpyGraph(decode_model(data)).run(feeds)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
+    # onnxruntime's reference kernels: with optimisations on, it would run Q/DQ pairs as integer kernels.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     theirs = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]).run(None, feeds)
     return ours, theirs
 
@@ -395,6 +397,33 @@ CASES: dict[str, tuple[list[bytes], list[bytes], list[int], list[int]]] = {
         ],
         [2, 3, 6, 8],
         [2, 5, 6, 8],
+    ),
+    "qdq_relu_chains": (
+        [
+            node("QuantizeLinear", ["x", "s", "z"], ["q0"]),
+            node("DequantizeLinear", ["q0", "s", "z"], ["d0"]),
+            node("Conv", ["d0", "w"], ["c"], pads=[1, 1, 1, 1]),
+            node("QuantizeLinear", ["c", "s", "z"], ["q1"]),
+            node("DequantizeLinear", ["q1", "s", "z"], ["d1"]),
+            node("Relu", ["d1"], ["r1"]),
+            node("QuantizeLinear", ["r1", "s", "z"], ["q2"]),
+            node("DequantizeLinear", ["q2", "s", "z"], ["d2"]),
+            node("Add", ["d2", "d0"], ["a"]),
+            node("Relu", ["a"], ["r2"]),
+            node("QuantizeLinear", ["r2", "s2", "z2"], ["q3"]),
+            node("DequantizeLinear", ["q3", "s2", "z2"], ["d3"]),
+            node("QuantizeLinear", ["d3", "s2", "z2"], ["q4"]),
+            node("DequantizeLinear", ["q4", "s2", "z2"], ["y"]),
+        ],
+        [
+            tensor("w", _f32(3, 3, 3, 3) * 0.3),
+            tensor("s", np.array(0.03, np.float32)),
+            tensor("z", np.array(0, np.int8)),
+            tensor("s2", np.array(0.02, np.float32)),
+            tensor("z2", np.array(-100, np.int8)),
+        ],
+        [2, 3, 5, 7],
+        [2, 3, 5, 7],
     ),
     "se_head_ops": (
         [

@@ -20,10 +20,11 @@ from .onnx_ops import (
     IN_PLACE,
     Array,
     BuildContext,
+    FakeQuantizer,
     InPlace,
     Kernel,
     UnsupportedModelError,
-    fake_quantize,
+    merge_in_place,
 )
 
 if TYPE_CHECKING:
@@ -66,9 +67,9 @@ def topological_order(graph: Graph, available: set[str]) -> list[Node]:
     return ordered
 
 
-def _copy_then(in_place: InPlace) -> Kernel:
-    """A kernel running `in_place` on a float32 copy of its input."""
-    return lambda args: [in_place(args[0].astype(np.float32, copy=True))]
+def _copy_float32(args: list[Any]) -> list[Array]:
+    """A private float32 copy of the input, for in-place steps to work on."""
+    return [np.array(args[0], dtype=np.float32)]
 
 
 @dataclass
@@ -107,6 +108,8 @@ class _Step:
     dynamic: tuple[tuple[int, int], ...]
     """(argument position, value slot) of each input computed at run time."""
     outputs: tuple[int, ...]
+    label: str
+    """The op types this step runs, e.g. "Conv+Relu"."""
 
 
 class NumpyGraph:
@@ -162,11 +165,12 @@ class NumpyGraph:
                 skip.add(id(dq))
                 ops.append(
                     _Op(
-                        _copy_then(quantise),
+                        _copy_float32,
                         node.inputs[:1],
                         dq.outputs,
                         fresh=True,
                         in_place=quantise,
+                        epilogue=[quantise],
                         label="FakeQuantize",
                     )
                 )
@@ -211,7 +215,7 @@ class NumpyGraph:
             or dq.attributes.get("block_size")
         ):
             return None
-        return dq, fake_quantize(scale, zero_point, axis)
+        return dq, FakeQuantizer(scale, zero_point, axis)
 
     def _fuse_in_place(self, ops: list[_Op], nodes: list[Node]) -> list[_Op]:
         """Fold each in-place-capable op into the op producing its only dynamic input when that is safe."""
@@ -228,7 +232,7 @@ class NumpyGraph:
                     and len(source.outputs) == 1
                     and consumers[sources[0]] == 1
                 ):
-                    source.epilogue.append(op.in_place)
+                    source.epilogue = merge_in_place(source.epilogue, op.in_place)
                     source.outputs = op.outputs
                     source.label += f"+{op.label}"
                     producer[op.outputs[0]] = source
@@ -251,6 +255,7 @@ class NumpyGraph:
                 [constants.get(name) for name in op.inputs],
                 tuple((i, slot(name)) for i, name in enumerate(op.inputs) if name and name not in constants),
                 tuple(slot(name) for name in op.outputs),
+                op.label,
             )
             for op in ops
         ]

@@ -614,23 +614,67 @@ def build_dequantize_linear(ctx: BuildContext) -> Kernel:
     return dequantize
 
 
-def fake_quantize(scale: Array, zero_point: Array, axis: int) -> InPlace:
+class FakeQuantizer:
     """QuantizeLinear then DequantizeLinear with the same parameters, in float32 and in place.
 
-    (clip(rint(x / s) + zp, low, high) - zp) * s == clip(rint(x / s), low - zp, high - zp) * s
+    (clip(rint(x / s) + zp, low, high) - zp) * s == clip(rint(x / s), low - zp, high - zp) * s.
+    A Relu next to it only raises the lower bound to 0 (rint is monotone and rint(0) == 0), and a
+    second quantiser on the same grid changes nothing, so chains of them collapse into one (`merge`).
     """
-    low, high = _quant_range(None, zero_point.dtype)
 
-    def run(x: Array) -> Array:
-        s = _per_axis(scale, axis, x.ndim).astype(np.float32)
-        zp = _per_axis(zero_point, axis, x.ndim).astype(np.float32)
+    def __init__(self, scale: Array, zero_point: Array, axis: int, *, relu: bool = False) -> None:
+        low, high = _quant_range(None, zero_point.dtype)
+        self.scale, self.zero_point, self.axis, self.relu = scale, zero_point, axis, relu
+        self._per_tensor = scale.size == 1 and zero_point.size == 1
+        zp = float(zero_point.reshape(-1)[0]) if self._per_tensor else 0.0
+        self._s = np.float32(scale.reshape(-1)[0]) if self._per_tensor else np.float32(1)
+        self._lo = max(low - zp, 0.0) if relu else low - zp
+        self._hi = high - zp
+        self._low, self._high = low, high
+
+    def same_grid(self, other: object) -> bool:
+        """Whether `other` quantises to the same levels."""
+        return (
+            isinstance(other, FakeQuantizer)
+            and other.axis == self.axis
+            and other.zero_point.dtype == self.zero_point.dtype
+            and np.array_equal(other.scale, self.scale)
+            and np.array_equal(other.zero_point, self.zero_point)
+        )
+
+    def with_relu(self) -> FakeQuantizer:
+        """The same quantiser with a Relu folded in."""
+        return FakeQuantizer(self.scale, self.zero_point, self.axis, relu=True)
+
+    def __call__(self, x: Array) -> Array:
+        """Quantise and dequantise `x` in place."""
+        if self._per_tensor:
+            s: Any = self._s
+            low: Any = self._lo
+            high: Any = self._hi
+        else:
+            s = _per_axis(self.scale, self.axis, x.ndim).astype(np.float32)
+            zp = _per_axis(self.zero_point, self.axis, x.ndim).astype(np.float32)
+            low, high = self._low - zp, self._high - zp
+            if self.relu:
+                low = np.maximum(low, 0)
         x /= s
         np.rint(x, out=x)
-        np.clip(x, low - zp, high - zp, out=x)
+        np.clip(x, low, high, out=x)
         x *= s
         return x
 
-    return run
+
+def merge_in_place(chain: list[InPlace], step: InPlace) -> list[InPlace]:
+    """`chain` followed by `step`, with Relu and same-grid quantisers collapsed into one quantiser."""
+    last = chain[-1] if chain else None
+    if isinstance(step, FakeQuantizer) and isinstance(last, FakeQuantizer) and step.same_grid(last):
+        return [*chain[:-1], last.with_relu() if step.relu else last]
+    if step is relu_inplace and isinstance(last, FakeQuantizer):
+        return [*chain[:-1], last.with_relu()]
+    if isinstance(step, FakeQuantizer) and last is relu_inplace:
+        return [*chain[:-1], step.with_relu()]
+    return [*chain, step]
 
 
 BUILDERS: dict[str, Callable[[BuildContext], Kernel]] = {

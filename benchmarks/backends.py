@@ -1,0 +1,110 @@
+"""Model runtime speed: median ms per window and x real time, one thread, batch 1 and 8.
+
+    scripts/run python -m benchmarks.backends [--runs 7] [--seconds 1.0] [MODEL.onnx ...]
+
+Without model arguments it measures the test fixtures and, when present, the shipped models. Each
+measurement repeats predict() for about --seconds, --runs times, and reports the median of the runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One thread everywhere: set before NumPy loads its BLAS.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+from pathlib import Path  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+
+from custom_components.sound_sentry.engine.backends import (  # noqa: E402
+    ModelBackend,
+    NumpyBackend,
+    OnnxRuntimeBackend,
+    onnxruntime_available,
+)
+from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("SOUND_SENTRY_DATA") or REPO.parent / "shared" / "data")
+WINDOW_S = 15_480 / 8000
+DEFAULT_MODELS = [
+    REPO / "tests" / "fixtures" / "resnetse_random.onnx",
+    REPO / "tests" / "fixtures" / "resnetse_random.int8.onnx",
+    REPO / "models" / "sound_sentry_resnetse.onnx",
+    REPO / "models" / "sound_sentry_resnetse.int8.onnx",
+]
+
+
+def feature_windows(count: int) -> npt.NDArray[np.float32]:
+    """Real FBANK windows when the data set is here (timing can depend on values), else noise."""
+    manifest = DATA / "manifest.csv"
+    if not manifest.is_file():
+        return np.random.default_rng(0).standard_normal((count, 192, 24)).astype(np.float32)
+    import av  # noqa: PLC0415
+
+    extractor = FbankExtractor()
+    windows: list[npt.NDArray[np.float32]] = []
+    for row in csv.DictReader(manifest.open()):
+        if float(row["duration_s"]) < WINDOW_S:
+            continue
+        with av.open(str(DATA / row["path"])) as container:
+            pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+        windows.append(normalise(extractor.compute(pcm[:15_480].astype(np.float32) / 32768)))
+        if len(windows) == count:
+            break
+    return np.stack(windows)
+
+
+def measure(backend: ModelBackend, windows: npt.NDArray[np.float32], runs: int, seconds: float) -> float:
+    """Median over `runs` of the mean seconds per window of back-to-back predict() calls."""
+    backend.predict(windows)  # warm up caches and lazy allocations
+    start = time.perf_counter()
+    backend.predict(windows)
+    calls = max(1, round(seconds / max(time.perf_counter() - start, 1e-6)))
+    per_window = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        for _ in range(calls):
+            backend.predict(windows)
+        per_window.append((time.perf_counter() - start) / calls / len(windows))
+    return statistics.median(per_window)
+
+
+def main() -> None:
+    """Print one table row per runtime, model and batch size."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("models", nargs="*", type=Path)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=1.0, help="approximate length of one run")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    args = parser.parse_args()
+    models = args.models or [path for path in DEFAULT_MODELS if path.is_file()]
+    windows = feature_windows(max(args.batches))
+    factories: list[type[NumpyBackend | OnnxRuntimeBackend]] = [NumpyBackend]
+    if onnxruntime_available():
+        factories.append(OnnxRuntimeBackend)
+    print(f"one thread, {args.runs} runs of ~{args.seconds:g} s each, median; window = {WINDOW_S:.3f} s")
+    print(f"| {'runtime':<11} | {'model':<34} | batch | ms/window | x real time |")
+    print(f"|{'-' * 13}|{'-' * 36}|------:|----------:|------------:|")
+    for model in models:
+        for factory in factories:
+            backend = factory(model)
+            for batch in args.batches:
+                seconds = measure(backend, windows[:batch], args.runs, args.seconds)
+                print(
+                    f"| {backend.name:<11} | {model.name:<34} | {batch:>5} | {seconds * 1e3:>9.3f} "
+                    f"| {WINDOW_S / seconds:>11.0f} |"
+                )
+
+
+if __name__ == "__main__":
+    main()
