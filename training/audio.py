@@ -38,6 +38,7 @@ class Clip:
 
     @property
     def label_index(self) -> int:
+        """Position of the label in LABELS."""
         return LABELS.index(self.label)
 
     @property

@@ -31,10 +31,15 @@ def _register_bare_package() -> None:
 
 _register_bare_package()
 
+from custom_components.sound_sentry.engine.detector import (  # noqa: E402
+    DetectorSettings,
+    EventDetector,
+    SoundEvent,
+)
 from custom_components.sound_sentry.engine.fbank import (  # noqa: E402
     FbankExtractor,
     FbankSettings,
     normalise,
 )
 
-__all__ = ["FbankExtractor", "FbankSettings", "normalise"]
+__all__ = ["DetectorSettings", "EventDetector", "FbankExtractor", "FbankSettings", "SoundEvent", "normalise"]

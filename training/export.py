@@ -218,7 +218,12 @@ def export_pair(
     quantize_int8(float_path, int8_path, calibration)
     metrics = metrics or {}
     write_sidecar(
-        float_path, name=name, version=version, detection=detection, metrics=metrics.get("float32"), extra=extra
+        float_path,
+        name=name,
+        version=version,
+        detection=detection,
+        metrics=metrics.get("float32"),
+        extra=extra,
     )
     write_sidecar(
         int8_path, name=name, version=version, detection=detection, metrics=metrics.get("int8"), extra=extra
@@ -229,7 +234,9 @@ def export_pair(
 def main() -> None:
     """Export a random fixture or a trained checkpoint."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("stem", type=Path, help="output path without .onnx, e.g. tests/fixtures/resnetse_random")
+    parser.add_argument(
+        "stem", type=Path, help="output path without .onnx, e.g. tests/fixtures/resnetse_random"
+    )
     parser.add_argument("--random", action="store_true", help="export a seeded random network")
     parser.add_argument("--checkpoint", type=Path, help="a state_dict saved by training.train")
     parser.add_argument("--seed", type=int, default=0)

@@ -28,6 +28,7 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Linear(channels // reduction, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale each channel by its learned gate."""
         scale = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3))))))
         return x * scale[:, :, None, None]
 
@@ -48,10 +49,12 @@ class Bottleneck(nn.Module):
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Bottleneck plus shortcut."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.se(self.bn3(self.conv3(out)))
@@ -86,6 +89,7 @@ class ResNetSE(nn.Module):
         return x.mean(dim=3).flatten(1)  # mean over time, then 64 channels x 3 mel = [B, 192]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits [B, 4]."""
         return self.fc2(self.fc1_bn(self.fc1(self.pool_bn(self.embed(features)))))
 
 
@@ -97,6 +101,7 @@ class ProbabilityModel(nn.Module):
         self.net = net
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Probabilities [B, 4]."""
         return torch.softmax(self.net(features), dim=-1)
 
 

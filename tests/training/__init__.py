@@ -1,0 +1,1 @@
+"""Tests of the training code and the shipped classifier."""

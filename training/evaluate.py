@@ -1,0 +1,427 @@
+"""Evaluate a shipped model the way a live stream uses it: `python -m training.evaluate`.
+
+NumPy + onnxruntime + the engine's FBANK and EventDetector only (no torch), so that the CI test can run
+it in the Home Assistant environments. Every clip is streamed as the integration streams audio: a
+window of 15,480 samples every 0.25 s, debounced by the detector (k of the last n windows over the
+threshold start an event; hold_s without one ends it).
+
+- Event clips are streamed one by one, with 1.5 s of quiet microphone noise before and after (so that
+  short clips are seen in every position, as in a live stream); a clip counts as detected as the class
+  that started an event (the one with the highest peak if several did), else as background.
+- Background clips of a split are streamed as ONE continuous stream (clips back to back); every event
+  start there is a false alarm, attributed to the clip where its window ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from training.audio import (
+    LABELS,
+    WINDOW_SAMPLES,
+    Clip,
+    energy_centre,
+    features,
+    fit_window,
+    load_audio,
+    read_manifest,
+)
+from training.audio_paths import REPO_ROOT
+from training.engine import DetectorSettings, EventDetector, FbankExtractor, normalise
+
+SAMPLE_RATE_HZ = 8000
+HOP_FRAMES = 25
+"""0.25 s between windows (the integration's default hop), in 10 ms FBANK frames."""
+WINDOW_FRAMES = 192
+PAD_S = 1.5
+NOISE_DBFS = -60.0
+"""Level of the quiet microphone noise added to every stream (real microphones are never digitally silent)."""
+MODELS = REPO_ROOT / "models"
+DEFAULT_MODEL = MODELS / "sound_sentry_resnetse.onnx"
+
+Array = npt.NDArray[np.float32]
+
+
+class OnnxModel:
+    """onnxruntime session over feature windows [B, 192, 24] -> probabilities [B, 4]."""
+
+    def __init__(self, path: Path, threads: int = 2) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def predict(self, feats: Array, batch: int = 128) -> Array:
+        """Probabilities of a stack of windows."""
+        if len(feats) == 0:
+            return np.zeros((0, len(LABELS)), dtype=np.float32)
+        out = [
+            self.session.run(["probabilities"], {"features": np.ascontiguousarray(feats[i : i + batch])})[0]
+            for i in range(0, len(feats), batch)
+        ]
+        return np.concatenate(out).astype(np.float32)
+
+
+def quiet_noise(size: int, seed: int) -> Array:
+    """Deterministic white noise at NOISE_DBFS."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(size) * 10 ** (NOISE_DBFS / 20)).astype(np.float32)
+
+
+def stream_windows(samples: Array) -> tuple[Array, npt.NDArray[np.float64]]:
+    """Normalised features of the windows a live stream classifies, and each window's end time (s)."""
+    frames = FbankExtractor().compute(samples)
+    if len(frames) < WINDOW_FRAMES:
+        return np.zeros((0, WINDOW_FRAMES, frames.shape[1]), dtype=np.float32), np.zeros(0)
+    starts = np.arange(0, len(frames) - WINDOW_FRAMES + 1, HOP_FRAMES)
+    windows = np.lib.stride_tricks.sliding_window_view(frames, WINDOW_FRAMES, axis=0)[starts]
+    feats = normalise(np.ascontiguousarray(windows.transpose(0, 2, 1)))
+    ends = (starts * 80 + WINDOW_SAMPLES) / SAMPLE_RATE_HZ
+    return feats, ends
+
+
+@dataclass
+class SplitStreams:
+    """Window probabilities of a split's streams, computed once per model."""
+
+    event_clips: list[Clip]
+    event_probs: list[Array]
+    event_times: list[npt.NDArray[np.float64]]
+    background_clips: list[Clip]
+    background_probs: Array
+    background_times: npt.NDArray[np.float64]
+    background_bounds: npt.NDArray[np.float64]
+    """End time (s) of each background clip within the background stream."""
+    background_hours: float
+    window_probs: Array
+    """Probabilities of each clip's loudest window (window accuracy, as the seed card reports)."""
+    window_labels: npt.NDArray[np.int64]
+    seconds_per_window: float
+
+
+def split_clips(split: str) -> list[Clip]:
+    """Clips of one split, in manifest order."""
+    if split not in {"train", "val", "test"}:
+        raise ValueError(split)
+    return [c for c in read_manifest() if c.split == split]
+
+
+def run_streams(model: OnnxModel, split: str) -> SplitStreams:
+    """Stream every clip of `split` through the model."""
+    clips = split_clips(split)
+    audio = {c.path: load_audio(c.path) for c in clips}
+    event_clips = [c for c in clips if c.label != "background"]
+    background_clips = [c for c in clips if c.label == "background"]
+    pad = int(PAD_S * SAMPLE_RATE_HZ)
+    inferred, infer_s = 0, 0.0
+
+    def infer(feats: Array) -> Array:
+        nonlocal inferred, infer_s
+        started = time.perf_counter()
+        probs = model.predict(feats)
+        infer_s += time.perf_counter() - started
+        inferred += len(feats)
+        return probs
+
+    event_probs, event_times = [], []
+    for index, clip in enumerate(event_clips):
+        samples = np.concatenate([np.zeros(pad, np.float32), audio[clip.path], np.zeros(pad, np.float32)])
+        feats, ends = stream_windows(samples + quiet_noise(samples.size, index))
+        event_probs.append(infer(feats))
+        event_times.append(ends)
+    stream = np.concatenate([audio[c.path] for c in background_clips])
+    bounds = np.cumsum([audio[c.path].size for c in background_clips]) / SAMPLE_RATE_HZ
+    feats, ends = stream_windows(stream + quiet_noise(stream.size, 1_000_000))
+    background_probs = infer(feats)
+    loudest = []
+    for index, clip in enumerate(clips):
+        samples = audio[clip.path]
+        window = fit_window(samples, energy_centre(samples))
+        loudest.append(features(window + quiet_noise(WINDOW_SAMPLES, 2_000_000 + index)))
+    window_probs = infer(np.stack(loudest))
+    return SplitStreams(
+        event_clips=event_clips,
+        event_probs=event_probs,
+        event_times=event_times,
+        background_clips=background_clips,
+        background_probs=background_probs,
+        background_times=ends,
+        background_bounds=bounds,
+        background_hours=float(stream.size / SAMPLE_RATE_HZ / 3600),
+        window_probs=window_probs,
+        window_labels=np.array([c.label_index for c in clips], dtype=np.int64),
+        seconds_per_window=infer_s / max(1, inferred),
+    )
+
+
+def detector_settings(detection: dict[str, Any]) -> DetectorSettings:
+    """Engine detector settings from a sidecar's `detection`."""
+    return DetectorSettings(
+        thresholds=dict(detection["thresholds"]),
+        k=int(detection["k"]),
+        n=int(detection["n"]),
+        hold_s=float(detection["hold_s"]),
+    )
+
+
+def detect(
+    probs: Array, times: npt.NDArray[np.float64], settings: DetectorSettings
+) -> list[tuple[str, float, float]]:
+    """(label, time, peak) of every event start in one stream, with the engine's detector."""
+    detector = EventDetector(list(LABELS), settings)
+    starts = []
+    for time_s, row in zip(times, probs, strict=True):
+        starts += [
+            (e.label, e.time_s, e.peak_probability) for e in detector.process(float(time_s), row) if e.active
+        ]
+    return starts
+
+
+def metrics_at(streams: SplitStreams, detection: dict[str, Any]) -> dict[str, Any]:
+    """The card's numbers at one detection setting."""
+    settings = detector_settings(detection)
+    confusion = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
+    for clip, probs, times in zip(streams.event_clips, streams.event_probs, streams.event_times, strict=True):
+        starts = detect(probs, times, settings)
+        predicted = max(starts, key=lambda s: s[2])[0] if starts else "background"
+        confusion[clip.label_index, LABELS.index(predicted)] += 1
+    false_alarms = detect(streams.background_probs, streams.background_times, settings)
+    fired_in: dict[int, set[str]] = {}
+    for label, time_s, _peak in false_alarms:
+        clip_index = min(
+            int(np.searchsorted(streams.background_bounds, time_s)), len(streams.background_clips) - 1
+        )
+        fired_in.setdefault(clip_index, set()).add(label)
+    for clip_index in range(len(streams.background_clips)):
+        labels = fired_in.get(clip_index, set())
+        predicted = max(labels, key=LABELS.index) if labels else "background"
+        confusion[0, LABELS.index(predicted)] += 1
+    per_class = {}
+    for index, label in enumerate(LABELS):
+        predicted, actual = int(confusion[:, index].sum()), int(confusion[index].sum())
+        per_class[label] = {
+            "precision": float(confusion[index, index] / predicted) if predicted else 1.0,
+            "recall": float(confusion[index, index] / actual) if actual else 1.0,
+            "clips": actual,
+        }
+    by_class = Counter(label for label, _t, _p in false_alarms)
+    sources = Counter(_background_kind(streams.background_clips[i]) for i in fired_in)
+    window_accuracy = float(np.mean(streams.window_probs.argmax(1) == streams.window_labels))
+    return {
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "false_alarms": len(false_alarms),
+        "false_alarms_by_class": {label: by_class.get(label, 0) for label in LABELS[1:]},
+        "background_hours": streams.background_hours,
+        "false_alarms_per_hour": len(false_alarms) / streams.background_hours,
+        "false_alarm_sources": dict(sources.most_common()),
+        "window_accuracy": window_accuracy,
+        "ms_per_window": 1000 * streams.seconds_per_window,
+    }
+
+
+def _background_kind(clip: Clip) -> str:
+    category = clip.esc50_category
+    if category is not None:
+        return f"esc50:{ESC50_CATEGORIES[category]}"
+    return clip.source
+
+
+def evaluate_model(path: Path, split: str, detection: dict[str, Any]) -> dict[str, Any]:
+    """Metrics of one model file on one split."""
+    return metrics_at(run_streams(OnnxModel(path), split), detection)
+
+
+# --- choosing the defaults on val ------------------------------------------------------------------
+
+KN_CANDIDATES = ((1, 1), (2, 2), (2, 3), (3, 3), (2, 4), (3, 4), (3, 5), (4, 5))
+THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998)
+HOLD_S = 2.0
+"""Seconds without a passing window before an event ends: repeated bangs or a long cry stay one event."""
+
+
+def _count_starts(passes: list[bool], times: list[float], k: int, n: int, hold_s: float) -> int:
+    """Event starts of one class: the engine detector's state machine on pass/fail votes (fast path)."""
+    active, last_pass, count = False, float("-inf"), 0
+    votes: list[bool] = []
+    for passed, time_s in zip(passes, times, strict=True):
+        votes.append(passed)
+        if len(votes) > n:
+            votes.pop(0)
+        if passed:
+            last_pass = time_s
+        if active:
+            if time_s - last_pass >= hold_s:
+                active = False
+        elif sum(votes) >= k:
+            active, count = True, count + 1
+    return count
+
+
+def choose_detection(float_path: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Per-class thresholds and k-of-n on val: fewest false alarms first, then recall, then margin.
+
+    For each k-of-n, each class gets the highest threshold whose val recall is within one clip of the
+    best recall reachable with zero val false alarms of that class (a higher threshold leaves more
+    margin against unseen background). The k-of-n with the best worst-class recall wins.
+    """
+    streams = run_streams(OnnxModel(float_path), "val")
+    bg_times = streams.background_times.tolist()
+    best: tuple[tuple[float, ...], dict[str, Any]] | None = None
+    for k, n in KN_CANDIDATES:
+        thresholds, recalls, alarms = {}, {}, {}
+        for index, label in enumerate(LABELS[1:], start=1):
+            clips = [i for i, c in enumerate(streams.event_clips) if c.label_index == index]
+            rows = []
+            for threshold in THRESHOLD_CANDIDATES:
+                fa = _count_starts(
+                    (streams.background_probs[:, index] >= threshold).tolist(), bg_times, k, n, HOLD_S
+                )
+                hits = sum(
+                    _count_starts(
+                        (streams.event_probs[i][:, index] >= threshold).tolist(),
+                        streams.event_times[i].tolist(),
+                        k,
+                        n,
+                        HOLD_S,
+                    )
+                    > 0
+                    for i in clips
+                )
+                rows.append((threshold, fa, hits / max(1, len(clips))))
+            fewest = min(r[1] for r in rows)
+            feasible = [r for r in rows if r[1] == fewest]
+            top = max(r[2] for r in feasible)
+            chosen = max(
+                (r for r in feasible if r[2] >= top - 1 / max(1, len(clips)) + 1e-9), key=lambda r: r[0]
+            )
+            thresholds[label], alarms[label], recalls[label] = chosen
+        key = (-sum(alarms.values()), min(recalls.values()), float(np.mean(list(recalls.values()))), -n)
+        log(f"val k={k} n={n}: thresholds {thresholds} recall {recalls} false alarms {alarms}")
+        if best is None or key > best[0]:
+            best = (key, {"thresholds": thresholds, "k": k, "n": n, "hold_s": HOLD_S})
+    assert best is not None
+    return best[1]
+
+
+# --- the card's table --------------------------------------------------------------------------------
+
+
+def format_table(name: str, metrics: dict[str, Any]) -> str:
+    """Markdown tables of one model's metrics."""
+    lines = [f"#### {name}", "", "| class | precision | recall | clips |", "|---|---:|---:|---:|"]
+    for label, values in metrics["per_class"].items():
+        lines.append(f"| {label} | {values['precision']:.1%} | {values['recall']:.1%} | {values['clips']} |")
+    lines += ["", "| true \\ detected | " + " | ".join(LABELS) + " |", "|---" + "|---:" * len(LABELS) + "|"]
+    for label, row in zip(LABELS, metrics["confusion"], strict=True):
+        lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+    lines += [
+        "",
+        (
+            f"- false alarms: {metrics['false_alarms']} in {metrics['background_hours']:.3f} h of background = "
+            f"**{metrics['false_alarms_per_hour']:.2f} per hour** (by class: {metrics['false_alarms_by_class']}; "
+            f"sources: {metrics['false_alarm_sources'] or 'none'})"
+        ),
+        f"- loudest-window accuracy (argmax, one window per clip): {metrics['window_accuracy']:.1%}",
+        f"- onnxruntime CPU time: {metrics['ms_per_window']:.2f} ms per window (batched)",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Print the model card's metrics table for the float32 and int8 models."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, help="float32 .onnx; its .int8.onnx is evaluated too"
+    )
+    parser.add_argument("--split", default="test", choices=["val", "test"])
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    args = parser.parse_args()
+    detection = json.loads(args.model.with_suffix(".json").read_text())["detection"]
+    print(f"detection defaults: {json.dumps(detection)}; split: {args.split}\n")
+    results = {}
+    int8 = args.model.with_name(args.model.name.replace(".onnx", ".int8.onnx"))
+    for name, path in (("float32", args.model), ("int8", int8)):
+        if path.exists():
+            results[name] = evaluate_model(path, args.split, detection)
+            if not args.json:
+                print(
+                    format_table(f"{name} ({path.name}, {path.stat().st_size / 1024:.0f} KiB)", results[name])
+                    + "\n"
+                )
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+ESC50_CATEGORIES = tuple(
+    [
+        "dog",
+        "rooster",
+        "pig",
+        "cow",
+        "frog",
+        "cat",
+        "hen",
+        "insects",
+        "sheep",
+        "crow",
+        "rain",
+        "sea_waves",
+        "crackling_fire",
+        "crickets",
+        "chirping_birds",
+        "water_drops",
+        "wind",
+        "pouring_water",
+        "toilet_flush",
+        "thunderstorm",
+        "crying_baby",
+        "sneezing",
+        "clapping",
+        "breathing",
+        "coughing",
+        "footsteps",
+        "laughing",
+        "brushing_teeth",
+        "snoring",
+        "drinking_sipping",
+        "door_wood_knock",
+        "mouse_click",
+        "keyboard_typing",
+        "door_wood_creaks",
+        "can_opening",
+        "washing_machine",
+        "vacuum_cleaner",
+        "clock_alarm",
+        "clock_tick",
+        "glass_breaking",
+        "helicopter",
+        "chainsaw",
+        "siren",
+        "car_horn",
+        "engine",
+        "train",
+        "church_bells",
+        "airplane",
+        "fireworks",
+        "hand_saw",
+    ]
+)
+
+
+if __name__ == "__main__":
+    main()
