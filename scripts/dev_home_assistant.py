@@ -1,7 +1,7 @@
 """Helpers for `scripts/develop`: install the pinned frontend, and onboard a fresh config once.
 
-    python scripts/dev_home_assistant.py install-frontend
-    python scripts/dev_home_assistant.py onboard CONFIG_DIR
+python scripts/dev_home_assistant.py install-frontend
+python scripts/dev_home_assistant.py onboard CONFIG_DIR
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ DEMO_USER, DEMO_PASSWORD = "demo", "sound-sentry-demo"
 
 def install_frontend() -> None:
     """Install the frontend package that this Home Assistant's frontend integration asks for."""
-    import homeassistant.components.frontend as frontend
+    from homeassistant.components import frontend
 
     manifest = json.loads((Path(frontend.__file__).parent / "manifest.json").read_text())
     wanted = [req for req in manifest["requirements"] if req.startswith("home-assistant-frontend")]
@@ -70,7 +70,9 @@ async def onboard(config: Path) -> None:
                 ("analytics", {}),
                 ("integration", {"client_id": CLIENT_ID, "redirect_uri": f"{BASE}/?auth_callback=1"}),
             ):
-                async with session.post(f"{BASE}/api/onboarding/{step}", json=body, headers=headers) as response:
+                async with session.post(
+                    f"{BASE}/api/onboarding/{step}", json=body, headers=headers
+                ) as response:
                     if response.status not in (200, 403):  # 403: step already done
                         response.raise_for_status()
     print(

@@ -3,7 +3,6 @@ package rather than the test plugin's own testing_config (FACTS §2)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import os
 from pathlib import Path
 
@@ -19,10 +18,9 @@ pytest_plugins = ["tests.peers"] if (Path(__file__).parent / "peers.py").exists(
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> Iterator[None]:
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom integrations in every test."""
     assert DOMAIN == "sound_sentry"
-    yield
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,8 @@ def test_manifest_fields() -> None:
     assert keys[2:] == sorted(keys[2:])
     assert MANIFEST["config_flow"] is True
     assert (PACKAGE / "config_flow.py").is_file()
-    assert MANIFEST["iot_class"] == "local_push" and MANIFEST["iot_class"] in IOT_CLASSES
+    assert MANIFEST["iot_class"] == "local_push"
+    assert MANIFEST["iot_class"] in IOT_CLASSES
     assert MANIFEST["integration_type"] in INTEGRATION_TYPES
     assert all(re.fullmatch(r"@[\w-]+(/[\w-]+)?", owner) for owner in MANIFEST["codeowners"])
     for key in ("documentation", "issue_tracker"):

@@ -3,16 +3,73 @@
 from __future__ import annotations
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.exceptions import ConfigEntryError
 
-type SoundSentryConfigEntry = ConfigEntry[None]
+from .const import CONF_ENABLED_CLASSES, CONF_HOLD_S, CONF_K, CONF_N, CONF_THRESHOLD_PREFIX, DOMAIN
+from .engine.detector import DetectorSettings
+from .engine.model_info import ModelLoadError
+from .model import async_get_model
+from .runtime import SoundSentryRuntime
+from .source import source_factory
+
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+
+type SoundSentryConfigEntry = ConfigEntry[SoundSentryRuntime]
+
+
+def detector_settings(entry: ConfigEntry) -> DetectorSettings:
+    """The entry's detection options as engine settings."""
+    options = entry.options
+    return DetectorSettings(
+        thresholds={
+            label: options[f"{CONF_THRESHOLD_PREFIX}{label}"] for label in options[CONF_ENABLED_CLASSES]
+        },
+        k=int(options[CONF_K]),
+        n=int(options[CONF_N]),
+        hold_s=float(options[CONF_HOLD_S]),
+    )
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> bool:
-    """Set up Sound Sentry from a config entry."""
+    """Load the shared model, start listening to the source, and add the entities."""
+    try:
+        model = await async_get_model(hass)
+    except ModelLoadError as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="model_unavailable",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    runtime = SoundSentryRuntime(
+        hass,
+        entry_id=entry.entry_id,
+        title=entry.title,
+        model=model,
+        source_factory=source_factory(hass, entry.data),
+        detector=detector_settings(entry),
+        on_invalid_auth=lambda: entry.async_start_reauth(hass),
+    )
+    entry.runtime_data = runtime
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    runtime.start()
+
+    async def _async_stop(_event: Event) -> None:
+        await runtime.async_stop()  # Home Assistant stops without unloading entries
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop))
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> bool:
-    """Unload a config entry."""
-    return True
+    """Stop the source thread and remove the entities."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    await entry.runtime_data.async_stop()
+    return unloaded
+
+
+async def _async_options_updated(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
+    """Options change detection and entities: apply them by reloading."""
+    await hass.config_entries.async_reload(entry.entry_id)

@@ -1,28 +1,379 @@
-"""Config flow for Sound Sentry."""
+"""Config, options, reconfigure and reauth flows: pick a source, try it, then tune the thresholds."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
-from homeassistant.const import CONF_NAME, CONF_URL
-import voluptuous as vol
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.const import CONF_NAME, CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import selector
+import homeassistant.helpers.entity_registry as er
+from homeassistant.helpers.entity_registry import async_validate_entity_id
 
-from .const import DOMAIN
+try:  # Home Assistant 2026.x validates forms with probatio, earlier versions with voluptuous
+    import probatio as vol
+except ImportError:  # pragma: no cover - exercised on the minimum Home Assistant
+    import voluptuous as vol  # type: ignore[no-redef]
+
+from . import SoundSentryConfigEntry
+from .const import (
+    CONF_CAMERA,
+    CONF_CHANNELS,
+    CONF_DEVICE_ADDRESS,
+    CONF_ENABLED_CLASSES,
+    CONF_HOLD_S,
+    CONF_K,
+    CONF_N,
+    CONF_SAMPLE_BITS,
+    CONF_SAMPLE_RATE,
+    CONF_SOURCE_TYPE,
+    CONF_THRESHOLD_PREFIX,
+    CONF_TRANSPORT,
+    DEFAULT_UDP_PORT,
+    DOMAIN,
+    EVENT_CLASSES,
+    LOGGER,
+    UDP_SAMPLE_RATES,
+    SourceType,
+)
+from .engine.model_info import ModelLoadError
+from .engine.sources import SourceError
+from .model import async_get_model
+from .source import async_probe, validate_rtsp_url
+
+FLOW_ERRORS = {"invalid_url", "cannot_connect", "invalid_auth", "no_audio", "port_in_use"}
+
+TRANSPORT_SELECTOR = selector.SelectSelector(
+    selector.SelectSelectorConfig(options=["tcp", "udp"], translation_key="transport")
+)
+
+
+def _rtsp_schema(defaults: Mapping[str, Any], *, with_name: bool) -> vol.Schema:
+    fields: dict[Any, Any] = {}
+    if with_name:
+        fields[vol.Required(CONF_NAME, default=defaults.get(CONF_NAME, ""))] = str
+    fields |= {
+        vol.Required(CONF_URL, default=defaults.get(CONF_URL, "")): selector.TextSelector(),
+        vol.Optional(CONF_USERNAME, description={"suggested_value": defaults.get(CONF_USERNAME)}): str,
+        vol.Optional(CONF_PASSWORD, description={"suggested_value": defaults.get(CONF_PASSWORD)}): (
+            selector.TextSelector(selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD))
+        ),
+        vol.Required(CONF_TRANSPORT, default=defaults.get(CONF_TRANSPORT, "tcp")): TRANSPORT_SELECTOR,
+    }
+    return vol.Schema(fields)
+
+
+def _camera_schema(defaults: Mapping[str, Any]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(
+                CONF_CAMERA, default=defaults.get(CONF_CAMERA, vol.UNDEFINED)
+            ): selector.EntitySelector(selector.EntitySelectorConfig(domain="camera")),
+            vol.Required(CONF_TRANSPORT, default=defaults.get(CONF_TRANSPORT, "tcp")): TRANSPORT_SELECTOR,
+        }
+    )
+
+
+def _udp_schema(defaults: Mapping[str, Any], *, with_name: bool) -> vol.Schema:
+    fields: dict[Any, Any] = {}
+    if with_name:
+        fields[vol.Required(CONF_NAME, default=defaults.get(CONF_NAME, ""))] = str
+    fields |= {
+        vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_UDP_PORT)): selector.NumberSelector(
+            selector.NumberSelectorConfig(min=1024, max=65535, mode=selector.NumberSelectorMode.BOX)
+        ),
+        vol.Required(CONF_DEVICE_ADDRESS, default=defaults.get(CONF_DEVICE_ADDRESS, "")): str,
+        vol.Required(
+            CONF_SAMPLE_RATE, default=str(defaults.get(CONF_SAMPLE_RATE, 16000))
+        ): selector.SelectSelector(
+            selector.SelectSelectorConfig(options=[str(rate) for rate in UDP_SAMPLE_RATES])
+        ),
+        vol.Required(
+            CONF_SAMPLE_BITS, default=str(defaults.get(CONF_SAMPLE_BITS, 16))
+        ): selector.SelectSelector(selector.SelectSelectorConfig(options=["16", "32"])),
+        vol.Required(CONF_CHANNELS, default=str(defaults.get(CONF_CHANNELS, 1))): selector.SelectSelector(
+            selector.SelectSelectorConfig(options=["1", "2"])
+        ),
+    }
+    return vol.Schema(fields)
+
+
+def _threshold_fields(defaults: Mapping[str, float]) -> dict[Any, Any]:
+    return {
+        vol.Required(f"{CONF_THRESHOLD_PREFIX}{label}", default=defaults[label]): selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=0.05, max=0.99, step=0.01, mode=selector.NumberSelectorMode.SLIDER
+            )
+        )
+        for label in EVENT_CLASSES
+    }
+
+
+def _udp_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Form values (selects give strings) as the entry stores them."""
+    return {
+        CONF_PORT: int(user_input[CONF_PORT]),
+        CONF_DEVICE_ADDRESS: user_input[CONF_DEVICE_ADDRESS].strip(),
+        CONF_SAMPLE_RATE: int(user_input[CONF_SAMPLE_RATE]),
+        CONF_SAMPLE_BITS: int(user_input[CONF_SAMPLE_BITS]),
+        CONF_CHANNELS: int(user_input[CONF_CHANNELS]),
+    }
+
+
+def unique_id_for(data: Mapping[str, Any]) -> str:
+    """One entry per camera entity, per RTSP stream (whatever the credentials) and per UDP port."""
+    match SourceType(data[CONF_SOURCE_TYPE]):
+        case SourceType.CAMERA:
+            return f"camera:{data[CONF_CAMERA]}"
+        case SourceType.RTSP:
+            parts = urlsplit(data[CONF_URL])
+            return f"rtsp:{(parts.hostname or '').lower()}:{parts.port or 554}{parts.path}"
+        case SourceType.UDP:
+            return f"udp:{data[CONF_PORT]}"
+
+
+async def _async_try(hass: HomeAssistant, data: Mapping[str, Any]) -> str | None:
+    """Try the source: None if audio arrived, else the form error key."""
+    try:
+        await async_probe(hass, data)
+    except SourceError as err:
+        LOGGER.debug("Trying %s failed: %s (%s)", data[CONF_SOURCE_TYPE], err.reason, err)
+        return err.reason if err.reason in FLOW_ERRORS else "cannot_connect"
+    return None
+
+
+async def _async_default_thresholds(hass: HomeAssistant) -> dict[str, float]:
+    model = await async_get_model(hass)
+    return {label: float(model.info.thresholds[label]) for label in EVENT_CLASSES}
 
 
 class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Add an audio source to listen to."""
+    """Add an audio source: a camera entity, an RTSP URL or an ESPHome microphone over UDP."""
 
     VERSION = 1
 
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = {}
+        self._title = ""
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: SoundSentryConfigEntry) -> SoundSentryOptionsFlow:
+        """Thresholds, debouncing and classes."""
+        return SoundSentryOptionsFlow()
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the source."""
+        """Choose the kind of source."""
+        try:
+            await async_get_model(self.hass)
+        except ModelLoadError as err:
+            LOGGER.error("Sound Sentry cannot load its model: %s", err)
+            return self.async_abort(reason="model_unavailable")
+        return self.async_show_menu(step_id="user", menu_options=[kind.value for kind in SourceType])
+
+    async def async_step_camera(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """A camera entity of Home Assistant; its stream URL is looked up at each connect."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            await self.async_set_unique_id(user_input[CONF_URL])
-            self._abort_if_unique_id_configured()
-            return self.async_create_entry(title=user_input[CONF_NAME], data=user_input)
+            entity_id = async_validate_entity_id(er.async_get(self.hass), user_input[CONF_CAMERA])
+            data = {
+                CONF_SOURCE_TYPE: SourceType.CAMERA,
+                CONF_CAMERA: entity_id,
+                CONF_TRANSPORT: user_input[CONF_TRANSPORT],
+            }
+            state = self.hass.states.get(entity_id)
+            title = state.name if state is not None else entity_id
+            if (result := await self._async_set_source(data, title, errors)) is not None:
+                return result
         return self.async_show_form(
-            step_id="user",
-            data_schema=vol.Schema({vol.Required(CONF_NAME): str, vol.Required(CONF_URL): str}),
+            step_id="camera", data_schema=_camera_schema(user_input or {}), errors=errors
         )
+
+    async def async_step_rtsp(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """An RTSP URL with optional credentials."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                url = validate_rtsp_url(user_input[CONF_URL])
+            except SourceError:
+                errors[CONF_URL] = "invalid_url"
+            else:
+                data = {
+                    CONF_SOURCE_TYPE: SourceType.RTSP,
+                    CONF_URL: url,
+                    CONF_USERNAME: user_input.get(CONF_USERNAME) or "",
+                    CONF_PASSWORD: user_input.get(CONF_PASSWORD) or "",
+                    CONF_TRANSPORT: user_input[CONF_TRANSPORT],
+                }
+                if (result := await self._async_set_source(data, user_input[CONF_NAME], errors)) is not None:
+                    return result
+        return self.async_show_form(
+            step_id="rtsp", data_schema=_rtsp_schema(user_input or {}, with_name=True), errors=errors
+        )
+
+    async def async_step_udp(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Raw PCM datagrams from an ESPHome microphone."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {CONF_SOURCE_TYPE: SourceType.UDP, **_udp_data(user_input)}
+            if (result := await self._async_set_source(data, user_input[CONF_NAME], errors)) is not None:
+                return result
+        return self.async_show_form(
+            step_id="udp",
+            data_schema=_udp_schema(user_input or {}, with_name=True),
+            errors=errors,
+            description_placeholders={"port": str(DEFAULT_UDP_PORT)},
+        )
+
+    async def _async_set_source(
+        self, data: dict[str, Any], title: str, errors: dict[str, str]
+    ) -> ConfigFlowResult | None:
+        """Check that the source is new and delivers audio; then go on to the thresholds."""
+        await self.async_set_unique_id(unique_id_for(data))
+        self._abort_if_unique_id_configured()
+        if (error := await _async_try(self.hass, data)) is not None:
+            errors["base"] = error
+            return None
+        self._data, self._title = data, title.strip() or unique_id_for(data)
+        return await self.async_step_thresholds()
+
+    async def async_step_thresholds(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """How sure the model must be before each sound turns its sensor on."""
+        defaults = await _async_default_thresholds(self.hass)
+        if user_input is not None:
+            model = await async_get_model(self.hass)
+            options = {
+                **{key: float(value) for key, value in user_input.items()},
+                CONF_ENABLED_CLASSES: list(EVENT_CLASSES),
+                CONF_K: model.info.k,
+                CONF_N: model.info.n,
+                CONF_HOLD_S: model.info.hold_s,
+            }
+            return self.async_create_entry(title=self._title, data=self._data, options=options)
+        return self.async_show_form(step_id="thresholds", data_schema=vol.Schema(_threshold_fields(defaults)))
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Change where the audio comes from (URL, credentials, port...) without losing the device."""
+        entry = self._get_reconfigure_entry()
+        source_type = SourceType(entry.data[CONF_SOURCE_TYPE])
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data: dict[str, Any] = {CONF_SOURCE_TYPE: source_type}
+            if source_type is SourceType.UDP:
+                data |= _udp_data(user_input)
+            elif source_type is SourceType.CAMERA:
+                data |= {CONF_CAMERA: user_input[CONF_CAMERA], CONF_TRANSPORT: user_input[CONF_TRANSPORT]}
+            else:
+                try:
+                    data[CONF_URL] = validate_rtsp_url(user_input[CONF_URL])
+                except SourceError:
+                    errors[CONF_URL] = "invalid_url"
+                data |= {
+                    CONF_USERNAME: user_input.get(CONF_USERNAME) or "",
+                    CONF_PASSWORD: user_input.get(CONF_PASSWORD) or "",
+                    CONF_TRANSPORT: user_input[CONF_TRANSPORT],
+                }
+            if not errors:
+                if unique_id_for(data) != entry.unique_id:
+                    await self.async_set_unique_id(unique_id_for(data))
+                    self._abort_if_unique_id_configured()
+                if (error := await _async_try(self.hass, data)) is None:
+                    return self.async_update_reload_and_abort(entry, unique_id=unique_id_for(data), data=data)
+                errors["base"] = error
+        defaults = user_input or entry.data
+        schema = {
+            SourceType.UDP: _udp_schema(defaults, with_name=False),
+            SourceType.CAMERA: _camera_schema(defaults),
+            SourceType.RTSP: _rtsp_schema(defaults, with_name=False),
+        }[source_type]
+        return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """The camera refused the credentials (401)."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for new credentials and try them."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {
+                **entry.data,
+                CONF_USERNAME: user_input[CONF_USERNAME],
+                CONF_PASSWORD: user_input[CONF_PASSWORD],
+            }
+            if (error := await _async_try(self.hass, data)) is None:
+                return self.async_update_reload_and_abort(entry, data=data)
+            errors["base"] = error
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_USERNAME, default=entry.data.get(CONF_USERNAME, "")): str,
+                    vol.Required(CONF_PASSWORD): selector.TextSelector(
+                        selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+                    ),
+                }
+            ),
+            errors=errors,
+            description_placeholders={"name": entry.title},
+        )
+
+
+class SoundSentryOptionsFlow(OptionsFlow):
+    """Tune detection: thresholds, k-of-n, hold time and which sounds to detect."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form with every detection setting; changes apply by reloading the entry."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            options = {
+                **{
+                    key: float(value)
+                    for key, value in user_input.items()
+                    if key.startswith(CONF_THRESHOLD_PREFIX)
+                },
+                CONF_ENABLED_CLASSES: list(user_input[CONF_ENABLED_CLASSES]),
+                CONF_K: int(user_input[CONF_K]),
+                CONF_N: int(user_input[CONF_N]),
+                CONF_HOLD_S: float(user_input[CONF_HOLD_S]),
+            }
+            if int(user_input[CONF_K]) > int(user_input[CONF_N]):
+                errors[CONF_K] = "k_greater_than_n"
+            elif not options[CONF_ENABLED_CLASSES]:
+                errors[CONF_ENABLED_CLASSES] = "no_classes"
+            else:
+                return self.async_create_entry(data=options)
+        current = {**self.config_entry.options, **(user_input or {})}
+        thresholds = {label: current[f"{CONF_THRESHOLD_PREFIX}{label}"] for label in EVENT_CLASSES}
+        schema = vol.Schema(
+            {
+                **_threshold_fields(thresholds),
+                vol.Required(
+                    CONF_ENABLED_CLASSES, default=current[CONF_ENABLED_CLASSES]
+                ): selector.SelectSelector(
+                    selector.SelectSelectorConfig(
+                        options=list(EVENT_CLASSES), multiple=True, translation_key="sound_class"
+                    )
+                ),
+                vol.Required(CONF_K, default=current[CONF_K]): selector.NumberSelector(
+                    selector.NumberSelectorConfig(min=1, max=10, step=1, mode=selector.NumberSelectorMode.BOX)
+                ),
+                vol.Required(CONF_N, default=current[CONF_N]): selector.NumberSelector(
+                    selector.NumberSelectorConfig(min=1, max=10, step=1, mode=selector.NumberSelectorMode.BOX)
+                ),
+                vol.Required(CONF_HOLD_S, default=current[CONF_HOLD_S]): selector.NumberSelector(
+                    selector.NumberSelectorConfig(
+                        min=0,
+                        max=60,
+                        step=0.25,
+                        unit_of_measurement="s",
+                        mode=selector.NumberSelectorMode.BOX,
+                    )
+                ),
+            }
+        )
+        return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

@@ -1,5 +1,48 @@
 """Constants for the Sound Sentry integration."""
 
+from __future__ import annotations
+
+from enum import StrEnum
+import logging
 from typing import Final
 
 DOMAIN: Final = "sound_sentry"
+LOGGER = logging.getLogger(__package__)
+
+EVENT_CLASSES: Final = ("babycry", "glassbreak", "gunshot")
+"""The classes Sound Sentry alerts on (the model's fourth class is background)."""
+
+
+class SourceType(StrEnum):
+    """Where a config entry's audio comes from."""
+
+    CAMERA = "camera"
+    RTSP = "rtsp"
+    UDP = "udp"
+
+
+# Config entry data
+CONF_SOURCE_TYPE: Final = "source_type"
+CONF_CAMERA: Final = "camera"
+CONF_TRANSPORT: Final = "transport"
+CONF_DEVICE_ADDRESS: Final = "device_address"
+CONF_SAMPLE_RATE: Final = "sample_rate"
+CONF_SAMPLE_BITS: Final = "sample_bits"
+CONF_CHANNELS: Final = "channels"
+
+# Config entry options
+CONF_THRESHOLD_PREFIX: Final = "threshold_"
+CONF_ENABLED_CLASSES: Final = "enabled_classes"
+CONF_K: Final = "k"
+CONF_N: Final = "n"
+CONF_HOLD_S: Final = "hold_s"
+
+DEFAULT_UDP_PORT: Final = 6056
+UDP_SAMPLE_RATES: Final = (8000, 16000, 22050, 44100, 48000)
+
+PROBE_TIMEOUT_S: float = 10.0
+"""How long the config flow waits for the first audio of a new source."""
+REPAIR_AFTER_S: float = 300.0
+"""A source down (or silent) this long gets a repair issue."""
+OPEN_TIMEOUT_S: float = 10.0
+READ_TIMEOUT_S: float = 5.0

@@ -75,7 +75,13 @@ def test_only_configured_classes_are_detected() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"k": 0}, {"k": 4, "n": 3}, {"hold_s": -1.0}, {"thresholds": {"babycry": 0.0}}, {"thresholds": {"babycry": 1.5}}],
+    [
+        {"k": 0},
+        {"k": 4, "n": 3},
+        {"hold_s": -1.0},
+        {"thresholds": {"babycry": 0.0}},
+        {"thresholds": {"babycry": 1.5}},
+    ],
 )
 def test_rejects_settings_that_cannot_work(kwargs: dict[str, object]) -> None:
     settings = {"thresholds": {"babycry": 0.5}} | kwargs

@@ -26,7 +26,9 @@ def clips(data_dir: Path, per_label: int) -> list[Path]:
     chosen: list[Path] = []
     for label in ("background", "babycry", "glassbreak", "gunshot"):
         matching = [row for row in rows if row["label"] == label and row["split"] == "test"]
-        chosen += [data_dir / row["path"] for row in matching[:: max(1, len(matching) // per_label)][:per_label]]
+        chosen += [
+            data_dir / row["path"] for row in matching[:: max(1, len(matching) // per_label)][:per_label]
+        ]
     return chosen
 
 
@@ -69,10 +71,14 @@ def test_streaming_equals_one_shot(data_dir: Path) -> None:
         start += size
     np.testing.assert_allclose(np.concatenate(pieces), one_shot, atol=1e-5)
     extractor.reset()
-    np.testing.assert_allclose(extractor.process_streaming(samples[:1000]), one_shot[: extractor.num_frames(1000)], atol=1e-5)
+    np.testing.assert_allclose(
+        extractor.process_streaming(samples[:1000]), one_shot[: extractor.num_frames(1000)], atol=1e-5
+    )
 
 
-@pytest.mark.parametrize(("samples", "frames"), [(0, 0), (199, 0), (200, 1), (279, 1), (280, 2), (15480, 192)])
+@pytest.mark.parametrize(
+    ("samples", "frames"), [(0, 0), (199, 0), (200, 1), (279, 1), (280, 2), (15480, 192)]
+)
 def test_snip_edges_frame_count(samples: int, frames: int) -> None:
     extractor = FbankExtractor()
     assert extractor.num_frames(samples) == frames

@@ -27,7 +27,7 @@ class FbankSettings:
     povey_exponent: float = 0.85
 
 
-def _mel(freq_hz: npt.NDArray[np.float64] | float) -> npt.NDArray[np.float64]:
+def _mel(freq_hz: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return 1127.0 * np.log1p(np.asarray(freq_hz, dtype=np.float64) / 700.0)
 
 
@@ -86,7 +86,10 @@ class FbankExtractor:
         emphasised[:, 0] = frames[:, 0] * (1.0 - s.preemphasis)
         spectrum = np.fft.rfft(emphasised * self._window, n=self.fft_size, axis=1)
         power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-        return np.log(np.maximum(power @ self._mel, _FLOAT32_EPS)).astype(np.float32)
+        features: npt.NDArray[np.float32] = np.log(np.maximum(power @ self._mel, _FLOAT32_EPS)).astype(
+            np.float32
+        )
+        return features
 
     def process_streaming(self, chunk: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Frames completed by this chunk, continuing from the previous calls."""
@@ -103,4 +106,7 @@ class FbankExtractor:
 
 def normalise(features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Per-utterance mean subtraction per mel bin over time (no variance normalisation)."""
-    return (features - features.mean(axis=-2, keepdims=True)).astype(np.float32)
+    normalised: npt.NDArray[np.float32] = (features - features.mean(axis=-2, keepdims=True)).astype(
+        np.float32
+    )
+    return normalised

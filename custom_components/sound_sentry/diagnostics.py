@@ -1,0 +1,56 @@
+"""Diagnostics: what the source and the model are doing, with credentials redacted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+
+from . import SoundSentryConfigEntry
+from .engine.redact import redact_url
+
+TO_REDACT = {CONF_PASSWORD, CONF_USERNAME}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: SoundSentryConfigEntry
+) -> dict[str, Any]:
+    """The entry's settings (redacted), the model and backend, the source's state and recent windows."""
+    runtime = entry.runtime_data
+    data = async_redact_data(dict(entry.data), TO_REDACT)
+    if CONF_URL in data:
+        data[CONF_URL] = redact_url(data[CONF_URL])
+    info = runtime.model.info
+    error = runtime.last_error
+    return {
+        "entry": {"title": entry.title, "data": data, "options": dict(entry.options)},
+        "model": {
+            "name": info.name,
+            "version": info.version,
+            "sha256": info.sha256,
+            "backend": runtime.model.backend.name,
+        },
+        "source": {
+            "connected": runtime.connected,
+            "last_error": {"reason": error.reason, "message": redact_url(str(error))} if error else None,
+            "counters": runtime.counters,
+            "windows_classified": runtime.windows_classified,
+        },
+        "detector": {
+            "thresholds": dict(runtime.detector_settings.thresholds),
+            "k": runtime.detector_settings.k,
+            "n": runtime.detector_settings.n,
+            "hold_s": runtime.detector_settings.hold_s,
+            "active": dict(runtime.active),
+        },
+        "recent_windows": [
+            {
+                "end_s": round(window.end_s, 2),
+                "dbfs": round(window.dbfs, 1),
+                "probabilities": {label: round(p, 3) for label, p in window.probabilities.items()},
+            }
+            for window in runtime.history
+        ],
+    }

@@ -1,0 +1,37 @@
+"""The base entity of Sound Sentry: one device per audio source, state pushed by the runtime."""
+
+from __future__ import annotations
+
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+
+from .const import DOMAIN
+from .runtime import SoundSentryRuntime
+
+
+class SoundSentryEntity(Entity):
+    """An entity of one source's device; it is written whenever the runtime's state changes."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, runtime: SoundSentryRuntime, unique_id: str, description: EntityDescription) -> None:
+        self.runtime = runtime
+        self.entity_description = description
+        self._attr_unique_id = f"{unique_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, unique_id)},
+            name=runtime.title,
+            manufacturer="Sound Sentry",
+            model=f"{runtime.model.info.name} {runtime.model.info.version}",
+        )
+
+    @property
+    def available(self) -> bool:
+        """Unavailable while the source is down."""
+        return self.runtime.connected
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the runtime's state."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.runtime.async_add_listener(self.async_write_ha_state))

@@ -1,0 +1,45 @@
+"""The event entity: fires when a sound starts, with the class and its confidence."""
+
+from __future__ import annotations
+
+from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
+from . import SoundSentryConfigEntry
+from .engine.detector import SoundEvent
+from .entity import SoundSentryEntity
+from .runtime import SoundSentryRuntime
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant, entry: SoundSentryConfigEntry, async_add_entities: AddEntitiesCallback
+) -> None:
+    """One event entity per source."""
+    runtime = entry.runtime_data
+    description = EventEntityDescription(
+        key="sound", translation_key="sound", event_types=list(runtime.detector_settings.thresholds)
+    )
+    async_add_entities([SoundSentryEventEntity(runtime, entry.entry_id, description)])
+
+
+class SoundSentryEventEntity(SoundSentryEntity, EventEntity):
+    """Fires `babycry`, `glassbreak` or `gunshot` with `confidence` (0..1) when a sound starts."""
+
+    def __init__(
+        self, runtime: SoundSentryRuntime, unique_id: str, description: EventEntityDescription
+    ) -> None:
+        super().__init__(runtime, unique_id, description)
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the runtime's events."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.runtime.async_add_event_listener(self._async_handle_event))
+
+    @callback
+    def _async_handle_event(self, event: SoundEvent) -> None:
+        if event.active:
+            self._trigger_event(event.label, {"confidence": round(event.peak_probability, 3)})
+            self.async_write_ha_state()

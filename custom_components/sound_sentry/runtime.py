@@ -1,0 +1,227 @@
+"""Per-entry runner: owns the source thread and the detector, and pushes results to the entities."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+import time
+from typing import Any
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_call_later
+import numpy as np
+import numpy.typing as npt
+
+from . import const
+from .const import DOMAIN, LOGGER
+from .engine.detector import DetectorSettings, SoundEvent
+from .engine.pipeline import Pipeline, PipelineOutput, WindowResult
+from .engine.sources import AudioSource, SourceError, SourceRunner
+from .model import SharedModel
+
+STATE_INTERVAL_S = 2.0
+"""Level and probability sensors report the peak of each interval this long, not every window."""
+HISTORY_WINDOWS = 40
+"""Recent windows kept for diagnostics (10 s at the default hop)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the level and probability sensors show: peaks over the last state interval."""
+
+    dbfs: float
+    probabilities: dict[str, float]
+
+
+class SoundSentryRuntime:
+    """Listens to one source and keeps the state its entities show.
+
+    Decoding and classification run in the source's own thread; the results are handed to the event
+    loop, where entity state lives.
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        *,
+        entry_id: str,
+        title: str,
+        model: SharedModel,
+        source_factory: Callable[[], AudioSource],
+        detector: DetectorSettings,
+        on_invalid_auth: Callable[[], None],
+    ) -> None:
+        self.hass = hass
+        self.entry_id = entry_id
+        self.title = title
+        self.model = model
+        self.detector_settings = detector
+        self._source_factory = source_factory
+        self._pipeline = Pipeline(model.backend, model.info, detector=detector)
+        self.connected = False
+        self.last_error: SourceError | None = None
+        self.active: dict[str, bool] = dict.fromkeys(detector.thresholds, False)
+        self.snapshot: Snapshot | None = None
+        self.history: deque[WindowResult] = deque(maxlen=HISTORY_WINDOWS)
+        self.windows_classified = 0
+        self._pending: list[WindowResult] = []
+        self._last_snapshot = 0.0
+        self._state_listeners: list[CALLBACK_TYPE] = []
+        self._event_listeners: list[Callable[[SoundEvent], None]] = []
+        self._runner: SourceRunner | None = None
+        self._cancel_repair: CALLBACK_TYPE | None = None
+        self._ever_connected = False
+        self._source: AudioSource | None = None
+        self._past_counters: Counter[str] = Counter()
+        self._on_invalid_auth = on_invalid_auth
+
+    # -- lifecycle (event loop) -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the source thread; it connects, and reconnects, by itself."""
+        self._runner = SourceRunner(
+            self.entry_id, self._build_source, on_audio=self._on_audio, on_status=self._on_status
+        )
+        self._runner.start()
+        self._schedule_repair()
+
+    async def async_stop(self) -> None:
+        """Stop and join the source thread (off the loop: joining blocks)."""
+        self._cancel_repair_timer()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await self.hass.async_add_executor_job(runner.stop)
+        ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+
+    @property
+    def issue_id(self) -> str:
+        """The repair issue of this source, if it has been down too long."""
+        return f"source_down_{self.entry_id}"
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Datagram counters of a UDP source (received, dropped_foreign, dropped_malformed) since start."""
+        total = Counter(self._past_counters)
+        if (current := getattr(self._source, "counters", None)) is not None:
+            total.update(asdict(current))
+        return dict(total)
+
+    # -- listeners (event loop) -------------------------------------------------------------------
+
+    @callback
+    def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `listener` whenever state changes; returns the function that removes it."""
+        self._state_listeners.append(listener)
+        return lambda: self._state_listeners.remove(listener)
+
+    @callback
+    def async_add_event_listener(self, listener: Callable[[SoundEvent], None]) -> CALLBACK_TYPE:
+        """Call `listener` with every event that starts or ends."""
+        self._event_listeners.append(listener)
+        return lambda: self._event_listeners.remove(listener)
+
+    # -- source thread ----------------------------------------------------------------------------
+
+    def _build_source(self) -> AudioSource:
+        """A fresh source for each connection; keeps the counters of the ones before."""
+        if (counters := getattr(self._source, "counters", None)) is not None:
+            self._past_counters.update(asdict(counters))
+        self._source = self._source_factory()
+        return self._source
+
+    def _on_audio(self, chunk: npt.NDArray[np.int16]) -> None:
+        output = self._pipeline.process(chunk)
+        if output.windows:
+            self.hass.loop.call_soon_threadsafe(self._async_publish, output)
+
+    def _on_status(self, connected: bool, error: SourceError | None) -> None:
+        self._pipeline.reset()  # a new connection is a new stream
+        self.hass.loop.call_soon_threadsafe(self._async_set_connected, connected, error)
+
+    # -- event loop -------------------------------------------------------------------------------
+
+    @callback
+    def _async_publish(self, output: PipelineOutput) -> None:
+        self.windows_classified += len(output.windows)
+        self.history.extend(output.windows)
+        self._pending.extend(output.windows)
+        changed = False
+        for event in output.events:
+            self.active[event.label] = event.active
+            changed = True
+            LOGGER.debug(
+                "%s: %s %s (peak %.2f)",
+                self.title,
+                event.label,
+                "started" if event.active else "ended",
+                event.peak_probability,
+            )
+            for listener in list(self._event_listeners):
+                listener(event)
+        now = time.monotonic()
+        if now - self._last_snapshot >= STATE_INTERVAL_S or self.snapshot is None:
+            self.snapshot = Snapshot(
+                dbfs=max(window.dbfs for window in self._pending),
+                probabilities={
+                    label: max(window.probabilities[label] for window in self._pending)
+                    for label in self.model.info.labels
+                },
+            )
+            self._pending.clear()
+            self._last_snapshot = now
+            changed = True
+        if changed:
+            self._notify()
+
+    @callback
+    def _async_set_connected(self, connected: bool, error: SourceError | None) -> None:
+        if connected == self.connected and error is None:
+            return
+        self.last_error = error
+        if error is not None and error.reason == "invalid_auth":
+            self._on_invalid_auth()  # HA starts one reauth flow per entry, however often this is called
+        if connected and not self.connected:
+            if self._ever_connected:
+                LOGGER.info("%s: audio is back", self.title)
+            self._ever_connected = True
+            self._cancel_repair_timer()
+            ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+        elif not connected and self.connected:
+            LOGGER.warning("%s: audio lost (%s); reconnecting", self.title, error)
+            self._schedule_repair()
+        self.connected = connected
+        if not connected:
+            self.active = dict.fromkeys(self.active, False)
+            self.snapshot = None
+        self._notify()
+
+    def _notify(self) -> None:
+        for listener in list(self._state_listeners):
+            listener()
+
+    def _schedule_repair(self) -> None:
+        if self._cancel_repair is None:
+            self._cancel_repair = async_call_later(self.hass, const.REPAIR_AFTER_S, self._async_raise_repair)
+
+    def _cancel_repair_timer(self) -> None:
+        if self._cancel_repair is not None:
+            self._cancel_repair()
+            self._cancel_repair = None
+
+    @callback
+    def _async_raise_repair(self, _now: Any) -> None:
+        self._cancel_repair = None
+        if self.connected:
+            return
+        reason = self.last_error.reason if self.last_error is not None else "cannot_connect"
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self.issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="no_audio" if reason == "no_audio" else "source_down",
+            translation_placeholders={"name": self.title, "minutes": str(round(const.REPAIR_AFTER_S / 60))},
+        )

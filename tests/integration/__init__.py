@@ -1,0 +1,1 @@
+"""Tests of the integration on a real Home Assistant core."""

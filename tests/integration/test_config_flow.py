@@ -1,0 +1,332 @@
+"""The config flow against real sources: a GStreamer RTSP server and real UDP datagrams."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import socket
+from unittest.mock import patch
+
+from homeassistant import config_entries
+from homeassistant.const import CONF_NAME, CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+import pytest
+
+from custom_components.sound_sentry.const import (
+    CONF_CHANNELS,
+    CONF_DEVICE_ADDRESS,
+    CONF_ENABLED_CLASSES,
+    CONF_HOLD_S,
+    CONF_K,
+    CONF_N,
+    CONF_SAMPLE_BITS,
+    CONF_SAMPLE_RATE,
+    CONF_SOURCE_TYPE,
+    CONF_TRANSPORT,
+    DOMAIN,
+    SourceType,
+)
+from tests.audio import UdpMicrophone, free_udp_port
+from tests.peers import RtspServer
+
+from .conftest import rtsp_entry, udp_entry
+
+PASSWORD = "s3cret-Pa55"
+
+
+async def start_flow(hass: HomeAssistant, source_type: str) -> str:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["camera", "rtsp", "udp"]
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": source_type})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == source_type
+    return str(result["flow_id"])
+
+
+def rtsp_input(url: str, **extra: str) -> dict[str, str]:
+    return {CONF_NAME: "Nursery camera", CONF_URL: url, CONF_TRANSPORT: "tcp", **extra}
+
+
+async def test_rtsp_source_creates_entry_with_thresholds(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    server = rtsp_server(codec="pcmu", user="parent", password=PASSWORD)
+    flow_id = await start_flow(hass, "rtsp")
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, rtsp_input(server.url(), **{CONF_USERNAME: "parent", CONF_PASSWORD: PASSWORD})
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "thresholds"
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"threshold_babycry": 0.6, "threshold_glassbreak": 0.7, "threshold_gunshot": 0.8}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Nursery camera"
+    entry = result["result"]
+    assert entry.data == {
+        CONF_SOURCE_TYPE: SourceType.RTSP,
+        CONF_URL: server.url(),
+        CONF_USERNAME: "parent",
+        CONF_PASSWORD: PASSWORD,
+        CONF_TRANSPORT: "tcp",
+    }
+    assert entry.unique_id == f"rtsp:127.0.0.1:{server.port}/stream"
+    assert entry.options["threshold_glassbreak"] == 0.7
+    assert entry.options[CONF_ENABLED_CLASSES] == ["babycry", "glassbreak", "gunshot"]
+    assert entry.options[CONF_K] <= entry.options[CONF_N]
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_thresholds_default_to_the_model_sidecar(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], model_path: object
+) -> None:
+    from custom_components.sound_sentry.model import async_get_model
+
+    server = rtsp_server(codec="pcma")
+    flow_id = await start_flow(hass, "rtsp")
+    result = await hass.config_entries.flow.async_configure(flow_id, rtsp_input(server.url()))
+    defaults = {str(key): key.default() for key in result["data_schema"].schema}
+    thresholds = (await async_get_model(hass)).info.thresholds
+    assert defaults == {
+        f"threshold_{label}": thresholds[label] for label in ("babycry", "glassbreak", "gunshot")
+    }
+    hass.config_entries.flow.async_abort(flow_id)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://127.0.0.1/stream", "invalid_url"),
+        ("rtsp://", "invalid_url"),
+        ("rtsp://user:pw@127.0.0.1/stream", "invalid_url"),
+    ],
+)
+async def test_rtsp_rejects_bad_urls(hass: HomeAssistant, url: str, error: str) -> None:
+    flow_id = await start_flow(hass, "rtsp")
+    result = await hass.config_entries.flow.async_configure(flow_id, rtsp_input(url))
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_URL: error}
+
+
+async def test_rtsp_errors_from_real_servers(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    flow_id = await start_flow(hass, "rtsp")
+
+    # Nothing listens on the port.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, rtsp_input(f"rtsp://127.0.0.1:{closed_port}/stream")
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    # Wrong password (401), and no password at all.
+    server = rtsp_server(codec="pcmu", user="parent", password=PASSWORD)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, rtsp_input(server.url(), **{CONF_USERNAME: "parent", CONF_PASSWORD: "wrong"})
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(flow_id, rtsp_input(server.url()))
+    assert result["errors"] == {"base": "invalid_auth"}
+
+    # A camera without an audio track.
+    video_only = rtsp_server(source="video")
+    result = await hass.config_entries.flow.async_configure(flow_id, rtsp_input(video_only.url()))
+    assert result["errors"] == {"base": "no_audio"}
+    hass.config_entries.flow.async_abort(flow_id)
+
+
+async def test_rtsp_already_configured(hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]) -> None:
+    server = rtsp_server(codec="pcmu")
+    with patch("custom_components.sound_sentry.async_setup_entry", return_value=True):
+        rtsp_entry(server.url()).add_to_hass(hass)
+        entry = hass.config_entries.async_entries(DOMAIN)[0]
+        hass.config_entries.async_update_entry(entry, unique_id=f"rtsp:127.0.0.1:{server.port}/stream")
+        flow_id = await start_flow(hass, "rtsp")
+        result = await hass.config_entries.flow.async_configure(flow_id, rtsp_input(server.url()))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+def udp_input(port: int, address: str = "127.0.0.1") -> dict[str, object]:
+    return {
+        CONF_NAME: "Hall microphone",
+        CONF_PORT: port,
+        CONF_DEVICE_ADDRESS: address,
+        CONF_SAMPLE_RATE: "16000",
+        CONF_SAMPLE_BITS: "16",
+        CONF_CHANNELS: "1",
+    }
+
+
+async def test_udp_microphone_creates_entry(
+    hass: HomeAssistant, socket_enabled: None, data_dir: object
+) -> None:
+    import numpy as np
+
+    port = free_udp_port()
+    microphone = UdpMicrophone(port, np.zeros(8000, dtype=np.float32) + 0.01)
+    microphone.start()
+    try:
+        flow_id = await start_flow(hass, "udp")
+        result = await hass.config_entries.flow.async_configure(flow_id, udp_input(port))
+        assert result["step_id"] == "thresholds"
+        result = await hass.config_entries.flow.async_configure(
+            flow_id, {"threshold_babycry": 0.5, "threshold_glassbreak": 0.5, "threshold_gunshot": 0.5}
+        )
+    finally:
+        microphone.stop()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].data == {
+        CONF_SOURCE_TYPE: SourceType.UDP,
+        CONF_PORT: port,
+        CONF_DEVICE_ADDRESS: "127.0.0.1",
+        CONF_SAMPLE_RATE: 16000,
+        CONF_SAMPLE_BITS: 16,
+        CONF_CHANNELS: 1,
+    }
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(result["result"].entry_id)
+
+
+async def test_udp_errors(hass: HomeAssistant, socket_enabled: None) -> None:
+    flow_id = await start_flow(hass, "udp")
+    # No datagrams at all.
+    result = await hass.config_entries.flow.async_configure(flow_id, udp_input(free_udp_port()))
+    assert result["errors"] == {"base": "no_audio"}
+    # Datagrams, but from another address than the device's: still no audio.
+    port = free_udp_port()
+    import numpy as np
+
+    microphone = UdpMicrophone(port, np.full(800, 0.01, dtype=np.float32))
+    microphone.start()
+    try:
+        result = await hass.config_entries.flow.async_configure(flow_id, udp_input(port, address="127.0.0.9"))
+    finally:
+        microphone.stop()
+    assert result["errors"] == {"base": "no_audio"}
+    # The port is taken.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("0.0.0.0", 0))
+        result = await hass.config_entries.flow.async_configure(flow_id, udp_input(taken.getsockname()[1]))
+    assert result["errors"] == {"base": "port_in_use"}
+    hass.config_entries.flow.async_abort(flow_id)
+
+
+async def test_udp_already_configured(hass: HomeAssistant) -> None:
+    with patch("custom_components.sound_sentry.async_setup_entry", return_value=True):
+        udp_entry(6056).add_to_hass(hass)
+        flow_id = await start_flow(hass, "udp")
+        result = await hass.config_entries.flow.async_configure(flow_id, udp_input(6056))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_missing_model_aborts_the_flow(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from custom_components.sound_sentry import model
+
+    monkeypatch.setattr(model, "MODEL_PATH", Path(str(tmp_path)) / "missing.onnx")
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "model_unavailable"
+
+
+async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]) -> None:
+    server = rtsp_server(codec="pcmu")
+    entry = rtsp_entry(server.url())
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    new = {
+        "threshold_babycry": 0.9,
+        "threshold_glassbreak": 0.4,
+        "threshold_gunshot": 0.5,
+        CONF_ENABLED_CLASSES: ["glassbreak", "gunshot"],
+        CONF_K: 3,
+        CONF_N: 2,
+        CONF_HOLD_S: 4.0,
+    }
+    result = await hass.config_entries.options.async_configure(result["flow_id"], new)
+    assert result["errors"] == {CONF_K: "k_greater_than_n"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**new, CONF_ENABLED_CLASSES: []}
+    )
+    assert result["errors"] == {CONF_ENABLED_CLASSES: "no_classes"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**new, CONF_K: 2, CONF_N: 4}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+    # Applied by reload: the baby-cry sensor is gone, the detector uses the new settings.
+    assert entry.options[CONF_HOLD_S] == 4.0
+    settings = entry.runtime_data.detector_settings
+    assert dict(settings.thresholds) == {"glassbreak": 0.4, "gunshot": 0.5}
+    assert (settings.k, settings.n, settings.hold_s) == (2, 4, 4.0)
+    assert hass.states.get("binary_sensor.nursery_camera_baby_crying") is None
+    assert hass.states.get("binary_sensor.nursery_camera_glass_breaking") is not None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_reconfigure_changes_the_url(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    old, new = rtsp_server(codec="pcmu"), rtsp_server(codec="aac")
+    entry = rtsp_entry(old.url())
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "ftp://nope", CONF_TRANSPORT: "tcp"}
+    )
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: new.url(), CONF_TRANSPORT: "tcp"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.data[CONF_URL] == new.url()
+    assert entry.unique_id == f"rtsp:127.0.0.1:{new.port}/stream"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_reauth_when_the_camera_answers_401(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    server = rtsp_server(codec="pcmu", user="parent", password=PASSWORD)
+    entry = rtsp_entry(server.url(), username="parent", password="old-password")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    from .conftest import wait_for
+
+    await wait_for(hass, lambda: any(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
+    flow = hass.config_entries.flow.async_progress_by_handler(DOMAIN)[0]
+    assert flow["context"]["source"] == config_entries.SOURCE_REAUTH
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_USERNAME: "parent", CONF_PASSWORD: "still-wrong"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_USERNAME: "parent", CONF_PASSWORD: PASSWORD}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert entry.data[CONF_PASSWORD] == PASSWORD
+    await hass.async_block_till_done()
+    await wait_for(hass, lambda: entry.runtime_data.connected)
+    assert await hass.config_entries.async_unload(entry.entry_id)

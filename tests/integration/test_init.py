@@ -1,0 +1,59 @@
+"""Setting up and unloading entries on a real Home Assistant core, with sources up or down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import threading
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_OFF, STATE_UNAVAILABLE, __version__ as ha_version
+from homeassistant.core import HomeAssistant
+import pytest
+
+from custom_components.sound_sentry import model
+
+from .conftest import rtsp_entry
+
+
+def source_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("sound_sentry_source_")]
+
+
+async def test_setup_with_a_dead_source_and_unload(hass: HomeAssistant) -> None:
+    """A camera that is off does not stop setup: the entities wait, unavailable, and unload is clean."""
+    print(f"Home Assistant {ha_version}")
+    entry = rtsp_entry("rtsp://127.0.0.1:9/stream")  # the discard port: nothing answers
+    entry.add_to_hass(hass)
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert hass.states.get("binary_sensor.nursery_camera_glass_breaking").state == STATE_UNAVAILABLE
+    assert hass.states.get("binary_sensor.nursery_camera_listening").state == STATE_OFF
+    assert len(source_threads()) == 1
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert source_threads() == []
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt", "sidecar_missing"])
+async def test_unusable_model_fails_setup_with_a_clear_error(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_path: Path, damage: str
+) -> None:
+    broken = tmp_path / "sound_sentry_resnetse.onnx"
+    if damage != "missing":
+        broken.write_bytes(model_path.read_bytes()[: 1000 if damage == "corrupt" else None])  # noqa: ASYNC240
+        if damage == "corrupt":
+            sidecar = model_path.with_suffix(".json").read_text()  # noqa: ASYNC240
+            (tmp_path / "sound_sentry_resnetse.json").write_text(sidecar)  # noqa: ASYNC240
+    monkeypatch.setattr(model, "MODEL_PATH", broken)
+    entry = rtsp_entry("rtsp://127.0.0.1:9/stream")
+    entry.add_to_hass(hass)
+
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.reason is not None
+    assert "model" in entry.reason
+    assert source_threads() == []
