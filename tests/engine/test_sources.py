@@ -585,6 +585,27 @@ def test_runner_stops_during_a_stalled_rtsp_read(rtsp_server: ServerFactory) -> 
     assert source_threads() == []
 
 
+@pytest.mark.usefixtures("socket_enabled")
+def test_runner_stops_while_connecting_to_a_server_that_never_answers() -> None:
+    """A TCP peer that accepts and stays mute: the open timeout bounds how long stop() waits."""
+    with socket.create_server(("127.0.0.1", 0)) as mute:
+        recorder = Recorder()
+        factory_called = threading.Event()
+
+        def factory() -> AudioSource:
+            factory_called.set()
+            return RtspSource(
+                f"rtsp://127.0.0.1:{mute.getsockname()[1]}/x", open_timeout_s=1, read_timeout_s=1
+            )
+
+        runner = SourceRunner("mute", factory, on_audio=recorder.on_audio, on_status=recorder.on_status)
+        runner.start()
+        assert factory_called.wait(10)
+        runner.stop(10)
+        assert not runner.is_alive()
+    assert source_threads() == []
+
+
 def test_backoff_grows_to_its_cap_with_jitter_and_resets() -> None:
     backoff = Backoff(initial_s=1, max_s=10, factor=2, jitter=0.25)
     delays = [backoff.next_delay() for _ in range(8)]
@@ -622,6 +643,8 @@ def test_credentials_never_reach_logs_or_errors(
         error = open_error(source)
         assert error.reason == reason
         texts += [str(error), repr(error), "".join(traceback.format_exception(error))]
+        assert error.__cause__ is None
+        assert error.__context__ is None  # PyAV's exception names the URL: not even kept as context
 
         recorder = Recorder()
         runner = SourceRunner(

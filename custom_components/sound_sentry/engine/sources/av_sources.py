@@ -78,14 +78,16 @@ class _PyAvSource(AudioSource):
             except av.error.HTTPOtherClientError:
                 if "allowed_media_types" not in options:
                     raise
-                # Asked for audio only, a camera without audio has nothing to SETUP and answers PLAY with a
-                # 4xx. Open once more with every track to tell "no audio track" from a real failure.
-                _LOGGER.debug("Audio-only open of %s failed; retrying with all tracks", self.description)
-                options = {k: v for k, v in options.items() if k != "allowed_media_types"}
-                return av.open(self._url, options=options, timeout=(self.open_timeout_s, self.read_timeout_s))
+            # Asked for audio only, a camera without audio has nothing to SETUP and answers PLAY with a
+            # 4xx. Open once more with every track to tell "no audio track" from a real failure.
+            _LOGGER.debug("Audio-only open of %s failed; retrying with all tracks", self.description)
+            options = {k: v for k, v in options.items() if k != "allowed_media_types"}
+            return av.open(self._url, options=options, timeout=(self.open_timeout_s, self.read_timeout_s))
         except (av.error.FFmpegError, OSError) as err:
-            # `from None`: PyAV's exception names the URL, credentials included.
-            raise _open_error(err, self.description, self.open_timeout_s, network=self._live) from None
+            error = _open_error(err, self.description, self.open_timeout_s, network=self._live)
+        # Raised outside the handler so that PyAV's exception, which names the URL with its credentials,
+        # is neither the cause nor the context of ours.
+        raise error
 
     def open(self) -> None:
         """Open the container and pick its first audio stream."""
@@ -117,16 +119,17 @@ class _PyAvSource(AudioSource):
         if self._frames is None:
             raise RuntimeError("read() before open()")
         while not self._interrupted and not self._ended:
+            error: SourceError | None = None
             try:
                 frame = next(self._frames, None)
             except av.error.ExitError:  # PyAV's interrupt callback: nothing arrived for read_timeout_s
-                raise SourceError(
-                    "timeout", f"{self.description}: no audio for {self.read_timeout_s:g} s"
-                ) from None
+                error = SourceError("timeout", f"{self.description}: no audio for {self.read_timeout_s:g} s")
             except (av.error.FFmpegError, OSError) as err:
-                raise SourceError(
+                error = SourceError(
                     "stream_ended", f"{self.description}: the stream broke ({_strerror(err)})"
-                ) from None
+                )
+            if error is not None:
+                raise error  # outside the handler: no context that names the URL
             if frame is None:
                 self._ended = True
                 if self._live:
