@@ -135,7 +135,7 @@ class NumpyGraph:
             else:
                 dynamic.append(node)
         self._constants = constants
-        ops = self._fuse_in_place(self._ops(dynamic, constants), dynamic)
+        ops = self._fuse_chains(self._ops(dynamic, constants), dynamic)
         self.op_counts = Counter(op.label for op in ops)
         self._steps, self._output_slots, self._slot_count = self._layout(ops, constants)
 
@@ -217,30 +217,44 @@ class NumpyGraph:
             return None
         return dq, FakeQuantizer(scale, zero_point, axis)
 
-    def _fuse_in_place(self, ops: list[_Op], nodes: list[Node]) -> list[_Op]:
-        """Fold each in-place-capable op into the op producing its only dynamic input when that is safe."""
+    def _fuse_chains(self, ops: list[_Op], nodes: list[Node]) -> list[_Op]:
+        """Append each op whose only run-time input is the sole use of another op's output to that op.
+
+        Elementwise ops after an op with a fresh output run in place; others run as a plain function of
+        the previous result. Either way one step replaces several, which saves interpreter overhead.
+        """
         consumers = self._consumers(nodes)
         producer: dict[str, _Op] = {}
         kept: list[_Op] = []
         for op in ops:
             sources = [name for name in op.inputs if name and name not in self._constants]
-            if op.in_place is not None and len(sources) == 1:
-                source = producer.get(sources[0])
-                if (
-                    source is not None
-                    and source.fresh
-                    and len(source.outputs) == 1
-                    and consumers[sources[0]] == 1
-                ):
+            source = producer.get(sources[0]) if len(sources) == 1 and len(op.outputs) == 1 else None
+            if source is not None and len(source.outputs) == 1 and consumers[sources[0]] == 1:
+                if op.in_place is not None and source.fresh:
                     source.epilogue = merge_in_place(source.epilogue, op.in_place)
-                    source.outputs = op.outputs
-                    source.label += f"+{op.label}"
-                    producer[op.outputs[0]] = source
-                    continue
+                else:
+                    source.epilogue = [*source.epilogue, self._as_function(op, sources[0])]
+                    source.fresh = op.fresh
+                source.outputs = op.outputs
+                source.label += f"+{op.label}"
+                producer[op.outputs[0]] = source
+                continue
             kept.append(op)
             for name in op.outputs:
                 producer[name] = op
         return kept
+
+    def _as_function(self, op: _Op, source: str) -> InPlace:
+        """`op` as a function of its one run-time input."""
+        kernel, template = op.fused_kernel(), [self._constants.get(name) for name in op.inputs]
+        position = op.inputs.index(source)
+
+        def run(x: Array) -> Array:
+            args = template.copy()
+            args[position] = x
+            return kernel(args)[0]
+
+        return run
 
     def _layout(self, ops: list[_Op], constants: Mapping[str, Array]) -> tuple[list[_Step], list[int], int]:
         """Steps reading and writing numbered value slots (a list lookup is cheaper than a dict)."""

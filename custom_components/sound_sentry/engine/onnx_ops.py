@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -161,7 +162,7 @@ def _mean_vector(size: int) -> npt.NDArray[np.float32]:
 def _mean_trailing(x: Array, count: int, keepdims: bool) -> Array:
     """Mean over the last `count` axes; a matrix-vector product is several times faster than .mean()."""
     lead = x.shape[: x.ndim - count]
-    size = int(np.prod(x.shape[x.ndim - count :]))
+    size = math.prod(x.shape[x.ndim - count :])
     if x.dtype != np.float32 or size == 0:
         return np.asarray(x.mean(axis=tuple(range(x.ndim - count, x.ndim)), keepdims=keepdims))
     out: Array = x.reshape(*lead, size) @ _mean_vector(size)
@@ -174,10 +175,17 @@ def build_reduce_mean(ctx: BuildContext) -> Kernel:
     noop_empty = bool(ctx.attr("noop_with_empty_axes", 0))
     fixed = _ints(ctx.const(1)) if ctx.opset >= 18 else list(ctx.attr("axes", []))
     axes_known = ctx.opset < 18 or not ctx.has_input(1) or ctx.const(1) is not None
+    # The common case, known axes that are the last ones (e.g. 2, 3 of NCHW), is decided once.
+    rank = max(fixed, default=0) + 1
+    trailing = (
+        len(fixed) if axes_known and fixed and sorted(fixed) == list(range(rank - len(fixed), rank)) else None
+    )
 
     def reduce_mean(args: list[Any]) -> list[Array]:
         x = args[0]
         axes = fixed if axes_known else _ints(_arg(args, 1))
+        if trailing is not None and x.ndim == rank:
+            return [_mean_trailing(x, trailing, keepdims)]
         if not axes:
             return [x] if noop_empty else [np.asarray(x.mean(keepdims=keepdims, dtype=x.dtype))]
         normalised = sorted({a % x.ndim for a in axes})
