@@ -135,6 +135,11 @@ def test_batch_equals_single_windows(
     np.testing.assert_allclose(batch, singles, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("backend", [NumpyBackend, OnnxRuntimeBackend], ids=["numpy", "onnxruntime"])
+def test_empty_batch(backend: type[NumpyBackend | OnnxRuntimeBackend]) -> None:
+    assert backend(RANDOM_FLOAT).predict(np.zeros((0, 192, 24), np.float32)).shape == (0, 4)
+
+
 def test_predict_rejects_wrong_rank() -> None:
     with pytest.raises(ValueError, match="batch, frames, mel bins"):
         NumpyBackend(RANDOM_FLOAT).predict(np.zeros((192, 24), np.float32))
@@ -543,6 +548,16 @@ def test_load_time_test_inference_catches_shape_errors(tmp_path: Path) -> None:
     path = tmp_path / "mismatch.onnx"
     path.write_bytes(data)
     with pytest.raises(ModelLoadError, match="test inference"):
+        NumpyBackend(path)
+
+
+def test_implausible_input_shape_is_a_load_error(tmp_path: Path) -> None:
+    data = model_bytes(
+        [node("Relu", ["x"], ["y"])], [], [value_info("x", [100_000, 100_000])], [value_info("y", ["b", 4])]
+    )
+    path = tmp_path / "huge.onnx"
+    path.write_bytes(data)
+    with pytest.raises(ModelLoadError, match="implausible input shape"):
         NumpyBackend(path)
 
 

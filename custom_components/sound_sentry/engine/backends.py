@@ -7,6 +7,7 @@ it; `NumpyBackend` reads the same file with a built-in protobuf decoder and runs
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 type BackendChoice = Literal["auto", "numpy", "onnxruntime"]
+
+_MAX_PROBE_ELEMENTS = 1 << 24  # the real input is 192 x 24 per window
 
 
 class ModelBackend(Protocol):
@@ -73,7 +76,10 @@ def _probe_shape(shape: tuple[int | str, ...] | None) -> tuple[int, ...]:
 
 
 class NumpyBackend:
-    """Runs an .onnx file with NumPy only (no onnxruntime, no `onnx` package)."""
+    """Runs an .onnx file with NumPy only (no onnxruntime, no `onnx` package).
+
+    `predict()` keeps no state between calls, so several threads may share one instance.
+    """
 
     name = "numpy"
 
@@ -103,11 +109,15 @@ class NumpyBackend:
         self._input_name = self._graph.input_names[0]
         declared = next(v for v in model.graph.inputs if v.name == self._input_name)
         self.input_shape = declared.shape
+        probe_shape = _probe_shape(declared.shape)
+        if math.prod(probe_shape) > _MAX_PROBE_ELEMENTS:
+            raise ModelLoadError(f"model file {path} declares an implausible input shape {declared.shape}")
         try:
-            probe = self.predict(np.zeros(_probe_shape(declared.shape), dtype=np.float32))
-        except (ValueError, TypeError, IndexError, KeyError, AssertionError, ArithmeticError) as err:
+            probe = self.predict(np.zeros(probe_shape, dtype=np.float32))
+        except Exception as err:  # any failure of the test run means the model cannot run
             raise ModelLoadError(
-                f"model file {path} failed a test inference on the NumPy runtime: {err}"
+                f"model file {path} failed a test inference on the NumPy runtime "
+                f"({type(err).__name__}: {err}): the file is corrupt or not a Sound Sentry model"
             ) from err
         if probe.ndim != 2:
             raise ModelLoadError(f"model file {path} returns shape {probe.shape}, expected [batch, classes]")
@@ -115,7 +125,10 @@ class NumpyBackend:
 
     def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Probabilities [B, classes] for windows [B, frames, mel bins]."""
-        (output,) = self._graph.run({self._input_name: _check_batch(features)})[:1]
+        batch = _check_batch(features)
+        if not batch.shape[0]:
+            return np.zeros((0, self.num_classes), dtype=np.float32)
+        (output,) = self._graph.run({self._input_name: batch})[:1]
         return np.asarray(output, dtype=np.float32)
 
 
@@ -164,10 +177,15 @@ class OnnxRuntimeBackend:
         self._input_name: str = inputs[0].name
         self._output_name: str = outputs[0].name
         self.input_shape = tuple(inputs[0].shape)
+        classes = outputs[0].shape[-1] if outputs[0].shape else None
+        self.num_classes: int = classes if isinstance(classes, int) else 0
 
     def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Probabilities [B, classes] for windows [B, frames, mel bins]."""
-        (output,) = self._session.run([self._output_name], {self._input_name: _check_batch(features)})
+        batch = _check_batch(features)
+        if not batch.shape[0]:
+            return np.zeros((0, self.num_classes), dtype=np.float32)
+        (output,) = self._session.run([self._output_name], {self._input_name: batch})
         return np.asarray(output, dtype=np.float32)
 
 
