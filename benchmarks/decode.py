@@ -4,8 +4,8 @@
 
 Builds --seconds of real audio from the test clips in ../shared/data, encodes it once with PyAV into a
 temporary directory (PCMU 8 kHz in 20 ms packets, as a camera sends G.711; AAC at 16 and 48 kHz), then
-reads each file through the engine's FileSource (the same demux, decode and AudioResampler path as RtspSource) --runs
-times. Prints the median x real time: audio seconds per wall second, and per CPU second of the
+reads each file through the engine's FileSource (the demux, decode and AudioResampler path RtspSource
+uses) --runs times. Prints the median x real time: audio seconds per wall second, and per CPU second of the
 reading thread (less sensitive to other load on a shared machine).
 """
 
