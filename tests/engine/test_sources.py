@@ -185,10 +185,11 @@ def test_rtsp_without_audio_track_is_no_audio(rtsp_server: ServerFactory) -> Non
     assert "video" in str(error)
 
 
-def test_rtsp_silent_but_open_stream_times_out(rtsp_server: ServerFactory) -> None:
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_rtsp_silent_but_open_stream_times_out(rtsp_server: ServerFactory, transport: str) -> None:
     """A stream that stops sending while the session stays open is noticed by the read timeout."""
     server = rtsp_server(stall_after_s=0.5)
-    with RtspSource(server.url(), open_timeout_s=5, read_timeout_s=1) as source:
+    with RtspSource(server.url(), transport=transport, open_timeout_s=5, read_timeout_s=1) as source:
         samples, error = read_until_error(source)
     assert error.reason == "timeout"
     assert samples.size >= 0.5 * OUTPUT_SAMPLE_RATE_HZ  # it did stream before going quiet
