@@ -441,6 +441,10 @@ def build_conv(ctx: BuildContext) -> Kernel:
     return lambda args: [conv(args[0])]
 
 
+IM2COL_BATCH_BYTES = 128 * 1024
+"""Per-window im2col size above which a batch is convolved one window at a time."""
+
+
 class Conv2d:
     """A 2-D convolution with fixed weights as one matmul per group over an im2col matrix.
 
@@ -491,6 +495,9 @@ class Conv2d:
                 x = x[:, :, ::sh, ::sw]
             out_h, out_w = x.shape[2], x.shape[3]
             return self._matmul(x.reshape(batch, channels, out_h * out_w), out_h, out_w, out_w)
+        if batch > 1 and x[:1].nbytes * self.kernel[0] * self.kernel[1] > IM2COL_BATCH_BYTES:
+            # A large im2col matrix for the whole batch falls out of cache; one window at a time is faster.
+            return np.concatenate([self(x[i : i + 1]) for i in range(batch)])
         if self.flat:
             return self._flat(x)
         return self._windowed(x)
