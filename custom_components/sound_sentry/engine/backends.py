@@ -95,7 +95,8 @@ class NumpyBackend:
                 "reinstall Sound Sentry or re-download the model"
             ) from err
         try:
-            self._graph = NumpyGraph(model)
+            with np.errstate(all="ignore"):  # NaN weights of a corrupt file are caught by the test run
+                self._graph = NumpyGraph(model)
         except UnsupportedModelError as err:
             raise ModelLoadError(
                 f"model file {path} cannot run on the NumPy runtime: {err}; install onnxruntime "
@@ -113,7 +114,8 @@ class NumpyBackend:
         if math.prod(probe_shape) > _MAX_PROBE_ELEMENTS:
             raise ModelLoadError(f"model file {path} declares an implausible input shape {declared.shape}")
         try:
-            probe = self.predict(np.zeros(probe_shape, dtype=np.float32))
+            with np.errstate(all="ignore"):  # a broken model is reported below, not as warnings
+                probe = self.predict(np.zeros(probe_shape, dtype=np.float32))
         except Exception as err:  # any failure of the test run means the model cannot run
             raise ModelLoadError(
                 f"model file {path} failed a test inference on the NumPy runtime "
@@ -121,6 +123,8 @@ class NumpyBackend:
             ) from err
         if probe.ndim != 2:
             raise ModelLoadError(f"model file {path} returns shape {probe.shape}, expected [batch, classes]")
+        if not np.isfinite(probe).all():
+            raise ModelLoadError(f"model file {path} computes NaN or infinity: it is corrupt; reinstall it")
         self.num_classes = probe.shape[1]
 
     def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
