@@ -542,6 +542,21 @@ def test_load_time_test_inference_catches_shape_errors(tmp_path: Path) -> None:
         NumpyBackend(path)
 
 
+def test_nan_weights_are_a_load_error(tmp_path: Path) -> None:
+    weights = _f32(3, 4)
+    weights[1, 2] = np.nan
+    data = model_bytes(
+        [node("MatMul", ["x", "w"], ["y"])],
+        [tensor("w", weights)],
+        [value_info("x", ["batch", 3])],
+        [value_info("y", ["batch", 4])],
+    )
+    path = tmp_path / "nan.onnx"
+    path.write_bytes(data)
+    with pytest.raises(ModelLoadError, match="NaN"):
+        NumpyBackend(path)
+
+
 def test_implausible_input_shape_is_a_load_error(tmp_path: Path) -> None:
     data = model_bytes(
         [node("Relu", ["x"], ["y"])], [], [value_info("x", [100_000, 100_000])], [value_info("y", ["b", 4])]
