@@ -115,7 +115,7 @@ class NumpyBackend:
             raise ModelLoadError(f"model file {path} declares an implausible input shape {declared.shape}")
         try:
             with np.errstate(all="ignore"):  # a broken model is reported below, not as warnings
-                probe = self.predict(np.zeros(probe_shape, dtype=np.float32))
+                probe = self.predict(np.random.default_rng(0).standard_normal(probe_shape, dtype=np.float32))
         except Exception as err:  # any failure of the test run means the model cannot run
             raise ModelLoadError(
                 f"model file {path} failed a test inference on the NumPy runtime "
