@@ -14,9 +14,8 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from . import SoundSentryConfigEntry
 from .entity import SoundSentryEntity
-from .runtime import SoundSentryRuntime
+from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
 
 PARALLEL_UPDATES = 0
 

@@ -18,7 +18,6 @@ try:  # Home Assistant 2026.x validates forms with probatio, earlier versions wi
 except ImportError:  # pragma: no cover - exercised on the minimum Home Assistant
     import voluptuous as vol  # type: ignore[no-redef]
 
-from . import SoundSentryConfigEntry
 from .const import (
     CONF_CAMERA,
     CONF_CHANNELS,
@@ -42,6 +41,7 @@ from .const import (
 from .engine.model_info import ModelLoadError
 from .engine.sources import SourceError
 from .model import async_get_model
+from .runtime import SoundSentryConfigEntry
 from .source import async_probe, validate_rtsp_url
 
 FLOW_ERRORS = {"invalid_url", "cannot_connect", "invalid_auth", "no_audio", "port_in_use"}

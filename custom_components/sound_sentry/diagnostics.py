@@ -8,8 +8,8 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
-from . import SoundSentryConfigEntry
 from .engine.redact import redact_url
+from .runtime import SoundSentryConfigEntry
 
 TO_REDACT = {CONF_PASSWORD, CONF_USERNAME}
 

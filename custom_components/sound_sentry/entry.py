@@ -1,4 +1,4 @@
-"""Sound Sentry: local baby-cry, glass-break and gunshot alerts from home audio."""
+"""Setting up and unloading a config entry: the shared model, the source's runtime, the platforms."""
 
 from __future__ import annotations
 
@@ -6,17 +6,24 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
+from homeassistant.helpers import entity_registry as er
 
-from .const import CONF_ENABLED_CLASSES, CONF_HOLD_S, CONF_K, CONF_N, CONF_THRESHOLD_PREFIX, DOMAIN
+from .const import (
+    CONF_ENABLED_CLASSES,
+    CONF_HOLD_S,
+    CONF_K,
+    CONF_N,
+    CONF_THRESHOLD_PREFIX,
+    DOMAIN,
+    EVENT_CLASSES,
+)
 from .engine.detector import DetectorSettings
 from .engine.model_info import ModelLoadError
 from .model import async_get_model
-from .runtime import SoundSentryRuntime
+from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
 from .source import source_factory
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
-
-type SoundSentryConfigEntry = ConfigEntry[SoundSentryRuntime]
 
 
 def detector_settings(entry: ConfigEntry) -> DetectorSettings:
@@ -52,6 +59,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) 
         on_invalid_auth=lambda: entry.async_start_reauth(hass),
     )
     entry.runtime_data = runtime
+    _async_remove_disabled_class_sensors(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     runtime.start()
 
@@ -68,6 +76,15 @@ async def async_unload_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry)
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     await entry.runtime_data.async_stop()
     return unloaded
+
+
+def _async_remove_disabled_class_sensors(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
+    """A sound taken out of the options loses its binary sensor (rather than leaving it unavailable)."""
+    registry = er.async_get(hass)
+    for label in set(EVENT_CLASSES) - set(entry.options[CONF_ENABLED_CLASSES]):
+        unique_id = f"{entry.entry_id}_{label}"
+        if entity_id := registry.async_get_entity_id(Platform.BINARY_SENSOR, DOMAIN, unique_id):
+            registry.async_remove(entity_id)
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:

@@ -6,10 +6,9 @@ from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from . import SoundSentryConfigEntry
 from .engine.detector import SoundEvent
 from .entity import SoundSentryEntity
-from .runtime import SoundSentryRuntime
+from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
 
 PARALLEL_UPDATES = 0
 

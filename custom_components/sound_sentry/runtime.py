@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import time
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
@@ -225,3 +226,6 @@ class SoundSentryRuntime:
             translation_key="no_audio" if reason == "no_audio" else "source_down",
             translation_placeholders={"name": self.title, "minutes": str(round(const.REPAIR_AFTER_S / 60))},
         )
+
+
+type SoundSentryConfigEntry = ConfigEntry[SoundSentryRuntime]

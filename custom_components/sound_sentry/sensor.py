@@ -10,10 +10,9 @@ from homeassistant.const import PERCENTAGE, EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from . import SoundSentryConfigEntry
 from .const import EVENT_CLASSES
 from .entity import SoundSentryEntity
-from .runtime import Snapshot
+from .runtime import Snapshot, SoundSentryConfigEntry
 
 PARALLEL_UPDATES = 0
 

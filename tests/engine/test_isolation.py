@@ -35,3 +35,16 @@ def test_engine_imports_only_stdlib_numpy_av_onnxruntime_and_itself() -> None:
             elif level == 0 and top not in sys.stdlib_module_names and top not in ALLOWED_THIRD_PARTY:
                 offending.append(f"{path.name}: import {module}")
     assert offending == []
+
+
+def test_engine_runs_without_loading_home_assistant() -> None:
+    """The CLI, training and benchmarks import the engine; that must not import Home Assistant."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import custom_components.sound_sentry.engine.cli; "
+        "sys.exit('homeassistant' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ENGINE.parents[2], check=False)
+    assert result.returncode == 0

@@ -111,7 +111,7 @@ async def test_rtsp_rejects_bad_urls(hass: HomeAssistant, url: str, error: str) 
 
 
 async def test_rtsp_errors_from_real_servers(
-    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], socket_enabled: None
 ) -> None:
     flow_id = await start_flow(hass, "rtsp")
 
@@ -260,7 +260,7 @@ async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., Rtsp
     result = await hass.config_entries.options.async_configure(result["flow_id"], new)
     assert result["errors"] == {CONF_K: "k_greater_than_n"}
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**new, CONF_ENABLED_CLASSES: []}
+        result["flow_id"], {**new, CONF_K: 1, CONF_ENABLED_CLASSES: []}
     )
     assert result["errors"] == {CONF_ENABLED_CLASSES: "no_classes"}
     result = await hass.config_entries.options.async_configure(

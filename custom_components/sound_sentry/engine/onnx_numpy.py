@@ -2,13 +2,13 @@
 
 Load time does everything that does not depend on the input: nodes whose inputs are all constants run
 once (this dequantises int8 weights), a QuantizeLinear -> DequantizeLinear pair on an activation becomes
-one float "fake quantise", and elementwise ops that follow a Conv/Gemm/Add (Relu, Sigmoid, fake
-quantise) run in place on its fresh output instead of allocating another tensor.
+one float "fake quantise", and an op whose only input is the only use of another op's output joins that
+op's step; elementwise ones (Relu, Sigmoid, fake quantise) then run in place on its fresh output.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,23 +47,32 @@ def unsupported_ops(graph: Graph) -> list[str]:
 
 
 def topological_order(graph: Graph, available: set[str]) -> list[Node]:
-    """Nodes ordered so that every input exists before use; raise when one can never exist."""
+    """Nodes ordered so that every input exists before use (Kahn's algorithm, linear time).
+
+    Raise UnsupportedModelError naming an input that nothing produces (or a cycle).
+    """
     known = set(available) | {""}
-    pending = list(graph.nodes)
+    missing: list[set[str]] = [set(node.inputs) - known for node in graph.nodes]
+    waiting: dict[str, list[int]] = {}
+    for index, names in enumerate(missing):
+        for name in names:
+            waiting.setdefault(name, []).append(index)
+    ready = deque(index for index, names in enumerate(missing) if not names)
     ordered: list[Node] = []
-    while pending:
-        ready = [node for node in pending if all(name in known for name in node.inputs)]
-        if not ready:
-            node = pending[0]
-            missing = next(name for name in node.inputs if name not in known)
-            raise UnsupportedModelError(
-                f"{node.op_type} node {node.name!r} reads {missing!r}, which nothing produces"
-            )
-        done = {id(node) for node in ready}
-        pending = [node for node in pending if id(node) not in done]
-        ordered += ready
-        for node in ready:
-            known.update(node.outputs)
+    while ready:
+        node = graph.nodes[ready.popleft()]
+        ordered.append(node)
+        for name in node.outputs:
+            for index in waiting.pop(name, []):
+                missing[index].discard(name)
+                if not missing[index]:
+                    ready.append(index)
+    if len(ordered) < len(graph.nodes):
+        index = next(i for i, names in enumerate(missing) if names)
+        node = graph.nodes[index]
+        raise UnsupportedModelError(
+            f"{node.op_type} node {node.name!r} reads {sorted(missing[index])[0]!r}, which nothing produces"
+        )
     return ordered
 
 

@@ -99,7 +99,7 @@ class _PyAvSource(AudioSource):
         self._container = container
         self._frames = self._decode(container)
         self._resampler = MonoResampler()
-        self._interrupted = self._ended = False
+        self._ended = False  # not `_interrupted`: an interrupt that came during open() must hold
         stream = container.streams.audio[0]
         _LOGGER.debug("Opened %s: %s, %s Hz", self.description, stream.codec_context.name, stream.rate)
 

@@ -105,6 +105,8 @@ class SourceRunner(threading.Thread):
             if self._stopping.is_set():  # stop() came while the factory ran and could not interrupt it
                 return SourceError("stream_ended", "stopped")
             source.open()
+            if self._stopping.is_set():  # stop() came while open() blocked
+                return SourceError("stream_ended", "stopped")
             self._report(True, None)
             delivered = False
             while (chunk := source.read()) is not None:
