@@ -46,8 +46,8 @@ async def test_unusable_model_fails_setup_with_a_clear_error(
     if damage != "missing":
         broken.write_bytes(model_path.read_bytes()[: 1000 if damage == "corrupt" else None])  # noqa: ASYNC240
         if damage == "corrupt":
-            sidecar = model_path.with_suffix(".json").read_text()  # noqa: ASYNC240
-            (tmp_path / "sound_sentry_resnetse.json").write_text(sidecar)  # noqa: ASYNC240
+            sidecar = model_path.with_suffix(".json").read_text()
+            (tmp_path / "sound_sentry_resnetse.json").write_text(sidecar)
     monkeypatch.setattr(model, "MODEL_PATH", broken)
     entry = rtsp_entry("rtsp://127.0.0.1:9/stream")
     entry.add_to_hass(hass)
