@@ -10,4 +10,4 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def data_dir() -> Path:
     """The developer audio set: $SOUND_SENTRY_DATA or ../shared/data beside the repo."""
-    return Path(os.environ.get("SOUND_SENTRY_DATA", REPO_ROOT / ".." / "shared" / "data")).resolve()
+    return Path(os.environ.get("SOUND_SENTRY_DATA") or REPO_ROOT / ".." / "shared" / "data").resolve()
