@@ -77,6 +77,7 @@ class SoundSentryRuntime:
         self._source: AudioSource | None = None
         self._past_counters: Counter[str] = Counter()
         self._on_invalid_auth = on_invalid_auth
+        self._repair_raised = False
 
     # -- lifecycle (event loop) -------------------------------------------------------------------
 
@@ -188,10 +189,13 @@ class SoundSentryRuntime:
                 LOGGER.info("%s: audio is back", self.title)
             self._ever_connected = True
             self._cancel_repair_timer()
+            self._repair_raised = False
             ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
         elif not connected and self.connected:
             LOGGER.warning("%s: audio lost (%s); reconnecting", self.title, error)
             self._schedule_repair()
+        elif not connected and self._repair_raised:
+            self._async_raise_repair(None)  # the reason changed: say so in the issue
         self.connected = connected
         if not connected:
             self.active = dict.fromkeys(self.active, False)
@@ -216,6 +220,7 @@ class SoundSentryRuntime:
         self._cancel_repair = None
         if self.connected:
             return
+        self._repair_raised = True
         reason = self.last_error.reason if self.last_error is not None else "cannot_connect"
         ir.async_create_issue(
             self.hass,

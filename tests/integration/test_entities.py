@@ -1,0 +1,212 @@
+"""Entities through real sources: a GStreamer RTSP server and real UDP datagrams."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.sound_sentry import const
+from custom_components.sound_sentry.const import DOMAIN
+from tests.audio import UdpMicrophone, free_udp_port, scene, write_wav
+from tests.peers import RtspServer
+
+from .conftest import rtsp_entry, udp_entry, wait_for
+
+CAMERA = "nursery_camera"
+SOUND_SENSORS = ("baby_crying", "glass_breaking", "gunshot")
+
+
+def any_sound_on(hass: HomeAssistant, device: str) -> bool:
+    """Whether one of the device's sound sensors is on."""
+    return any(
+        hass.states.get(f"binary_sensor.{device}_{sound}").state == STATE_ON for sound in SOUND_SENSORS
+    )
+
+
+def plain(value: Any) -> Any:
+    """An enum member as its value; anything else as it is."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def stable_view(hass: HomeAssistant, entry: MockConfigEntry) -> list[dict[str, Any]]:
+    """What users see of each entity, in a form that is the same on every tested HA version."""
+    registry = er.async_get(hass)
+    view = []
+    for entity in sorted(
+        er.async_entries_for_config_entry(registry, entry.entry_id), key=lambda e: e.entity_id
+    ):
+        state = hass.states.get(entity.entity_id)
+        attributes = dict(state.attributes) if state else {}
+        # Plain strings: enum members print differently across Home Assistant versions.
+        view.append(
+            {
+                "entity_id": entity.entity_id,
+                "unique_id": entity.unique_id,
+                "translation_key": entity.translation_key,
+                "device_class": plain(entity.device_class or entity.original_device_class),
+                "entity_category": plain(entity.entity_category),
+                "disabled_by": plain(entity.disabled_by),
+                "unit": entity.unit_of_measurement,
+                "attributes": {
+                    str(key): plain(value)
+                    for key, value in sorted(attributes.items())
+                    if key != "friendly_name"
+                },
+            }
+        )
+    return view
+
+
+async def test_entities_of_a_source(hass: HomeAssistant, snapshot: SnapshotAssertion) -> None:
+    """One device per source with its binary sensors, event, level and (disabled) probability sensors."""
+    entry = rtsp_entry("rtsp://127.0.0.1:9/stream")
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(entry, unique_id="rtsp:127.0.0.1:9/stream")
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    [device] = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert device.identifiers == {(DOMAIN, entry.entry_id)}
+    assert device.name == "Nursery camera"
+    assert device.manufacturer == "Sound Sentry"
+    view = stable_view(hass, entry)
+    for item in view:
+        item["unique_id"] = item["unique_id"].replace(entry.entry_id, "<entry_id>")
+    assert view == snapshot
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_rtsp_audio_drives_the_entities(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], data_dir: Path, tmp_path: Path
+) -> None:
+    """Audio flows: Listening on, a sound level, probabilities; a sound turns its sensor on and fires the event.
+
+    The thresholds are set low so that any model, even the random test fixture, detects every class: this
+    test is about the plumbing from a real stream to the entities, not about the model's accuracy.
+    """
+    recording = write_wav(tmp_path / "scene.wav", scene(data_dir, "glassbreak"))
+    server = rtsp_server(codec="pcma", source="file", file=recording)
+    entry = rtsp_entry(server.url(), threshold=0.05)
+    entry.add_to_hass(hass)
+    registry = er.async_get(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    # Enable one probability sensor (they are diagnostic and off by default).
+    probability = f"sensor.{CAMERA}_glass_breaking_probability"
+    assert registry.async_get(probability).disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    registry.async_update_entity(probability, disabled_by=None)
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+
+    events: list[Any] = []
+    hass.bus.async_listen(
+        "state_changed",
+        lambda e: events.append(e) if e.data["entity_id"] == f"event.{CAMERA}_sound" else None,
+    )
+    await wait_for(hass, lambda: hass.states.get(f"binary_sensor.{CAMERA}_listening").state == STATE_ON)
+    await wait_for(hass, lambda: any_sound_on(hass, CAMERA))
+    await wait_for(
+        hass,
+        lambda: (
+            hass.states.get(f"sensor.{CAMERA}_sound_level").state not in (STATE_UNKNOWN, STATE_UNAVAILABLE)
+        ),
+    )
+    level = float(hass.states.get(f"sensor.{CAMERA}_sound_level").state)
+    assert -90 < level < 0
+    assert 0 <= float(hass.states.get(probability).state) <= 100
+    event_state = hass.states.get(f"event.{CAMERA}_sound")
+    assert event_state.attributes["event_type"] in ("babycry", "glassbreak", "gunshot")
+    assert 0.05 <= event_state.attributes["confidence"] <= 1.0
+    assert events
+
+    # The camera goes away: everything but Listening is unavailable, Listening is off.
+    server.stop()
+    await wait_for(hass, lambda: hass.states.get(f"binary_sensor.{CAMERA}_listening").state == STATE_OFF)
+    assert hass.states.get(f"binary_sensor.{CAMERA}_glass_breaking").state == STATE_UNAVAILABLE
+    assert hass.states.get(f"sensor.{CAMERA}_sound_level").state == STATE_UNAVAILABLE
+    # ... and comes back on the same port: audio flows again.
+    server.start()
+    await wait_for(
+        hass, lambda: hass.states.get(f"binary_sensor.{CAMERA}_listening").state == STATE_ON, timeout_s=20
+    )
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_udp_microphone_drives_the_entities(
+    hass: HomeAssistant, socket_enabled: None, data_dir: Path
+) -> None:
+    port = free_udp_port()
+    microphone = UdpMicrophone(port, scene(data_dir, "babycry"))
+    microphone.start()
+    entry = udp_entry(port, threshold=0.05)
+    entry.add_to_hass(hass)
+    try:
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await wait_for(
+            hass, lambda: hass.states.get("binary_sensor.hall_microphone_listening").state == STATE_ON
+        )
+        await wait_for(hass, lambda: any_sound_on(hass, "hall_microphone"))
+        counters = entry.runtime_data.counters
+        assert counters["received"] > 0
+        assert counters["dropped_foreign"] == counters["dropped_malformed"] == 0
+    finally:
+        microphone.stop()
+    # The microphone goes quiet: after the read timeout the source is down.
+    await wait_for(
+        hass, lambda: hass.states.get("binary_sensor.hall_microphone_listening").state == STATE_OFF
+    )
+    assert hass.states.get("binary_sensor.hall_microphone_baby_crying").state == STATE_UNAVAILABLE
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_repair_issue_when_a_source_stays_down(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(const, "REPAIR_AFTER_S", 1.0)
+    server = rtsp_server(codec="pcmu")
+    server.stop()  # the port is known, nothing serves it yet
+    entry = rtsp_entry(server.url())
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    issues = ir.async_get(hass)
+    issue_id = f"source_down_{entry.entry_id}"
+    await wait_for(hass, lambda: issues.async_get_issue(DOMAIN, issue_id) is not None)
+    issue = issues.async_get_issue(DOMAIN, issue_id)
+    assert issue.translation_key == "source_down"
+    assert issue.translation_placeholders == {"name": "Nursery camera", "minutes": "0"}
+
+    server.start()
+    await wait_for(hass, lambda: issues.async_get_issue(DOMAIN, issue_id) is None, timeout_s=20)
+    assert entry.runtime_data.connected
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_repair_issue_for_a_camera_without_audio(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(const, "REPAIR_AFTER_S", 1.0)
+    server = rtsp_server(source="video")
+    entry = rtsp_entry(server.url())
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    issues = ir.async_get(hass)
+    issue_id = f"source_down_{entry.entry_id}"
+    # The issue names the reason as soon as the source gave one (the camera answered: no audio track).
+    await wait_for(
+        hass,
+        lambda: (
+            (issue := issues.async_get_issue(DOMAIN, issue_id)) is not None
+            and issue.translation_key == "no_audio"
+        ),
+    )
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert issues.async_get_issue(DOMAIN, issue_id) is None
