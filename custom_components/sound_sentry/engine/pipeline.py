@@ -10,12 +10,14 @@ import numpy.typing as npt
 
 from .backends import ModelBackend
 from .detector import DetectorSettings, EventDetector, SoundEvent
-from .fbank import FbankExtractor
+from .fbank import FbankExtractor, normalise
 from .model_info import ModelInfo
 
 DEFAULT_HOP_S = 0.25
+DEFAULT_MAX_BATCH = 64
+"""Most windows per `predict()` call: a long chunk is classified in several batches, bounding memory."""
 SILENCE_DBFS = -120.0
-"""Level reported for digital silence (log of zero)."""
+"""Level reported for digital silence (log of zero), and the floor of every level."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +25,12 @@ class WindowResult:
     """One classified window of the stream."""
 
     start_s: float
+    """Stream time of the window's first sample (0 = first sample since `reset()`)."""
     end_s: float
+    """Stream time just after the window's last sample."""
     probabilities: dict[str, float]
     dbfs: float
-    """RMS level of the window relative to a full-scale square wave."""
+    """RMS level of the window relative to a full-scale square wave (a full-scale sine is -3.01)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +42,17 @@ class PipelineOutput:
 
 
 def to_float(pcm: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    """int16 PCM (or floats already in [-1, 1]) as float32 in [-1, 1]."""
+    """int16 PCM (or floats already in [-1, 1]) as flat float32 in [-1, 1]."""
     samples = np.asarray(pcm)
     if samples.dtype == np.int16:
         return (samples.astype(np.float32) / 32768.0).reshape(-1)
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise TypeError(f"PCM must be int16 or float in [-1, 1], not {samples.dtype}")
     return samples.astype(np.float32, copy=False).reshape(-1)
 
 
 def level_dbfs(samples: npt.NDArray[np.float32]) -> float:
-    """RMS level in dBFS; silence gives SILENCE_DBFS."""
+    """RMS level in dBFS, floored at SILENCE_DBFS (digital silence gives exactly that)."""
     mean_square = float(np.mean(np.square(samples, dtype=np.float64))) if samples.size else 0.0
     return max(SILENCE_DBFS, 10.0 * math.log10(mean_square)) if mean_square > 0 else SILENCE_DBFS
 
@@ -55,8 +61,12 @@ class Pipeline:
     """Windows a PCM stream, classifies each window and debounces the results into events.
 
     FBANK frames are computed once as audio arrives and shared by the overlapping windows (a window
-    every `hop_s`, rounded to whole 10 ms frames); the windows a chunk completes are classified in one
-    batch. Each window's features are exactly those of a one-shot FBANK of its samples.
+    every `hop_s`, rounded to the nearest whole 10 ms frame); the windows a chunk completes are
+    classified in batches of at most `max_batch`, usually one call per chunk. Each window's features
+    are exactly those of a one-shot FBANK of its samples. Only the frames and samples that a future
+    window still needs are kept, so memory does not grow with the stream.
+
+    Not thread-safe: feed one stream from one thread (or under a lock), and `reset()` between streams.
     """
 
     def __init__(
@@ -66,78 +76,101 @@ class Pipeline:
         *,
         hop_s: float = DEFAULT_HOP_S,
         detector: DetectorSettings | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
+        if not (math.isfinite(hop_s) and hop_s > 0):
+            raise ValueError(f"hop_s must be a positive number of seconds, not {hop_s}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self.backend = backend
         self.info = info
+        self.max_batch = max_batch
         self.fbank = FbankExtractor(info.fbank)
-        shift = info.fbank.frame_shift
+        self._shift = info.fbank.frame_shift
         self.window_frames = self.fbank.num_frames(info.window_samples)
-        self.hop_frames = max(1, round(hop_s * info.sample_rate_hz / shift))
-        self.hop_s = self.hop_frames * shift / info.sample_rate_hz
+        if self.window_frames < 1 or self.fbank.num_frames(info.window_samples + self._shift - 1) != (
+            self.window_frames
+        ):
+            raise ValueError(f"window_samples {info.window_samples} is not a whole number of frames")
+        self.hop_frames = max(1, round(hop_s * info.sample_rate_hz / self._shift))
+        self.hop_s = self.hop_frames * self._shift / info.sample_rate_hz
+        """The hop actually used: `hop_s` rounded to whole frames."""
         self.detector = EventDetector(list(info.labels), detector or info.detector_settings())
         self.reset()
 
     def reset(self) -> None:
-        """Start over, as for a new stream: no audio, no events."""
+        """Start over, as for a new stream: no audio, no events, time 0."""
         self.fbank.reset()
         self.detector.reset()
+        # Buffers with the absolute index (since reset) of their first element.
         self._frames = np.zeros((0, self.info.fbank.num_mel_bins), dtype=np.float32)
+        self._frames_start = 0
         self._samples = np.zeros(0, dtype=np.float32)
-        self._frames_seen = 0  # frames produced since reset
+        self._samples_start = 0
         self._next_window_end = self.window_frames  # frame count at which the next window completes
 
     def process(self, pcm: npt.ArrayLike) -> PipelineOutput:
-        """Feed a chunk of 8 kHz mono PCM; return the windows it completed and their events."""
+        """Feed a chunk of 8 kHz mono PCM (any length); return the windows it completed and their events."""
         samples = to_float(pcm)
-        shift, rate = self.info.fbank.frame_shift, self.info.sample_rate_hz
         new_frames = self.fbank.process_streaming(samples)
-        first_frame = self._frames_seen - len(self._frames)
-        frames = np.concatenate([self._frames, new_frames])
-        self._frames_seen += len(new_frames)
-        self._samples = np.concatenate([self._samples, samples])
-
-        ends = list(range(self._next_window_end, self._frames_seen + 1, self.hop_frames))
-        if not ends:
-            self._trim(frames, first_frame)
-            return PipelineOutput([], [])
-        self._next_window_end = ends[-1] + self.hop_frames
-        # samples buffer starts at the first sample of frame `first_frame`.
-        stack = np.stack([frames[end - self.window_frames - first_frame : end - first_frame] for end in ends])
-        probabilities = self.backend.predict(stack - stack.mean(axis=1, keepdims=True))
-        windows, events = [], []
-        for end, probs in zip(ends, probabilities, strict=True):
-            start_sample = (end - self.window_frames) * shift
-            offset = start_sample - first_frame * shift
-            window_samples = self._samples[offset : offset + self.info.window_samples]
-            result = WindowResult(
-                start_s=start_sample / rate,
-                end_s=(start_sample + self.info.window_samples) / rate,
-                probabilities={label: float(p) for label, p in zip(self.info.labels, probs, strict=True)},
-                dbfs=level_dbfs(window_samples),
+        if new_frames.size:
+            self._frames = np.concatenate([self._frames, new_frames])
+        if samples.size:
+            self._samples = np.concatenate([self._samples, samples])
+        frames_seen = self._frames_start + len(self._frames)
+        ends = range(self._next_window_end, frames_seen + 1, self.hop_frames)
+        windows: list[WindowResult] = []
+        events: list[SoundEvent] = []
+        for first in range(0, len(ends), self.max_batch):
+            batch = ends[first : first + self.max_batch]
+            offset = self._frames_start + self.window_frames
+            features = np.stack(
+                [self._frames[end - offset : end - offset + self.window_frames] for end in batch]
             )
-            windows.append(result)
-            events.extend(self.detector.process(result.end_s, probs))
-        self._trim(frames, first_frame)
+            probabilities = self.backend.predict(normalise(features))
+            for end, probs in zip(batch, probabilities, strict=True):
+                start_sample = (end - self.window_frames) * self._shift
+                window = self._result(start_sample, self._window_samples(start_sample), probs)
+                windows.append(window)
+                events.extend(self.detector.process(window.end_s, probs))
+        if ends:
+            self._next_window_end = ends[-1] + self.hop_frames
+        self._trim()
         return PipelineOutput(windows, events)
 
     def process_window(self, window: npt.ArrayLike, *, start_sample: int) -> PipelineOutput:
-        """Classify one window given whole (e.g. a recording's last), outside the stream's hops."""
+        """Classify one whole window outside the stream's hops (e.g. a recording's last), one-shot.
+
+        Its result also goes to the event detector, so call it in time order with the stream's windows.
+        """
         samples = to_float(window)
         if samples.size != self.info.window_samples:
             raise ValueError(f"a window has {self.info.window_samples} samples, got {samples.size}")
-        features = self.fbank.compute(samples)[None]
-        probs = self.backend.predict(features - features.mean(axis=1, keepdims=True))[0]
+        probs = self.backend.predict(normalise(self.fbank.compute(samples))[None])[0]
+        result = self._result(start_sample, samples, probs)
+        return PipelineOutput([result], self.detector.process(result.end_s, probs))
+
+    def _window_samples(self, start_sample: int) -> npt.NDArray[np.float32]:
+        offset = start_sample - self._samples_start
+        return self._samples[offset : offset + self.info.window_samples]
+
+    def _result(
+        self, start_sample: int, samples: npt.NDArray[np.float32], probs: npt.NDArray[np.float32]
+    ) -> WindowResult:
         rate = self.info.sample_rate_hz
-        result = WindowResult(
+        return WindowResult(
             start_s=start_sample / rate,
-            end_s=(start_sample + samples.size) / rate,
+            end_s=(start_sample + self.info.window_samples) / rate,
             probabilities={label: float(p) for label, p in zip(self.info.labels, probs, strict=True)},
             dbfs=level_dbfs(samples),
         )
-        return PipelineOutput([result], self.detector.process(result.end_s, probs))
 
-    def _trim(self, frames: npt.NDArray[np.float32], first_frame: int) -> None:
-        """Keep only the frames and samples that a future window can still use."""
-        keep_from = max(first_frame, self._next_window_end - self.window_frames)
-        self._frames = frames[keep_from - first_frame :]
-        self._samples = self._samples[(keep_from - first_frame) * self.info.fbank.frame_shift :]
+    def _trim(self) -> None:
+        """Drop the frames and samples before the next window's start; copy, so a huge chunk is freed."""
+        first_frame = self._next_window_end - self.window_frames
+        drop = min(max(0, first_frame - self._frames_start), len(self._frames))
+        self._frames = self._frames[drop:].copy()
+        self._frames_start += drop
+        drop = min(max(0, first_frame * self._shift - self._samples_start), len(self._samples))
+        self._samples = self._samples[drop:].copy()
+        self._samples_start += drop
