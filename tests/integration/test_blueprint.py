@@ -1,0 +1,232 @@
+"""The notification blueprint, loaded and run by a real Home Assistant core.
+
+The phone is a real mobile_app registration (as the companion app creates it) whose push relay is an HTTP
+server on loopback: the blueprint's device action goes through mobile_app's own notify service, and the
+test reads the pushes it sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+import shutil
+from typing import Any
+
+from aiohttp import web
+from homeassistant.components import demo
+from homeassistant.const import STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from tests.audio import scene, write_wav
+from tests.peers import RtspServer
+
+from .conftest import rtsp_entry, wait_for
+
+BLUEPRINT = Path(__file__).resolve().parents[2] / "blueprints" / "automation" / "sound_sentry" / "notify.yaml"
+HALL = "event.hall_microphone_sound"
+NAMES = {"babycry": "Baby crying", "glassbreak": "Glass breaking", "gunshot": "Gunshot"}
+
+type Pushes = list[dict[str, Any]]
+
+
+@pytest.fixture
+def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """A configuration folder of this test's own, holding the blueprint as a user installs it."""
+    hass.config.config_dir = str(tmp_path)
+    hass.config.allowlist_external_dirs = {str(tmp_path / "www")}
+    target = tmp_path / "blueprints" / "automation" / "sound_sentry"
+    target.mkdir(parents=True)
+    shutil.copy(BLUEPRINT, target)
+    return tmp_path
+
+
+@pytest.fixture
+async def push_relay(socket_enabled: None) -> AsyncIterator[tuple[str, Pushes]]:
+    """An HTTP server on loopback standing in for the companion app's push relay."""
+    pushes: Pushes = []
+
+    async def receive(request: web.Request) -> web.Response:
+        pushes.append(await request.json())
+        return web.json_response({}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/push", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}/push", pushes
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def phone(hass: HomeAssistant, push_relay: tuple[str, Pushes]) -> tuple[str, Pushes]:
+    """A phone registered with mobile_app: its device id and the pushes sent to it."""
+    push_url, pushes = push_relay
+    MockConfigEntry(
+        domain="mobile_app",
+        title="Pixel",
+        source="registration",
+        data={
+            "app_data": {"push_token": "token", "push_url": push_url},
+            "app_id": "io.homeassistant.companion.android",
+            "app_name": "Home Assistant",
+            "app_version": "2025.4.0",
+            "device_id": "pixel-8",
+            "device_name": "Pixel",
+            "manufacturer": "Google",
+            "model": "Pixel 8",
+            "os_name": "Android",
+            "os_version": "15",
+            "secret": "secret",
+            "supports_encryption": False,
+            "user_id": "user",
+            "webhook_id": "pixel-webhook",
+        },
+    ).add_to_hass(hass)
+    assert await async_setup_component(hass, "mobile_app", {})
+    await hass.async_block_till_done()
+    device = dr.async_get(hass).async_get_device(identifiers={("mobile_app", "pixel-8")})
+    assert device is not None
+    return device.id, pushes
+
+
+async def use_blueprint(hass: HomeAssistant, **inputs: Any) -> None:
+    """An automation made from the blueprint; it must load (a broken blueprint leaves no entity)."""
+    config = {"id": "sound_alert", "alias": "Sound alert"}
+    config["use_blueprint"] = {"path": "sound_sentry/notify.yaml", "input": inputs}
+    assert await async_setup_component(hass, "automation", {"automation": config})
+    await hass.async_block_till_done()
+    state = hass.states.get("automation.sound_alert")
+    assert state is not None
+    assert state.state == STATE_ON
+
+
+def sound(hass: HomeAssistant, event_type: str, confidence: float) -> None:
+    """The hall microphone's event entity fires, as Sound Sentry writes it."""
+    hass.states.async_set(
+        HALL,
+        dt_util.utcnow().isoformat(timespec="microseconds"),
+        {
+            "event_types": list(NAMES),
+            "event_type": event_type,
+            "confidence": confidence,
+            "friendly_name": "Hall microphone Sound",
+        },
+    )
+
+
+async def test_a_real_sound_notifies_the_phone(
+    hass: HomeAssistant,
+    config_dir: Path,
+    phone: tuple[str, Pushes],
+    rtsp_server: Callable[..., RtspServer],
+    data_dir: Path,
+) -> None:
+    """A real stream, Sound Sentry's event entity, the blueprint: one push with the class and confidence.
+
+    Low thresholds, so that any model (even the random test fixture) detects: this is about the plumbing.
+    """
+    device_id, pushes = phone
+    server = rtsp_server(
+        codec="pcmu", source="file", file=write_wav(config_dir / "s.wav", scene(data_dir, "babycry"))
+    )
+    entry = rtsp_entry(server.url(), threshold=0.05)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await use_blueprint(hass, event_entity="event.nursery_camera_sound", notify_device=device_id)
+    fired: list[Any] = []
+
+    def on_event(event: Event[Any]) -> None:
+        new_state = event.data["new_state"]
+        if event.data["entity_id"] == "event.nursery_camera_sound" and "event_type" in new_state.attributes:
+            fired.append(new_state)
+
+    hass.bus.async_listen("state_changed", on_event)
+    await wait_for(hass, lambda: bool(pushes), timeout_s=30)
+
+    first = fired[0].attributes
+    name = NAMES[first["event_type"]]
+    percent = int(round(first["confidence"] * 100))
+    [push] = pushes  # the cooldown holds back whatever fired after the first sound
+    assert push["title"] == name
+    assert push["message"] == f"Nursery camera: {name.lower()} ({percent}% confidence)"
+    assert push["registration_info"]["webhook_id"] == "pixel-webhook"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_chosen_classes_and_cooldown(
+    hass: HomeAssistant, config_dir: Path, phone: tuple[str, Pushes]
+) -> None:
+    """Only the chosen sounds notify, once per cooldown; a source coming back re-shows no old sound."""
+    device_id, pushes = phone
+    sound(hass, "babycry", 0.5)  # the entity exists before the automation, as after a restart
+    await use_blueprint(
+        hass,
+        event_entity=HALL,
+        notify_device=device_id,
+        classes=["glassbreak", "gunshot"],
+        cooldown={"minutes": 1},
+    )
+
+    sound(hass, "babycry", 0.99)  # not chosen
+    sound(hass, "glassbreak", 0.912)
+    await wait_for(hass, lambda: bool(pushes))
+    sound(hass, "gunshot", 0.7)  # within the cooldown
+    await hass.async_block_till_done()
+    assert [(push["title"], push["message"]) for push in pushes] == [
+        ("Glass breaking", "Hall microphone Sound: glass breaking (91% confidence)")
+    ]
+    assert pushes[0]["data"] == {"tag": f"sound_sentry_{HALL}_glassbreak", "group": "sound_sentry"}
+
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=61))
+    await hass.async_block_till_done()
+    sound(hass, "gunshot", 0.97)
+    await wait_for(hass, lambda: len(pushes) == 2)
+    assert pushes[1]["message"] == "Hall microphone Sound: gunshot (97% confidence)"
+
+    # The source drops and comes back showing its last event: no push. A new sound then notifies.
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=122))
+    last = hass.states.get(HALL)
+    hass.states.async_set(HALL, STATE_UNAVAILABLE, {})
+    hass.states.async_set(HALL, last.state, last.attributes)
+    sound(hass, "glassbreak", 0.6)
+    await wait_for(hass, lambda: len(pushes) == 3)
+    assert [push["message"] for push in pushes][2:] == [
+        "Hall microphone Sound: glass breaking (60% confidence)"
+    ]
+
+
+async def test_camera_snapshot_is_attached(
+    hass: HomeAssistant, config_dir: Path, phone: tuple[str, Pushes]
+) -> None:
+    """With a camera, the push carries the /local/ address of a snapshot taken for this sound."""
+    device_id, pushes = phone
+    picture = Path(demo.__file__).with_name("demo_0.jpg")
+    camera_entry = MockConfigEntry(domain="local_file", options={"name": "Hall", "file_path": str(picture)})
+    camera_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(camera_entry.entry_id)
+    await hass.async_block_till_done()
+    sound(hass, "babycry", 0.5)
+    await use_blueprint(
+        hass,
+        event_entity=HALL,
+        notify_device=device_id,
+        camera_entity="camera.hall",
+        snapshot_dir=str(config_dir / "www" / "sound_sentry"),
+    )
+
+    sound(hass, "gunshot", 0.88)
+    await wait_for(hass, lambda: bool(pushes))
+    image = pushes[0]["data"]["image"]
+    assert image.startswith("/local/sound_sentry/hall_")
+    assert image.endswith(".jpg")
+    snapshot = config_dir / "www" / image.removeprefix("/local/")
+    assert snapshot.read_bytes() == picture.read_bytes()
