@@ -1,7 +1,8 @@
-"""Helpers for `scripts/develop`: install the pinned frontend, and onboard a fresh config once.
+"""Helpers for `scripts/develop`: install the pinned frontend; onboard a fresh config once and add the
+demo camera to Sound Sentry through its config flow, as a user would.
 
-python scripts/dev_home_assistant.py install-frontend
-python scripts/dev_home_assistant.py onboard CONFIG_DIR
+    python scripts/dev_home_assistant.py install-frontend
+    python scripts/dev_home_assistant.py onboard CONFIG_DIR DEMO_RTSP_URL
 """
 
 from __future__ import annotations
@@ -48,8 +49,56 @@ async def _wait_for_api(session: aiohttp.ClientSession) -> None:
     raise SystemExit("Home Assistant did not answer on :8123 within 5 minutes")
 
 
-async def onboard(config: Path) -> None:
-    """Create the demo owner and finish onboarding, if this config has not been onboarded yet."""
+async def _login(session: aiohttp.ClientSession) -> dict[str, str]:
+    """Log in as the demo user through the login flow; the Authorization header."""
+    flow_request = {"client_id": CLIENT_ID, "handler": ["homeassistant", None], "redirect_uri": CLIENT_ID}
+    async with session.post(f"{BASE}/auth/login_flow", json=flow_request) as response:
+        flow_id = (await response.json())["flow_id"]
+    login = {"client_id": CLIENT_ID, "username": DEMO_USER, "password": DEMO_PASSWORD}
+    async with session.post(f"{BASE}/auth/login_flow/{flow_id}", json=login) as response:
+        code = (await response.json())["result"]
+    token_request = {"grant_type": "authorization_code", "code": code, "client_id": CLIENT_ID}
+    async with session.post(f"{BASE}/auth/token", data=token_request) as response:
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {(await response.json())['access_token']}"}
+
+
+CLOUD_DOMAINS = {"met", "radio_browser", "google_translate", "shopping_list"}
+"""What onboarding adds that needs the internet (this demo runs without it): removed again."""
+
+
+async def remove_cloud_entries(session: aiohttp.ClientSession, headers: dict[str, str]) -> None:
+    """Remove the internet-only entries onboarding creates, so the demo log shows only what matters."""
+    async with session.get(f"{BASE}/api/config/config_entries/entry", headers=headers) as response:
+        entries = await response.json()
+    for entry in entries:
+        if entry["domain"] in CLOUD_DOMAINS:
+            url = f"{BASE}/api/config/config_entries/entry/{entry['entry_id']}"
+            async with session.delete(url, headers=headers) as response:
+                response.raise_for_status()
+
+
+async def add_demo_camera(session: aiohttp.ClientSession, headers: dict[str, str], url: str) -> None:
+    """Add the demo RTSP stream to Sound Sentry through its config flow, unless an entry exists."""
+    async with session.get(f"{BASE}/api/config/config_entries/entry", headers=headers) as response:
+        entries = await response.json()
+    if any(entry["domain"] == "sound_sentry" for entry in entries):
+        return
+    flows = f"{BASE}/api/config/config_entries/flow"
+    async with session.post(flows, json={"handler": "sound_sentry"}, headers=headers) as response:
+        flow_id = (await response.json())["flow_id"]
+    demo = {"name": "Demo camera", "url": url, "transport": "tcp"}
+    for step in ({"next_step_id": "rtsp"}, demo, {}):
+        async with session.post(f"{flows}/{flow_id}", json=step, headers=headers) as response:
+            result = await response.json()
+        if result.get("errors"):
+            print(f"could not add the demo camera: {result['errors']}", file=sys.stderr)
+            return
+    print(f"  Sound Sentry listens to the demo camera {url}", file=sys.stderr)
+
+
+async def onboard(config: Path, demo_url: str) -> None:
+    """Create the demo owner and finish onboarding once; add the demo camera to Sound Sentry."""
     async with aiohttp.ClientSession() as session:
         await _wait_for_api(session)
         async with session.get(f"{BASE}/api/onboarding") as response:
@@ -75,6 +124,9 @@ async def onboard(config: Path) -> None:
                 ) as response:
                     if response.status not in (200, 403):  # 403: step already done
                         response.raise_for_status()
+        headers = await _login(session)
+        await remove_cloud_entries(session, headers)
+        await add_demo_camera(session, headers, demo_url)
     print(
         f"\n  Sound Sentry demo: open {BASE} and log in as '{DEMO_USER}' / '{DEMO_PASSWORD}'"
         f"  (config: {config})\n",
@@ -87,6 +139,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["install-frontend"]:
         install_frontend()
     elif sys.argv[1:2] == ["onboard"]:
-        asyncio.run(onboard(Path(sys.argv[2])))
+        asyncio.run(onboard(Path(sys.argv[2]), sys.argv[3]))
     else:
         raise SystemExit(__doc__)
