@@ -1,248 +1,425 @@
 """Command line: classify recordings (`scan`) or listen to a live stream (`listen`).
 
-python -m custom_components.sound_sentry.engine scan clip.flac [--jsonl]
-python -m custom_components.sound_sentry.engine listen rtsp://camera/stream
+    python -m custom_components.sound_sentry.engine scan clip.flac [more.wav ...] [--jsonl]
+    python -m custom_components.sound_sentry.engine listen rtsp://camera/stream
+
+`scan` reads each input to its end and classifies a window of 1.935 s every --hop-s seconds, plus one
+window ending at the input's last sample so that a sound in its final fraction of a second is not
+missed. An input shorter than one window is centred in white noise at -70 dBFS to one full window (the
+model only takes whole windows); that window's times are those of the padded window, 0 to 1.935 s.
+By default it prints a table of the detections (start and end of each debounced event, as the stream
+time at which the detector decided) per input; with --jsonl one JSON object per window instead:
+{"file": ..., "start_s": ..., "end_s": ..., "probs": {"background": ..., ...}, "dbfs": ...}.
+
+`listen` runs live until Ctrl-C (SIGINT) or SIGTERM and prints each event as it starts and ends. It
+takes rtsp:// and rtsps:// URLs, udp://SENDER:PORT for raw PCM datagrams from an ESPHome microphone
+at SENDER (see --udp-rate, --udp-width, --udp-channels), or anything else PyAV opens. It exits with
+an error when the first connection fails; once connected, it reconnects after failures.
+
+Any problem with an input, the model or an option is one line on stderr and a non-zero exit status
+(1: an input failed, the others were still scanned; 2: bad options or model; 130: interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 import json
 import logging
+import math
+import os
 from pathlib import Path
 import signal
 import sys
 import threading
-from typing import TextIO
+import time
+from typing import NoReturn, TextIO
 
 import numpy as np
 import numpy.typing as npt
 
 from .backends import ModelLoadError, load_backend
-from .detector import DetectorSettings
+from .detector import DetectorSettings, SoundEvent
 from .model_info import ModelInfo
-from .pipeline import DEFAULT_HOP_S, Pipeline, PipelineOutput, WindowResult
+from .pipeline import DEFAULT_HOP_S, Pipeline, PipelineOutput, WindowResult, to_float
 from .redact import redact_url
 from .sources import AudioSource, FileSource, RtspSource, SourceError, SourceRunner, UdpPcmSource
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "sound_sentry_resnetse.onnx"
 PAD_DBFS = -70.0
-"""Level of the noise a clip shorter than one window is centred in."""
+"""Level of the white noise a clip shorter than one window is centred in."""
+EXIT_INPUT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class CliError(Exception):
     """A problem the user can fix; printed as one line, exit status 2."""
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (its default adds the usage text)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line and exit with status 2."""
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
 def pad_to_window(samples: npt.NDArray[np.float32], window: int, seed: int = 0) -> npt.NDArray[np.float32]:
-    """Centre a short clip in -70 dBFS white noise, one window long (deterministic)."""
+    """Centre a clip shorter than `window` in -70 dBFS white noise, one window long (deterministic)."""
     if samples.size >= window:
         return samples
     noise = np.random.default_rng(seed).standard_normal(window).astype(np.float32)
-    noise *= np.float32(10 ** (PAD_DBFS / 20))  # RMS of unit-variance noise is 1 = 0 dBFS
+    noise *= np.float32(10 ** (PAD_DBFS / 20))  # unit-variance noise has an RMS of 1, i.e. 0 dBFS
     start = (window - samples.size) // 2
     noise[start : start + samples.size] = samples
     return noise
 
 
-def scan_samples(pipeline: Pipeline, samples: npt.NDArray[np.float32]) -> PipelineOutput:
-    """Classify a whole recording: windows every hop, plus one ending at the clip's end.
+def scan_chunks(pipeline: Pipeline, chunks: Iterable[npt.ArrayLike]) -> Iterator[PipelineOutput]:
+    """Classify a whole recording given in chunks, yielding each chunk's output as it is ready.
 
-    The extra window is added when the hops left the tail out, so that a sound in the last fraction
-    of a second is not missed.
+    Windows come every hop, plus one ending at the recording's last sample when the hops left its tail
+    out; a recording shorter than one window is padded with `pad_to_window`. Raises ValueError for a
+    recording without a single sample. Resets `pipeline` first.
     """
     window = pipeline.info.window_samples
-    samples = pad_to_window(samples, window)
     pipeline.reset()
-    output = pipeline.process(samples)
-    windows, events = list(output.windows), list(output.events)
-    last_end = round(windows[-1].end_s * pipeline.info.sample_rate_hz) if windows else 0
-    if last_end < samples.size:
-        tail = pipeline.process_window(samples[-window:], start_sample=samples.size - window)
-        windows.append(tail.windows[0])
-        events.extend(tail.events)
-    return PipelineOutput(windows, events)
-
-
-def _read_all(source: AudioSource) -> npt.NDArray[np.float32]:
-    source.open()
-    try:
-        chunks = [np.asarray(chunk, dtype=np.float32) / 32768.0 for chunk in source]
-    finally:
-        source.close()
-    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    head: list[npt.NDArray[np.float32]] = []  # the first chunks, until they make one window
+    head_size = total = 0
+    started = False
+    tail = np.zeros(0, dtype=np.float32)  # the last `window` samples
+    last_end = 0  # sample at which the last window ended
+    for pcm in chunks:
+        chunk = to_float(pcm)
+        total += chunk.size
+        tail = np.concatenate([tail, chunk])[-window:]
+        if not started:
+            head.append(chunk)
+            head_size += chunk.size
+            if head_size < window:
+                continue
+            chunk, head, started = np.concatenate(head), [], True
+        output = pipeline.process(chunk)
+        if output.windows:
+            last_end = round(output.windows[-1].end_s * pipeline.info.sample_rate_hz)
+            yield output
+    if total == 0:
+        raise ValueError("no audio samples")
+    if total < window:
+        yield pipeline.process(pad_to_window(tail, window))
+    elif last_end < total:
+        yield pipeline.process_window(tail, start_sample=total - window)
 
 
 def _thresholds(pairs: Iterable[str], info: ModelInfo) -> dict[str, float]:
     thresholds = dict(info.thresholds)
     for pair in pairs:
-        label, _, value = pair.partition("=")
+        label, equals, value = pair.partition("=")
+        if not equals:
+            raise CliError(f"--threshold {pair}: expected CLASS=P, e.g. babycry=0.7")
         if label not in thresholds:
             raise CliError(f"--threshold {pair}: class must be one of {', '.join(thresholds)}")
         try:
-            thresholds[label] = float(value)
+            probability = float(value)
         except ValueError:
-            raise CliError(f"--threshold {pair}: probability must be a number") from None
-        if not 0 < thresholds[label] <= 1:
-            raise CliError(f"--threshold {pair}: probability must be in (0, 1]")
+            raise CliError(f"--threshold {pair}: {value!r} is not a number") from None
+        if not 0 < probability <= 1:
+            raise CliError(f"--threshold {pair}: the probability must be in (0, 1]")
+        thresholds[label] = probability
     return thresholds
 
 
 def _build_pipeline(args: argparse.Namespace) -> Pipeline:
-    info = ModelInfo.load(Path(args.model))
-    backend = load_backend(Path(args.model), args.backend)
+    if not (math.isfinite(args.hop_s) and args.hop_s > 0):
+        raise CliError(f"--hop-s {args.hop_s}: must be a positive number of seconds")
+    model = Path(args.model)
+    if not model.is_file():
+        hint = "the trained model is not installed here" if model == DEFAULT_MODEL else "check --model"
+        raise CliError(f"model file {model} not found: {hint}")
+    info = ModelInfo.load(model)
     settings = DetectorSettings(
         thresholds=_thresholds(args.threshold, info), k=info.k, n=info.n, hold_s=info.hold_s
     )
-    if args.hop_s <= 0:
-        raise CliError("--hop-s must be positive")
+    backend = load_backend(model, args.backend)
     return Pipeline(backend, info, hop_s=args.hop_s, detector=settings)
+
+
+# scan
 
 
 def _window_json(name: str, window: WindowResult) -> str:
     return json.dumps(
         {
             "file": name,
-            "start_s": round(window.start_s, 3),
-            "end_s": round(window.end_s, 3),
-            "probs": {label: round(p, 5) for label, p in window.probabilities.items()},
+            "start_s": round(window.start_s, 6),
+            "end_s": round(window.end_s, 6),
+            "probs": {label: round(p, 6) for label, p in window.probabilities.items()},
             "dbfs": round(window.dbfs, 2),
         }
     )
 
 
-def _print_table(name: str, output: PipelineOutput, out: TextIO) -> None:
-    print(f"{name}", file=out)
-    starts = {}
-    rows: list[tuple[float, float | None, str, float]] = []
-    for event in output.events:
-        if event.active:
-            starts[event.label] = event.time_s
-        else:
-            rows.append((starts.pop(event.label), event.time_s, event.label, event.peak_probability))
-    end_s = output.windows[-1].end_s if output.windows else 0.0
-    peaks = dict.fromkeys(starts, 0.0)
-    for window in output.windows:
-        for label in peaks:
-            peaks[label] = max(peaks[label], window.probabilities[label])
-    rows.extend((start, None, label, peaks[label]) for label, start in starts.items())
-    if not rows:
-        print("  no detections", file=out)
-    for start, end, label, peak in sorted(rows, key=lambda row: row[0]):
-        until = f"{end:7.2f}" if end is not None else f"{end_s:7.2f}+"
-        print(f"  {start:7.2f} s - {until} s  {label:<11} peak {peak:.2f}", file=out)
+@dataclass
+class _Detection:
+    label: str
+    start_s: float
+    end_s: float | None
+    peak: float
+
+
+class _Table:
+    """Collects one input's windows and events and prints its detections."""
+
+    def __init__(self, labels: Iterable[str]) -> None:
+        self.labels = list(labels)
+        self.windows = 0
+        self.end_s = 0.0
+        self.highest = dict.fromkeys(self.labels, 0.0)
+        self.detections: list[_Detection] = []
+        self._running: dict[str, _Detection] = {}
+
+    def add(self, output: PipelineOutput) -> None:
+        """Take one chunk's output (windows and events in time order)."""
+        events: dict[float, list[SoundEvent]] = {}
+        for event in output.events:
+            events.setdefault(event.time_s, []).append(event)
+        for window in output.windows:
+            self.windows += 1
+            self.end_s = max(self.end_s, window.end_s)
+            for label in self.labels:
+                self.highest[label] = max(self.highest[label], window.probabilities[label])
+            for detection in self._running.values():  # the peak so far of an event still running
+                detection.peak = max(detection.peak, window.probabilities[detection.label])
+            for event in events.pop(window.end_s, []):
+                if event.active:
+                    self._running[event.label] = detection = _Detection(
+                        event.label, event.time_s, None, event.peak_probability
+                    )
+                    self.detections.append(detection)
+                elif (ended := self._running.pop(event.label, None)) is not None:
+                    ended.end_s, ended.peak = event.time_s, event.peak_probability
+
+    def print(self, name: str, backend: str, out: TextIO) -> None:
+        """Print the input's name, then one line per detection."""
+        print(f"{name}: {self.end_s:.2f} s, {self.windows} windows ({backend})", file=out)
+        if not self.detections:
+            highest = ", ".join(f"{label} {self.highest[label]:.2f}" for label in self.labels[1:])
+            print(f"  no detections (highest probabilities: {highest})", file=out)
+            return
+        print(f"  {'detected':>9}  {'ended':>9}  {'class':<11} peak", file=out)
+        for row in self.detections:
+            until = f"{row.end_s:7.2f} s" if row.end_s is not None else "(running)"
+            print(f"  {row.start_s:7.2f} s  {until:>9}  {row.label:<11} {row.peak:.2f}", file=out)
 
 
 def cmd_scan(args: argparse.Namespace, out: TextIO) -> int:
-    """Classify each input; a bad one is reported and the others still run."""
+    """Classify each input; a bad one is reported on stderr and the others still run."""
     pipeline = _build_pipeline(args)
     status = 0
     for name in args.inputs:
+        shown = redact_url(name)
+        table = _Table(pipeline.info.labels)
         try:
-            samples = _read_all(FileSource(name))
+            with FileSource(name) as source:
+                for output in scan_chunks(pipeline, source):
+                    if args.jsonl:
+                        for window in output.windows:
+                            print(_window_json(shown, window), file=out)
+                    else:
+                        table.add(output)
+                    out.flush()
         except SourceError as err:
-            print(f"error: {redact_url(name)}: {err}", file=sys.stderr)
-            status = 1
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            status = EXIT_INPUT_FAILED
             continue
-        output = scan_samples(pipeline, samples)
-        if args.jsonl:
-            for window in output.windows:
-                print(_window_json(name, window), file=out)
-        else:
-            _print_table(redact_url(name), output, out)
+        except ValueError as err:
+            print(f"error: {shown}: {err}", file=sys.stderr, flush=True)
+            status = EXIT_INPUT_FAILED
+            continue
+        if not args.jsonl:
+            table.print(shown, pipeline.backend.name, out)
+            out.flush()
     return status
 
 
-def _live_source(url: str, args: argparse.Namespace) -> AudioSource:
+# listen
+
+
+def _live_source(url: str, args: argparse.Namespace) -> Callable[[], AudioSource]:
+    """A factory of fresh sources for `url`; raises CliError now when the URL or options are bad."""
+    factory: Callable[[], AudioSource]
     if url.startswith("udp://"):
-        host, _, port = url.removeprefix("udp://").rpartition(":")
-        return UdpPcmSource(
-            int(port),
-            allowed_senders={host or "127.0.0.1"},
-            sample_rate_hz=args.udp_rate,
-            sample_width=args.udp_width,
-            channels=args.udp_channels,
-        )
-    if url.startswith(("rtsp://", "rtsps://")):
-        return RtspSource(url, transport=args.transport)
-    return FileSource(url)
+        sender, _, port = url.removeprefix("udp://").rpartition(":")
+        sender = sender.strip("[]")
+        if not sender or not port.isdigit() or not 0 < int(port) < 65536:
+            raise CliError(f"{url}: expected udp://SENDER:PORT, e.g. udp://192.168.1.40:6055")
+
+        def factory() -> AudioSource:
+            return UdpPcmSource(
+                int(port),
+                allowed_senders={sender},
+                sample_rate_hz=args.udp_rate,
+                sample_width=args.udp_width,
+                channels=args.udp_channels,
+            )
+
+    elif url.lower().startswith(("rtsp://", "rtsps://")):
+
+        def factory() -> AudioSource:
+            return RtspSource(url, transport=args.transport)
+
+    else:
+
+        def factory() -> AudioSource:
+            return FileSource(url)
+
+    try:
+        factory()  # the constructors check their arguments (e.g. the sender address); nothing opens yet
+    except ValueError as err:
+        raise CliError(f"{redact_url(url)}: {err}") from None
+    return factory
 
 
 def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
-    """Run live until Ctrl-C, printing each event as it starts and ends."""
+    """Run live until SIGINT/SIGTERM, printing each event as it starts and ends."""
+    factory = _live_source(args.url, args)
     pipeline = _build_pipeline(args)
+    # A local file ends; any other source that ends is a live stream to reconnect to.
+    finite = "://" not in args.url
     stop = threading.Event()
+    connected_once = threading.Event()
     lock = threading.Lock()
+    failures: list[SourceError] = []
 
     def on_audio(chunk: npt.NDArray[np.int16]) -> None:
         with lock:
-            for event in pipeline.process(chunk).events:
-                state = "started" if event.active else "ended"
-                print(
-                    f"{event.time_s:9.2f} s  {event.label:<11} {state:<8} peak {event.peak_probability:.2f}",
-                    file=out,
-                    flush=True,
-                )
+            events = pipeline.process(chunk).events
+        for event in events:
+            change = "started" if event.active else "ended"
+            print(
+                f"{time.strftime('%H:%M:%S')}  {event.time_s:9.2f} s  {event.label:<11} {change:<8} "
+                f"peak {event.peak_probability:.2f}",
+                file=out,
+                flush=True,
+            )
 
     def on_status(connected: bool, error: SourceError | None) -> None:
         with lock:
-            pipeline.reset()
+            pipeline.reset()  # a new connection is a new stream
         if connected:
-            print(f"listening to {redact_url(args.url)}", file=sys.stderr, flush=True)
+            connected_once.set()
+            print(f"listening to {redact_url(args.url)} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        elif error is not None and (finite or not connected_once.is_set()):
+            failures.append(error)  # the first connection failed, or the file ended: stop
+            stop.set()
         else:
-            print(f"disconnected: {error}; retrying", file=sys.stderr, flush=True)
+            print(f"disconnected: {error}; reconnecting", file=sys.stderr, flush=True)
 
-    runner = SourceRunner("cli", lambda: _live_source(args.url, args), on_audio=on_audio, on_status=on_status)
+    runner = SourceRunner("cli", factory, on_audio=on_audio, on_status=on_status)
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     runner.start()
     try:
-        while not stop.wait(0.2) and runner.is_alive():
+        while not stop.wait(0.1) and runner.is_alive():
             pass
     finally:
         runner.stop()
+    if failures:
+        if finite and connected_once.is_set() and failures[0].reason == "stream_ended":
+            print(f"end of {redact_url(args.url)}", file=sys.stderr, flush=True)
+            return 0
+        print(f"error: {failures[0]}", file=sys.stderr, flush=True)
+        return EXIT_INPUT_FAILED
+    print("stopped", file=sys.stderr, flush=True)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's arguments."""
-    parser = argparse.ArgumentParser(
-        prog="python -m custom_components.sound_sentry.engine", description=__doc__.split("\n")[0]
+    doc = __doc__ or ""
+    parser = _ArgumentParser(
+        prog="python -m custom_components.sound_sentry.engine",
+        description=doc.split("\n", 1)[0],
+        epilog=doc.split("\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = _ArgumentParser(add_help=False)
     common.add_argument(
-        "--model", default=str(DEFAULT_MODEL), help="the .onnx model (its .json sidecar beside it)"
+        "--model",
+        default=str(DEFAULT_MODEL),
+        help="the .onnx model, its .json sidecar beside it (default: %(default)s)",
     )
-    common.add_argument("--backend", choices=["auto", "numpy", "onnxruntime"], default="auto")
-    common.add_argument("--hop-s", type=float, default=DEFAULT_HOP_S, help="seconds between windows")
     common.add_argument(
-        "--threshold", action="append", default=[], metavar="CLASS=P", help="override a class threshold"
+        "--backend",
+        choices=["auto", "numpy", "onnxruntime"],
+        default="auto",
+        help="model runtime (default: auto)",
+    )
+    common.add_argument(
+        "--hop-s",
+        type=float,
+        default=DEFAULT_HOP_S,
+        help="seconds between windows, rounded to 10 ms (default: 0.25)",
+    )
+    common.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="CLASS=P",
+        help="detection threshold of a class (babycry, glassbreak, gunshot); repeatable",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
-    sub = parser.add_subparsers(dest="command", required=True)
-    scan = sub.add_parser("scan", parents=[common], help="classify recordings or URLs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{scan,listen}")
+    scan = sub.add_parser(
+        "scan",
+        parents=[common],
+        help="classify recordings or URLs",
+        description="Classify recordings or URLs to their end. An input shorter than one 1.935 s window is "
+        "centred in -70 dBFS white noise to one window.",
+    )
     scan.add_argument("inputs", nargs="+", metavar="PATH_OR_URL")
-    scan.add_argument("--jsonl", action="store_true", help="one JSON object per window")
-    listen = sub.add_parser("listen", parents=[common], help="detect live until Ctrl-C")
+    scan.add_argument("--jsonl", action="store_true", help="one JSON object per window instead of a table")
+    listen = sub.add_parser(
+        "listen", parents=[common], help="detect live until Ctrl-C", description="Detect live until Ctrl-C."
+    )
     listen.add_argument("url", help="rtsp://..., udp://SENDER:PORT (raw PCM) or anything PyAV opens")
     listen.add_argument("--transport", choices=["tcp", "udp"], default="tcp", help="RTSP transport")
-    listen.add_argument("--udp-rate", type=int, default=16000, help="UDP PCM sample rate (Hz)")
-    listen.add_argument("--udp-width", type=int, choices=[2, 4], default=2, help="UDP PCM bytes per sample")
-    listen.add_argument("--udp-channels", type=int, choices=[1, 2], default=1)
+    listen.add_argument(
+        "--udp-rate", type=int, default=16000, help="UDP PCM sample rate in Hz (default: 16000)"
+    )
+    listen.add_argument(
+        "--udp-width", type=int, choices=[2, 4], default=2, help="UDP PCM bytes per sample (default: 2)"
+    )
+    listen.add_argument("--udp-channels", type=int, choices=[1, 2], default=1, help="UDP PCM channels")
     return parser
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point; returns the exit status. Errors are one line on stderr, never a traceback."""
     args = build_parser().parse_args(argv)
+    out = out or sys.stdout
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:
+        # The runner logs each disconnect; `listen` prints its own line for it.
+        logging.getLogger(f"{__package__}.sources.runner").setLevel(logging.ERROR)
     try:
         if args.command == "scan":
             return cmd_scan(args, out)
         return cmd_listen(args, out)
     except (CliError, ModelLoadError, SourceError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. piped into `head`: stop quietly, also at the interpreter's last flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INPUT_FAILED
+    except Exception as err:  # a bug: still one line unless asked for details
+        if args.verbose:
+            raise
+        print(f"error: unexpected {type(err).__name__}: {err} (run with -v for details)", file=sys.stderr)
+        return EXIT_INPUT_FAILED
