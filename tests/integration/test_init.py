@@ -57,3 +57,29 @@ async def test_unusable_model_fails_setup_with_a_clear_error(
     assert entry.reason is not None
     assert "model" in entry.reason
     assert source_threads() == []
+
+
+async def test_sources_share_one_model(hass: HomeAssistant) -> None:
+    """The model is loaded once per Home Assistant instance, whatever the number of sources."""
+    first = rtsp_entry("rtsp://127.0.0.1:9/one")
+    second = rtsp_entry("rtsp://127.0.0.1:9/two")
+    for entry in (first, second):
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert first.runtime_data.model is second.runtime_data.model
+    assert hass.data[model.DATA_MODEL] is first.runtime_data.model
+    assert len(source_threads()) == 2
+    for entry in (first, second):
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    assert source_threads() == []
+
+
+async def test_home_assistant_stop_ends_the_source_threads(hass: HomeAssistant) -> None:
+    """Home Assistant stops without unloading entries: the source threads must end anyway."""
+    entry = rtsp_entry("rtsp://127.0.0.1:9/stream")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    assert len(source_threads()) == 1
+    await hass.async_stop()
+    assert source_threads() == []
