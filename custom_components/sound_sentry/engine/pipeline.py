@@ -63,8 +63,10 @@ class Pipeline:
     FBANK frames are computed once as audio arrives and shared by the overlapping windows (a window
     every `hop_s`, rounded to the nearest whole 10 ms frame); the windows a chunk completes are
     classified in batches of at most `max_batch`, usually one call per chunk. Each window's features
-    are exactly those of a one-shot FBANK of its samples. Only the frames and samples that a future
-    window still needs are kept, so memory does not grow with the stream.
+    are exactly those of a one-shot FBANK of its samples. Chunks that complete no window are only
+    stored (FBANK runs when a window is due, so tiny chunks cost no more than large ones), and only
+    the frames and samples that a future window still needs are kept: memory does not grow with the
+    stream.
 
     Not thread-safe: feed one stream from one thread (or under a lock), and `reset()` between streams.
     """
@@ -107,16 +109,24 @@ class Pipeline:
         self._frames_start = 0
         self._samples = np.zeros(0, dtype=np.float32)
         self._samples_start = 0
+        # Chunks not yet turned into frames: FBANK runs once per completed window, not once per (20 ms) chunk.
+        self._pending: list[npt.NDArray[np.float32]] = []
+        self._pending_size = 0
         self._next_window_end = self.window_frames  # frame count at which the next window completes
 
     def process(self, pcm: npt.ArrayLike) -> PipelineOutput:
         """Feed a chunk of 8 kHz mono PCM (any length); return the windows it completed and their events."""
         samples = to_float(pcm)
-        new_frames = self.fbank.process_streaming(samples)
-        if new_frames.size:
-            self._frames = np.concatenate([self._frames, new_frames])
         if samples.size:
-            self._samples = np.concatenate([self._samples, samples])
+            self._pending.append(samples)
+            self._pending_size += samples.size
+        received = self._samples_start + self._samples.size + self._pending_size
+        if self.fbank.num_frames(received) < self._next_window_end:
+            return PipelineOutput([], [])  # no window completes yet: keep the chunk for later
+        samples = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending, self._pending_size = [], 0
+        self._frames = np.concatenate([self._frames, self.fbank.process_streaming(samples)])
+        self._samples = np.concatenate([self._samples, samples])
         frames_seen = self._frames_start + len(self._frames)
         ends = range(self._next_window_end, frames_seen + 1, self.hop_frames)
         windows: list[WindowResult] = []
@@ -133,8 +143,7 @@ class Pipeline:
                 window = self._result(start_sample, self._window_samples(start_sample), probs)
                 windows.append(window)
                 events.extend(self.detector.process(window.end_s, probs))
-        if ends:
-            self._next_window_end = ends[-1] + self.hop_frames
+        self._next_window_end = ends[-1] + self.hop_frames
         self._trim()
         return PipelineOutput(windows, events)
 
