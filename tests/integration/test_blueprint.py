@@ -173,8 +173,13 @@ async def test_a_real_sound_notifies_the_phone(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+@pytest.mark.parametrize("cooldown", [{"minutes": 1}, "00:01:00", 60], ids=["selector", "text", "seconds"])
 async def test_chosen_classes_and_cooldown(
-    hass: HomeAssistant, config_dir: Path, phone: tuple[str, Pushes], freezer: FrozenDateTimeFactory
+    hass: HomeAssistant,
+    config_dir: Path,
+    phone: tuple[str, Pushes],
+    freezer: FrozenDateTimeFactory,
+    cooldown: dict[str, int] | str | int,
 ) -> None:
     """Only the chosen sounds notify, once per cooldown; a source coming back re-shows no old sound."""
     device_id, pushes = phone
@@ -184,7 +189,7 @@ async def test_chosen_classes_and_cooldown(
         event_entity=HALL,
         notify_device=device_id,
         classes=["glassbreak", "gunshot"],
-        cooldown={"minutes": 1},
+        cooldown=cooldown,
     )
 
     # Time is frozen: each sound comes a little later, as real ones do (a state is its event's time).
