@@ -24,7 +24,11 @@ from custom_components.sound_sentry.const import CONF_CHANNELS, CONF_SAMPLE_BITS
 REPO = Path(__file__).resolve().parents[1]
 DEVICE_YAML = REPO / "esphome" / "sound-sentry-mic.yaml"
 SECRETS_EXAMPLE = REPO / "esphome" / "secrets.yaml.example"
-CACHE = Path(os.environ.get("SOUND_SENTRY_CACHE") or Path.home() / ".cache" / "sound-sentry")
+# Where scripts/setup puts it (scripts/lib.sh: CACHE).
+CACHE = Path(
+    os.environ.get("SOUND_SENTRY_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sound-sentry"
+)
 ESPHOME = Path(os.environ.get("SOUND_SENTRY_ESPHOME") or CACHE / "venv-esphome" / "bin" / "esphome")
 
 
