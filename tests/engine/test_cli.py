@@ -108,6 +108,19 @@ def test_scan_jsonl_has_every_window_with_its_times_probabilities_and_level(flac
     assert windows[-1]["end_s"] == pytest.approx(samples.size / RATE, abs=1e-6)
 
 
+def test_no_extra_window_when_the_hops_end_on_the_last_sample(flac: Path, tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "exact.wav", read_clip(flac)[: WINDOW + 3 * 2000])
+    windows = windows_of(scan(str(path), "--jsonl"))
+    assert [w["start_s"] for w in windows] == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_one_window_exactly(flac: Path, tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "window.wav", read_clip(flac)[:WINDOW])
+    (window,) = windows_of(scan(str(path), "--jsonl", "--backend", "numpy"))
+    assert (window["start_s"], window["end_s"]) == (0.0, 1.935)
+    np.testing.assert_allclose(list(window["probs"].values()), one_shot(read_clip(path)), atol=2e-5)
+
+
 def test_scan_hop_option(flac: Path) -> None:
     windows = windows_of(scan(str(flac), "--jsonl", "--hop-s", "0.5"))
     starts = [w["start_s"] for w in windows]

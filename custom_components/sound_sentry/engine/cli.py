@@ -86,28 +86,21 @@ def scan_chunks(pipeline: Pipeline, chunks: Iterable[npt.ArrayLike]) -> Iterator
     """
     window = pipeline.info.window_samples
     pipeline.reset()
-    head: list[npt.NDArray[np.float32]] = []  # the first chunks, until they make one window
-    head_size = total = 0
-    started = False
+    total = 0
     tail = np.zeros(0, dtype=np.float32)  # the last `window` samples
     last_end = 0  # sample at which the last window ended
     for pcm in chunks:
         chunk = to_float(pcm)
         total += chunk.size
         tail = np.concatenate([tail, chunk])[-window:]
-        if not started:
-            head.append(chunk)
-            head_size += chunk.size
-            if head_size < window:
-                continue
-            chunk, head, started = np.concatenate(head), [], True
         output = pipeline.process(chunk)
         if output.windows:
             last_end = round(output.windows[-1].end_s * pipeline.info.sample_rate_hz)
             yield output
     if total == 0:
         raise ValueError("no audio samples")
-    if total < window:
+    if total < window:  # no window yet: `tail` holds the whole recording
+        pipeline.reset()
         yield pipeline.process(pad_to_window(tail, window))
     elif last_end < total:
         yield pipeline.process_window(tail, start_sample=total - window)
