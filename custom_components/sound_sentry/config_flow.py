@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ from homeassistant.helpers.entity_registry import async_validate_entity_id
 try:  # Home Assistant 2026.x validates forms with probatio, earlier versions with voluptuous
     import probatio as vol
 except ImportError:  # pragma: no cover - exercised on the minimum Home Assistant
-    import voluptuous as vol  # type: ignore[no-redef]
+    import voluptuous as vol  # type: ignore[no-redef, unused-ignore]
 
 from .const import (
     CONF_CAMERA,
@@ -123,6 +124,15 @@ def _udp_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _is_ip_address(text: str) -> bool:
+    """Datagrams are accepted by sender address, so the device must be given by its IP address."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def unique_id_for(data: Mapping[str, Any]) -> str:
     """One entry per camera entity, per RTSP stream (whatever the credentials) and per UDP port."""
     match SourceType(data[CONF_SOURCE_TYPE]):
@@ -219,7 +229,9 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = {CONF_SOURCE_TYPE: SourceType.UDP, **_udp_data(user_input)}
-            if (result := await self._async_set_source(data, user_input[CONF_NAME], errors)) is not None:
+            if not _is_ip_address(data[CONF_DEVICE_ADDRESS]):
+                errors[CONF_DEVICE_ADDRESS] = "invalid_address"
+            elif (result := await self._async_set_source(data, user_input[CONF_NAME], errors)) is not None:
                 return result
         return self.async_show_form(
             step_id="udp",
@@ -264,6 +276,8 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
             data: dict[str, Any] = {CONF_SOURCE_TYPE: source_type}
             if source_type is SourceType.UDP:
                 data |= _udp_data(user_input)
+                if not _is_ip_address(data[CONF_DEVICE_ADDRESS]):
+                    errors[CONF_DEVICE_ADDRESS] = "invalid_address"
             elif source_type is SourceType.CAMERA:
                 data |= {CONF_CAMERA: user_input[CONF_CAMERA], CONF_TRANSPORT: user_input[CONF_TRANSPORT]}
             else:

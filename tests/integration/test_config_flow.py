@@ -195,6 +195,9 @@ async def test_udp_microphone_creates_entry(
 
 async def test_udp_errors(hass: HomeAssistant, socket_enabled: None) -> None:
     flow_id = await start_flow(hass, "udp")
+    # A host name cannot be checked against the sender address of a datagram.
+    result = await hass.config_entries.flow.async_configure(flow_id, udp_input(6056, address="mic.local"))
+    assert result["errors"] == {CONF_DEVICE_ADDRESS: "invalid_address"}
     # No datagrams at all.
     result = await hass.config_entries.flow.async_configure(flow_id, udp_input(free_udp_port()))
     assert result["errors"] == {"base": "no_audio"}
