@@ -73,7 +73,7 @@ class SoundSentryRuntime:
         self._event_listeners: list[Callable[[SoundEvent], None]] = []
         self._runner: SourceRunner | None = None
         self._cancel_repair: CALLBACK_TYPE | None = None
-        self._ever_connected = False
+        self._outage_logged = False
         self._source: AudioSource | None = None
         self._past_counters: Counter[str] = Counter()
         self._on_invalid_auth = on_invalid_auth
@@ -184,18 +184,22 @@ class SoundSentryRuntime:
         self.last_error = error
         if error is not None and error.reason == "invalid_auth":
             self._on_invalid_auth()  # HA starts one reauth flow per entry, however often this is called
+        # Logged once when audio is lost (or never came) and once when it is back, not per retry.
         if connected and not self.connected:
-            if self._ever_connected:
+            if self._outage_logged:
                 LOGGER.info("%s: audio is back", self.title)
-            self._ever_connected = True
+                self._outage_logged = False
             self._cancel_repair_timer()
             self._repair_raised = False
             ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
-        elif not connected and self.connected:
-            LOGGER.warning("%s: audio lost (%s); reconnecting", self.title, error)
-            self._schedule_repair()
-        elif not connected and self._repair_raised:
-            self._async_raise_repair(None)  # the reason changed: say so in the issue
+        elif not connected:
+            if not self._outage_logged:
+                LOGGER.warning("%s: no audio (%s); retrying in the background", self.title, error)
+                self._outage_logged = True
+            if self.connected:
+                self._schedule_repair()
+            elif self._repair_raised:
+                self._async_raise_repair(None)  # the reason changed: say so in the issue
         self.connected = connected
         if not connected:
             self.active = dict.fromkeys(self.active, False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -210,3 +211,24 @@ async def test_repair_issue_for_a_camera_without_audio(
     )
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert issues.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_outage_is_logged_once_and_recovery_once(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = rtsp_server(codec="pcmu")
+    entry = rtsp_entry(server.url())
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(hass, lambda: entry.runtime_data.connected)
+    server.stop()
+    await wait_for(hass, lambda: not entry.runtime_data.connected)
+    await wait_for(hass, lambda: entry.runtime_data.last_error is not None)
+    # Several failed reconnects later...
+    await asyncio.sleep(3)
+    server.start()
+    await wait_for(hass, lambda: entry.runtime_data.connected, timeout_s=20)
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("custom_components.sound_sentry")]
+    assert len([m for m in messages if "no audio" in m and "retrying" in m]) == 1
+    assert len([m for m in messages if "audio is back" in m]) == 1
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -132,15 +132,19 @@ class SourceRunner(threading.Thread):
                     _LOGGER.debug("%s: error closing the source", self.name)
 
     def _report(self, connected: bool, error: SourceError | None) -> None:
-        """Call on_status on a transition of (connected, reason); log it once."""
+        """Call on_status on a transition of (connected, reason).
+
+        Logged at debug level only: the application owns what users see (Home Assistant logs once when
+        audio is lost and once when it is back; the CLI prints each change).
+        """
         status = (connected, error.reason if error else None)
         if status == self._status or self._stopping.is_set():
             return
         self._status = status
         if connected:
-            _LOGGER.info("%s: connected", self.name)
+            _LOGGER.debug("%s: connected", self.name)
         elif error is not None:
-            _LOGGER.warning("%s: %s (%s)", self.name, error, error.reason)
+            _LOGGER.debug("%s: %s (%s)", self.name, error, error.reason)
         self._on_status(connected, error)
 
     def stop(self, timeout: float | None = None) -> None:
