@@ -398,6 +398,22 @@ def test_listen_rtsp_prints_detections_until_ctrl_c(
     assert_detections_in_order(process.lines["stdout"])
 
 
+def test_listen_reconnects_after_the_camera_restarts(
+    live: Callable[..., LiveCli], rtsp_server: Callable[..., RtspServer]
+) -> None:
+    server = rtsp_server(codec="pcma")
+    process = live(server.url())
+    process.wait_for("stderr", lambda line: line.startswith("listening to"))
+    server.restart()
+    process.wait_for(
+        "stderr", lambda line: line.startswith("disconnected: ") and line.endswith("; reconnecting")
+    )
+    process.wait_for("stderr", lambda line: line.startswith("listening to"))
+    assert process.interrupt() == 0
+    process.finish()
+    assert "Traceback" not in "\n".join(process.lines["stderr"])
+
+
 def test_listen_udp_microphone(live: Callable[..., LiveCli], data_dir: Path, socket_enabled: None) -> None:
     port = free_udp_port()
     process = live(f"udp://127.0.0.1:{port}", "--udp-rate", "16000", *ALL_PASS)
