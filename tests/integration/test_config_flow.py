@@ -333,3 +333,31 @@ async def test_reauth_when_the_camera_answers_401(
     await hass.async_block_till_done()
     await wait_for(hass, lambda: entry.runtime_data.connected)
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_reconfigure_a_udp_microphone(hass: HomeAssistant, socket_enabled: None) -> None:
+    import numpy as np
+
+    entry = udp_entry(free_udp_port())
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    new_port = free_udp_port()
+    microphone = UdpMicrophone(new_port, np.full(800, 0.01, dtype=np.float32))
+    microphone.start()
+    try:
+        result = await entry.start_reconfigure_flow(hass)
+        form = {k: v for k, v in udp_input(new_port).items() if k != CONF_NAME}
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {**form, CONF_DEVICE_ADDRESS: "not-an-ip"}
+        )
+        assert result["errors"] == {CONF_DEVICE_ADDRESS: "invalid_address"}
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+    finally:
+        microphone.stop()
+    assert entry.data[CONF_PORT] == new_port
+    assert entry.unique_id == f"udp:{new_port}"
+    assert await hass.config_entries.async_unload(entry.entry_id)
