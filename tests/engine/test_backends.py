@@ -41,11 +41,14 @@ SHIPPED_NAMES = ("sound_sentry_resnetse.onnx", "sound_sentry_resnetse.int8.onnx"
 LABELS = ("background", "babycry", "glassbreak", "gunshot")
 
 FLOAT_ATOL = 1e-4
-# onnxruntime fuses QuantizeLinear/DequantizeLinear around Conv and Gemm into integer kernels
-# (QLinearConv, QGemm) that requantise with their own rounding, while the NumPy runtime emulates the
-# QDQ graph in float32. An activation close to a rounding boundary can land one quantisation step
-# apart, and that step propagates; so int8 parity is looser than float parity.
-INT8_ATOL = 1e-2
+# An int8 QDQ graph rounds every activation to its int8 grid. A one-ulp float32 difference in a conv sum
+# (BLAS and onnxruntime's MLAS add in different orders) can tip a value across a rounding boundary, one
+# quantisation step, which then propagates. Measured on 514 real test windows with the trained model:
+# float32 max 6e-7; int8 max 0.037 (p99 0.012, 13 windows over 1e-4; the same against onnxruntime's
+# unoptimised reference kernels), top class always equal. Such flips are rare, so most windows must
+# still agree to the float tolerance.
+INT8_ATOL = 5e-2
+INT8_MIN_EXACT_FRACTION = 0.9
 
 
 # Helpers: real feature windows.
@@ -82,25 +85,31 @@ def real_windows(data_dir: Path) -> npt.NDArray[np.float32]:
 # Parity of the two runtimes.
 
 
-def _assert_parity(model: Path, windows: npt.NDArray[np.float32], atol: float) -> float:
+def _assert_parity(model: Path, windows: npt.NDArray[np.float32], *, int8: bool) -> None:
     numpy_probs = NumpyBackend(model).predict(windows)
     ort_probs = OnnxRuntimeBackend(model).predict(windows)
     assert numpy_probs.shape == ort_probs.shape == (len(windows), 4)
     assert numpy_probs.dtype == np.float32
     np.testing.assert_allclose(numpy_probs.sum(axis=1), 1.0, atol=1e-5)
     # The windows must move the output by much more than the tolerance, or the comparison is empty.
-    assert float(np.ptp(ort_probs, axis=0).max()) > 10 * min(atol, FLOAT_ATOL)
-    worst = float(np.abs(numpy_probs - ort_probs).max())
-    assert worst <= atol, f"{model.name}: max |numpy - onnxruntime| = {worst:.2e} > {atol:.0e}"
-    return worst
+    assert float(np.ptp(ort_probs, axis=0).max()) > 10 * FLOAT_ATOL
+    per_window = np.abs(numpy_probs - ort_probs).max(axis=1)
+    atol = INT8_ATOL if int8 else FLOAT_ATOL
+    assert per_window.max() <= atol, f"{model.name}: max |numpy - onnxruntime| = {per_window.max():.2e}"
+    if int8:
+        exact = float(np.mean(per_window <= FLOAT_ATOL))
+        assert exact >= INT8_MIN_EXACT_FRACTION, f"{model.name}: only {exact:.0%} of windows within 1e-4"
+        top_two = np.sort(ort_probs, axis=1)[:, -2:]
+        clear = top_two[:, 1] - top_two[:, 0] > 2 * INT8_ATOL
+        assert (numpy_probs.argmax(axis=1) == ort_probs.argmax(axis=1))[clear].all()
 
 
 def test_float32_parity_on_real_windows(real_windows: npt.NDArray[np.float32]) -> None:
-    _assert_parity(RANDOM_FLOAT, real_windows, FLOAT_ATOL)
+    _assert_parity(RANDOM_FLOAT, real_windows, int8=False)
 
 
 def test_int8_runs_in_both_runtimes(real_windows: npt.NDArray[np.float32]) -> None:
-    _assert_parity(RANDOM_INT8, real_windows, INT8_ATOL)
+    _assert_parity(RANDOM_INT8, real_windows, int8=True)
 
 
 @pytest.mark.parametrize("name", SHIPPED_NAMES)
@@ -109,7 +118,7 @@ def test_shipped_models_parity(name: str, real_windows: npt.NDArray[np.float32])
     if not models:
         pytest.skip(f"{name} is not committed yet")
     for model in models:
-        _assert_parity(model, real_windows, INT8_ATOL if ".int8." in name else FLOAT_ATOL)
+        _assert_parity(model, real_windows, int8=".int8." in name)
         info = ModelInfo.load(model)
         info.verify_sha256()
         assert info.labels == LABELS
