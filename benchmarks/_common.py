@@ -1,0 +1,59 @@
+"""Small helpers shared by the reliability benchmarks: the model in use, percentiles, process counters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import math
+import os
+from pathlib import Path
+import threading
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("SOUND_SENTRY_DATA") or REPO.parent / "shared" / "data")
+SHIPPED = REPO / "custom_components" / "sound_sentry" / "models" / "sound_sentry_resnetse.onnx"
+FIXTURE = REPO / "tests" / "fixtures" / "resnetse_random.onnx"
+
+
+def model_path() -> Path:
+    """The shipped model when it is installed, else the random test fixture."""
+    return SHIPPED if SHIPPED.is_file() else FIXTURE
+
+
+def model_note(path: Path) -> str:
+    """Which model a run used, for the output."""
+    which = (
+        "the shipped model" if path == SHIPPED else "the RANDOM test fixture (shipped model not installed)"
+    )
+    return f"{path.relative_to(REPO).as_posix()} - {which}"
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by the nearest-rank method: always a measured value."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def open_fds() -> int:
+    """File descriptors open in this process."""
+    return sum(1 for _ in Path("/proc/self/fd").iterdir())
+
+
+def thread_count() -> tuple[int, int]:
+    """(Python threads, OS threads) of this process; native libraries may own threads Python never sees."""
+    return threading.active_count(), sum(1 for _ in Path("/proc/self/task").iterdir())
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident set size now, in MB (VmRSS of /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
