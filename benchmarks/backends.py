@@ -17,6 +17,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import hashlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -65,6 +66,14 @@ def feature_windows(count: int) -> npt.NDArray[np.float32]:
     return np.stack(windows)
 
 
+def _distinct(paths: list[Path]) -> list[Path]:
+    """Drop byte-identical copies (the shipped models live in two folders)."""
+    seen: dict[bytes, Path] = {}
+    for path in paths:
+        seen.setdefault(hashlib.sha256(path.read_bytes()).digest(), path)
+    return list(seen.values())
+
+
 def measure(
     backend: ModelBackend, windows: npt.NDArray[np.float32], runs: int, seconds: float
 ) -> tuple[float, float]:
@@ -96,7 +105,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="approximate length of one run")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
-    models = args.models or [path for path in DEFAULT_MODELS if path.is_file()]
+    models = args.models or _distinct([path for path in DEFAULT_MODELS if path.is_file()])
     windows = feature_windows(max(args.batches))
     factories: list[type[NumpyBackend | OnnxRuntimeBackend]] = [NumpyBackend]
     if onnxruntime_available():
