@@ -25,7 +25,15 @@ type Kernel = Callable[[list[Any]], list[Array]]
 type InPlace = Callable[[Array], Array]
 """An elementwise op that may overwrite its float32 input (which nothing else reads) and returns it."""
 
-_SWV = np.lib.stride_tricks.sliding_window_view
+
+def _view(base: Array, shape: tuple[int, ...], strides: tuple[int, ...]) -> Array:
+    """A read-only strided view of the contiguous array `base` (much cheaper than as_strided).
+
+    Callers keep every index inside `base`: each view here addresses windows of a padded input.
+    """
+    view: Array = np.ndarray(shape, base.dtype, base, 0, strides)
+    view.flags.writeable = False
+    return view
 
 
 class UnsupportedModelError(ValueError):
@@ -540,11 +548,10 @@ class Conv2d:
         padded = self._padded(x, extra=(kw - 1) * dw)
         item, (s_batch, s_channel, s_elem) = padded.itemsize, padded.strides
         # cols[b, i, j, c, n] = padded[b, c, n + i*dh*row + j*dw]: no copy until the reshape below.
-        cols = np.lib.stride_tricks.as_strided(
+        cols = _view(
             padded,
             (batch, kh, kw, channels, length),
             (s_batch, dh * row * item, dw * item, s_channel, s_elem),
-            writeable=False,
         )
         if self.group == 1:
             return self._matmul(cols.reshape(batch, kh * kw * channels, length), out_h, out_w, row)
@@ -559,11 +566,20 @@ class Conv2d:
         if top or left or bottom or right:
             rows, cols_ = height + top + bottom, width + left + right
             x = self._padded(x).reshape(batch, channels, rows, cols_)
-        span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-        windows = _SWV(x, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]  # type: ignore[call-overload]  # stubs lack tuple axes
-        out_h, out_w = windows.shape[2], windows.shape[3]
-        cols = windows.transpose(0, 1, 4, 5, 2, 3).reshape(batch, channels * kh * kw, out_h * out_w)
-        return self._matmul(cols, out_h, out_w, out_w)
+        else:
+            x = np.ascontiguousarray(x)
+        out_h = (x.shape[2] - (kh - 1) * dh - 1) // sh + 1
+        out_w = (x.shape[3] - (kw - 1) * dw - 1) // sw + 1
+        if out_h <= 0 or out_w <= 0:
+            raise ValueError(f"Conv input {height}x{width} is smaller than its kernel")
+        s_batch, s_channel, s_row, s_col = x.strides
+        # cols[b, c, i, j, y, x] = x[b, c, y*sh + i*dh, x*sw + j*dw], ordered (channel, tap) as the weights.
+        windows = _view(
+            x,
+            (batch, channels, kh, kw, out_h, out_w),
+            (s_batch, s_channel, dh * s_row, dw * s_col, sh * s_row, sw * s_col),
+        )
+        return self._matmul(windows.reshape(batch, channels * kh * kw, out_h * out_w), out_h, out_w, out_w)
 
 
 # Quantisation.
