@@ -102,9 +102,17 @@ def load_clips(clips: list[Clip]) -> list[LoadedClip]:
 class WindowSampler:
     """Draws augmented (features, label) training windows from one split."""
 
-    def __init__(self, clips: list[LoadedClip], seed: int, *, augment: bool = True) -> None:
+    def __init__(
+        self,
+        clips: list[LoadedClip],
+        seed: int,
+        *,
+        augment: bool = True,
+        snr_db: tuple[float, float] = (-6.0, 15.0),
+    ) -> None:
         self.rng = np.random.default_rng(seed)
         self.augment = augment
+        self.snr_db = snr_db
         self.by_label = [[c for c in clips if c.clip.label == label] for label in LABELS]
         background = self.by_label[0]
         weights = np.array([self._background_weight(c.clip) for c in background], dtype=np.float64)
@@ -165,7 +173,7 @@ class WindowSampler:
             window = self._segment(loaded, loud=True)
             if self.augment and rng.random() < 0.85:
                 context = self._context()
-                snr_db = rng.uniform(-6, 15)
+                snr_db = rng.uniform(*self.snr_db)
                 event_level = rms(window[np.abs(window) > 0]) if np.any(window) else 1e-6
                 window = window + context * (event_level / rms(context)) * 10 ** (-snr_db / 20)
         if self.augment:

@@ -92,7 +92,7 @@ def train(args: argparse.Namespace, run_dir: Path, log) -> Path:
     log(
         f"loaded {len(train_clips)} train / {len(val_clips)} val clips, {len(val_x)} val windows in {time.time() - t0:.0f} s"
     )
-    sampler = WindowSampler(train_clips, seed=args.seed)
+    sampler = WindowSampler(train_clips, seed=args.seed, snr_db=(args.snr_low, args.snr_high))
     generator = torch.Generator().manual_seed(args.seed)
     model = ResNetSE()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -106,7 +106,7 @@ def train(args: argparse.Namespace, run_dir: Path, log) -> Path:
         feats, labels = sampler.batch(args.batch)
         x, y = torch.from_numpy(feats), torch.from_numpy(labels)
         x = spec_augment(x, generator)
-        x, targets = mixup(x, y, generator)
+        x, targets = mixup(x, y, generator, share=args.mixup)
         targets = targets * (1 - args.label_smoothing) + args.label_smoothing / len(LABELS)
         loss = torch.sum(-targets * F.log_softmax(model(x), -1), dim=-1).mean()
         optimizer.zero_grad()
@@ -130,7 +130,7 @@ def train(args: argparse.Namespace, run_dir: Path, log) -> Path:
     return best_path
 
 
-def ship(checkpoint: Path, run_dir: Path, log) -> None:
+def ship(checkpoint: Path, run_dir: Path, log, *, copy: bool = True) -> None:
     """Export, choose detection defaults on val, measure on test, write models/ and the integration's copies."""
     from training import evaluate
     from training.export import calibration_windows, export_pair
@@ -171,7 +171,9 @@ def ship(checkpoint: Path, run_dir: Path, log) -> None:
         metrics=metrics,
         extra=extra,
     )
-    for target in (REPO_ROOT / "models", REPO_ROOT / "custom_components" / "sound_sentry" / "models"):
+    for target in (
+        (REPO_ROOT / "models", REPO_ROOT / "custom_components" / "sound_sentry" / "models") if copy else ()
+    ):
         target.mkdir(parents=True, exist_ok=True)
         for path in (float_path, int8_path):
             shutil.copyfile(path, target / path.name)
@@ -188,11 +190,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-3)
     parser.add_argument("--label-smoothing", type=float, default=0.05)
+    parser.add_argument("--mixup", type=float, default=0.3, help="share of each batch mixed up")
+    parser.add_argument("--snr-low", type=float, default=-6.0, help="lowest event-to-background SNR (dB)")
+    parser.add_argument("--snr-high", type=float, default=15.0)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--run", default="shipped", help="name of the folder under training/runs/")
     parser.add_argument("--checkpoint", type=Path, help="skip training: ship this state_dict")
     parser.add_argument("--no-ship", action="store_true", help="train only")
+    parser.add_argument("--no-copy", action="store_true", help="ship into the run folder only, not models/")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir = REPO_ROOT / "training" / "runs" / args.run
@@ -209,7 +215,7 @@ def main() -> None:
     log(f"arguments: {vars(args)}")
     checkpoint = args.checkpoint or train(args, run_dir, log)
     if not args.no_ship:
-        ship(checkpoint, run_dir, log)
+        ship(checkpoint, run_dir, log, copy=not args.no_copy)
     log(f"total wall time {(time.time() - started) / 60:.1f} min")
 
 

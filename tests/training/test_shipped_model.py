@@ -1,0 +1,83 @@
+"""The shipped classifier: byte-identical copies, a sound ONNX graph, and dev-test metrics as on the card.
+
+Torch-free: runs in the Home Assistant test environments with onnxruntime, the engine's FBANK and
+detector, and the real dev `test` split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from custom_components.sound_sentry.engine.model_info import ModelInfo
+from custom_components.sound_sentry.engine.onnx_proto import decode_model
+
+ort = pytest.importorskip("onnxruntime")
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = REPO / "models"
+INTEGRATION_MODELS = REPO / "custom_components" / "sound_sentry" / "models"
+FLOAT = MODELS / "sound_sentry_resnetse.onnx"
+INT8 = MODELS / "sound_sentry_resnetse.int8.onnx"
+SHIPPED = [FLOAT, INT8]
+FIXTURES = [
+    REPO / "tests" / "fixtures" / "resnetse_random.onnx",
+    REPO / "tests" / "fixtures" / "resnetse_random.int8.onnx",
+]
+LABELS = ["background", "babycry", "glassbreak", "gunshot"]
+
+
+def sidecar(path: Path) -> dict[str, Any]:
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_integration_copies_are_byte_identical(path: Path) -> None:
+    for name in (path.name, path.with_suffix(".json").name):
+        shipped, copy = (MODELS / name).read_bytes(), (INTEGRATION_MODELS / name).read_bytes()
+        assert hashlib.sha256(copy).hexdigest() == hashlib.sha256(shipped).hexdigest(), name
+    assert sidecar(path)["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("path", [*SHIPPED, *FIXTURES], ids=lambda p: p.name)
+def test_graph_honours_the_model_contract(path: Path) -> None:
+    model = decode_model(path.read_bytes())
+    assert model.opsets[""] >= 17
+    assert "BatchNormalization" not in {node.op_type for node in model.graph.nodes}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, inp.type, inp.shape[1:]) == ("features", "tensor(float)", [192, 24])
+    assert (out.name, out.type, out.shape[1:]) == ("probabilities", "tensor(float)", [4])
+    probs = session.run(
+        None, {"features": np.random.default_rng(0).normal(size=(3, 192, 24)).astype(np.float32)}
+    )[0]
+    assert probs.shape == (3, 4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", [*SHIPPED, *FIXTURES], ids=lambda p: p.name)
+def test_sidecar_loads_in_the_engine(path: Path) -> None:
+    info = ModelInfo.load(path)
+    info.verify_sha256()
+    assert list(info.labels) == LABELS
+    assert info.window_samples == 15_480
+    assert set(info.thresholds) == set(LABELS[1:])
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_dev_test_metrics_are_not_below_the_card(path: Path, data_dir: Path) -> None:
+    """Re-measure a shipped model on the dev test split, streamed as the card describes."""
+    from training import evaluate
+
+    recorded = sidecar(path)["metrics"]
+    measured = evaluate.evaluate_model(path, "test", sidecar(path)["detection"])
+    for label in LABELS:
+        for key in ("precision", "recall"):
+            assert measured["per_class"][label][key] >= recorded["per_class"][label][key] - 1e-9, (label, key)
+    assert measured["false_alarms_per_hour"] <= recorded["false_alarms_per_hour"] + 1e-9
+    assert measured["window_accuracy"] >= recorded["window_accuracy"] - 1e-9
