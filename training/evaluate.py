@@ -353,8 +353,10 @@ def choose_detection(float_path: Path, log: Callable[[str], None] = print) -> di
 def format_table(name: str, metrics: dict[str, Any]) -> str:
     """Markdown tables of one model's metrics."""
     lines = [f"#### {name}", "", "| class | precision | recall | clips |", "|---|---:|---:|---:|"]
-    for label, values in metrics["per_class"].items():
-        lines.append(f"| {label} | {values['precision']:.1%} | {values['recall']:.1%} | {values['clips']} |")
+    for index, (label, values) in enumerate(metrics["per_class"].items()):
+        detected = sum(row[index] for row in metrics["confusion"])
+        precision = f"{values['precision']:.1%}" if detected else "n/a (none detected)"
+        lines.append(f"| {label} | {precision} | {values['recall']:.1%} | {values['clips']} |")
     lines += ["", "| true \\ detected | " + " | ".join(LABELS) + " |", "|---" + "|---:" * len(LABELS) + "|"]
     for label, row in zip(LABELS, metrics["confusion"], strict=True):
         lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
