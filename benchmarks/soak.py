@@ -30,6 +30,9 @@ import pytest
 
 from benchmarks._common import DATA, REPO, load_average, model_note, model_path, rss_mb, thread_count
 
+# Imported first, so that `custom_components` is this repo's package under HA's pytest plugin (FACTS §2).
+from custom_components.sound_sentry.const import DOMAIN
+
 RATE = 8000
 LOOP_S = 600.0
 MINUTES_ENV = "SOUND_SENTRY_BENCH_HA_MINUTES"
@@ -136,7 +139,6 @@ async def test_ha_rss(
         CONF_SOURCE_TYPE,
         CONF_THRESHOLD_PREFIX,
         CONF_TRANSPORT,
-        DOMAIN,
         EVENT_CLASSES,
         SourceType,
     )
