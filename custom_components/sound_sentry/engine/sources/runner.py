@@ -24,8 +24,10 @@ class Backoff:
 
     initial_s: float = 2.0
     """Delay after the first failure."""
-    max_s: float = 60.0
-    """Longest delay: a camera that is away gets at most one attempt per this long."""
+    max_s: float = 10.0
+    """Longest delay: a camera that is away gets at most one attempt per this long. 10 s keeps the
+    recovery after a long outage (a camera rebooting) within about 10 s, at one connection attempt per
+    10 s: no load on a camera."""
     factor: float = 2.0
     """Growth per consecutive failure."""
     jitter: float = 0.2
