@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import os
 from pathlib import Path
 import threading
 
@@ -11,8 +13,24 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.sound_sentry import model
+from custom_components.sound_sentry.model import async_get_model
 
-from .conftest import rtsp_entry
+from tests.audio import free_udp_port
+from tests.peers import RtspServer
+
+from .conftest import rtsp_entry, udp_entry, wait_for
+
+
+def open_fds() -> set[str]:
+    """This process's open file descriptors (sockets, pipes, files), by what they point to."""
+    fd_dir = Path("/proc/self/fd")
+    targets = set()
+    for fd in fd_dir.iterdir():
+        try:
+            targets.add(f"{fd.name}:{os.readlink(fd)}")
+        except OSError:  # the one that listed the folder is gone already
+            continue
+    return targets
 
 
 def source_threads() -> list[threading.Thread]:
@@ -83,3 +101,27 @@ async def test_home_assistant_stop_ends_the_source_threads(hass: HomeAssistant) 
     assert len(source_threads()) == 1
     await hass.async_stop()
     assert source_threads() == []
+
+
+async def test_reload_and_unload_leave_no_threads_or_sockets(
+    hass: HomeAssistant, socket_enabled: None, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    """Reloading and unloading close every socket and container and join every thread."""
+    server = rtsp_server(codec="pcmu")
+    rtsp = rtsp_entry(server.url())
+    udp = udp_entry(free_udp_port())
+    # The model is loaded once per instance and stays (onnxruntime keeps a few files open): load it first.
+    await async_get_model(hass)
+    fds_before = open_fds()
+    for entry in (rtsp, udp):
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(hass, lambda: rtsp.runtime_data.connected)
+    for entry in (rtsp, udp):
+        assert await hass.config_entries.async_reload(entry.entry_id)
+    await wait_for(hass, lambda: rtsp.runtime_data.connected)
+    for entry in (rtsp, udp):
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert source_threads() == []
+    assert open_fds() == fds_before
