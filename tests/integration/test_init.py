@@ -14,7 +14,6 @@ import pytest
 
 from custom_components.sound_sentry import model
 from custom_components.sound_sentry.model import async_get_model
-
 from tests.audio import free_udp_port
 from tests.peers import RtspServer
 
