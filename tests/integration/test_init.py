@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-import os
 from pathlib import Path
 import threading
 
@@ -26,7 +25,7 @@ def open_fds() -> set[str]:
     targets = set()
     for fd in fd_dir.iterdir():
         try:
-            targets.add(f"{fd.name}:{os.readlink(fd)}")
+            targets.add(f"{fd.name}:{fd.readlink()}")
         except OSError:  # the one that listed the folder is gone already
             continue
     return targets
