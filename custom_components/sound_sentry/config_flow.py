@@ -105,8 +105,9 @@ def _udp_schema(defaults: Mapping[str, Any], *, with_name: bool) -> vol.Schema:
 def _threshold_fields(defaults: Mapping[str, float]) -> dict[Any, Any]:
     return {
         vol.Required(f"{CONF_THRESHOLD_PREFIX}{label}", default=defaults[label]): selector.NumberSelector(
+            # Up to 0.999 in steps of 0.001: useful thresholds sit close to 1 (the model's defaults do).
             selector.NumberSelectorConfig(
-                min=0.05, max=0.99, step=0.01, mode=selector.NumberSelectorMode.SLIDER
+                min=0.05, max=0.999, step=0.001, mode=selector.NumberSelectorMode.SLIDER
             )
         )
         for label in EVENT_CLASSES

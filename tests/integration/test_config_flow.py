@@ -95,6 +95,25 @@ async def test_thresholds_default_to_the_model_sidecar(
     hass.config_entries.flow.async_abort(flow_id)
 
 
+async def test_default_thresholds_are_accepted_as_they_are(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    """Submitting the thresholds form untouched creates the entry with the model's defaults."""
+    from custom_components.sound_sentry.model import async_get_model
+
+    server = rtsp_server(codec="pcmu")
+    flow_id = await start_flow(hass, "rtsp")
+    await hass.config_entries.flow.async_configure(flow_id, rtsp_input(server.url()))
+    result = await hass.config_entries.flow.async_configure(flow_id, {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    info = (await async_get_model(hass)).info
+    for label in ("babycry", "glassbreak", "gunshot"):
+        assert result["result"].options[f"threshold_{label}"] == info.thresholds[label]
+    assert (result["result"].options[CONF_K], result["result"].options[CONF_N]) == (info.k, info.n)
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(result["result"].entry_id)
+
+
 @pytest.mark.parametrize(
     ("url", "error"),
     [
