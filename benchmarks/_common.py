@@ -57,3 +57,10 @@ def rss_mb(pid: int | str = "self") -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return math.nan
+
+
+def ha_version() -> str:
+    """The Home Assistant core in use (imported only when asked: the engine benchmarks need none)."""
+    from homeassistant.const import __version__  # noqa: PLC0415
+
+    return __version__

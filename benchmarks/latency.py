@@ -46,7 +46,7 @@ import numpy.typing as npt
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from benchmarks._common import DATA, load_average, model_note, model_path, percentile
+from benchmarks._common import DATA, ha_version, load_average, model_note, model_path, percentile
 from custom_components.sound_sentry import const, model
 from custom_components.sound_sentry.const import (
     CONF_ENABLED_CLASSES,
@@ -336,7 +336,7 @@ async def test_latency(
         (
             f"Stream: {timeline_end:.0f} s of test-split background (gain {BACKGROUND_GAIN}) with "
             f"{len(events)} test-split event clips (seed {seed}), served as PCMU over RTSP/TCP in real time; "
-            f"Home Assistant core {_ha_version()}, one Sound Sentry entry"
+            f"Home Assistant core {ha_version()}, one Sound Sentry entry"
         ),
         (
             f"Alignment: lag {lag} samples (correlation {correlation:.3f} over the first {ALIGN_S:.0f} s); "
@@ -400,12 +400,6 @@ async def test_latency(
         missed = [e for i, e in enumerate(events) if i not in hits]
         print("Missed: " + ", ".join(f"{e.label} {e.clip} at {e.start_s:.1f} s" for e in missed))
     print(f"Median latency {statistics.median([h.latency_s for h in all_hits]):.3f} s" if all_hits else "")
-
-
-def _ha_version() -> str:
-    from homeassistant.const import __version__  # noqa: PLC0415
-
-    return __version__
 
 
 def main() -> None:

@@ -28,7 +28,16 @@ import time
 import numpy as np
 import pytest
 
-from benchmarks._common import DATA, REPO, load_average, model_note, model_path, rss_mb, thread_count
+from benchmarks._common import (
+    DATA,
+    REPO,
+    ha_version,
+    load_average,
+    model_note,
+    model_path,
+    rss_mb,
+    thread_count,
+)
 
 # Imported first, so that `custom_components` is this repo's package under HA's pytest plugin (FACTS §2).
 from custom_components.sound_sentry.const import DOMAIN
@@ -198,7 +207,7 @@ async def test_ha_rss(
             server.stop()
     print()
     print(
-        f"Home Assistant core ({_ha_version()}, pytest-homeassistant-custom-component's hass), model "
+        f"Home Assistant core ({ha_version()}, pytest-homeassistant-custom-component's hass), model "
         f"{model_note(path)}; {SOURCES} RTSP entries (PCMU, real audio, {connected} connected at the end), "
         f"{minutes:g} min, {windows:,} windows classified; load average {load_average()} (2 CPUs shared)"
     )
@@ -215,12 +224,6 @@ async def test_ha_rss(
     print()
     over = running - baseline
     print(f"Goal <= 40 MB over HA without them: {'met' if over <= 40 else 'NOT met'} ({over:+.1f} MB)")
-
-
-def _ha_version() -> str:
-    from homeassistant.const import __version__  # noqa: PLC0415
-
-    return __version__
 
 
 def main() -> None:

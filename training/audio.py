@@ -13,8 +13,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
 from training.audio_paths import data_dir
-from training.engine import FbankExtractor, normalise
 
 SAMPLE_RATE_HZ = 8000
 WINDOW_SAMPLES = 15_480

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector
+from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
 from training.audio import (
     LABELS,
     WINDOW_SAMPLES,
@@ -38,7 +40,6 @@ from training.audio import (
     read_manifest,
 )
 from training.audio_paths import REPO_ROOT
-from training.engine import DetectorSettings, EventDetector, FbankExtractor, normalise
 
 SAMPLE_RATE_HZ = 8000
 HOP_FRAMES = 25

@@ -20,8 +20,8 @@ import numpy.typing as npt
 import onnx
 import torch
 
+from custom_components.sound_sentry.engine.fbank import FbankSettings
 from training.audio import LABELS, NUM_FRAMES, NUM_MEL_BINS, SAMPLE_RATE_HZ, WINDOW_SAMPLES
-from training.engine import FbankSettings
 from training.model import ProbabilityModel, ResNetSE, fold_batchnorm
 
 OPSET = 17

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 
-import av
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -28,6 +27,7 @@ from custom_components.sound_sentry.engine.fbank import FbankExtractor, FbankSet
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.onnx_numpy import NumpyGraph
 from custom_components.sound_sentry.engine.onnx_proto import decode_model
+from tests.audio import read_clip
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -52,13 +52,6 @@ INT8_MIN_EXACT_FRACTION = 0.9
 
 
 # Helpers: real feature windows.
-
-
-def read_clip(path: Path) -> npt.NDArray[np.float32]:
-    """Decode an 8 kHz mono FLAC of the data set to float32 in [-1, 1]."""
-    with av.open(str(path)) as container:
-        chunks = [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
-    return np.concatenate(chunks).astype(np.float32) / 32768.0
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import av
 import kaldi_native_fbank as knf
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, FbankSettings, normalise
-
-
-def read_clip(path: Path) -> npt.NDArray[np.float32]:
-    """Decode an 8 kHz mono FLAC of the data set to float32 in [-1, 1]."""
-    with av.open(str(path)) as container:
-        chunks = [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
-    return np.concatenate(chunks).astype(np.float32) / 32768.0
+from tests.audio import read_clip
 
 
 def clips(data_dir: Path, per_label: int) -> list[Path]:
