@@ -13,6 +13,11 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from custom_components.sound_sentry.engine.backends import load_backend
+from custom_components.sound_sentry.engine.detector import DetectorSettings, SoundEvent
+from custom_components.sound_sentry.engine.model_info import ModelInfo
+from custom_components.sound_sentry.engine.pipeline import Pipeline
+
 RATE_HZ = 8000
 
 
@@ -113,3 +118,70 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# -- What the shipped model detects offline ---------------------------------------------------------
+# The end-to-end tests and the latency benchmark choose their event clips at run time by running the
+# engine on them offline, so they stay valid whatever model is installed.
+
+HOP_SHIFTS_S = (0.0, 0.0625, 0.125, 0.1875)
+"""Where the stream's window grid may fall relative to the sound (codecs add some delay): the engine
+must detect a clip at every one of these offsets (quarter hops) to count as detecting it."""
+
+
+def background_bed(
+    data_dir: Path, seconds: float, *, gain: float = 0.3, clips: int = 8
+) -> npt.NDArray[np.float32]:
+    """A quiet room: the first `clips` test-split room recordings (zalmotek_mssnsd) joined and looped."""
+    parts = [read_clip(path) for path in clip_paths(data_dir, "background", source="zalmotek_mssnsd")[:clips]]
+    return np.resize(np.concatenate(parts), round(seconds * RATE_HZ)) * np.float32(gain)
+
+
+def event_scene(
+    bed: npt.NDArray[np.float32], clip: npt.NDArray[np.float32], *, lead_s: float, tail_s: float
+) -> npt.NDArray[np.float32]:
+    """`clip` added to the bed after `lead_s`, then `tail_s` of bed alone."""
+    start = round(lead_s * RATE_HZ)
+    out = np.resize(bed, start + clip.size + round(tail_s * RATE_HZ)).copy()
+    out[start : start + clip.size] += clip
+    return np.clip(out, -1.0, 1.0)
+
+
+class OfflineEngine:
+    """The engine's own Pipeline and EventDetector on a model file, run on whole recordings."""
+
+    def __init__(self, model_path: Path) -> None:
+        self.info = ModelInfo.load(model_path)
+        self.backend = load_backend(model_path)
+        self.labels = list(self.info.labels)
+
+    def _pipeline(self, settings: DetectorSettings | None = None) -> Pipeline:
+        return Pipeline(self.backend, self.info, detector=settings)
+
+    @staticmethod
+    def _shifted(samples: npt.NDArray[np.float32], shift_s: float) -> npt.NDArray[np.float32]:
+        """The recording with `shift_s` of its own start repeated in front (the window grid moves)."""
+        shift = round(shift_s * RATE_HZ)
+        return np.concatenate([samples[:shift], samples]) if shift else samples
+
+    def probabilities(
+        self, samples: npt.NDArray[np.float32], shift_s: float = 0.0
+    ) -> npt.NDArray[np.float64]:
+        """[windows, labels] probabilities of the stream's windows."""
+        output = self._pipeline().process(self._shifted(samples, shift_s))
+        return np.array([[w.probabilities[label] for label in self.labels] for w in output.windows])
+
+    def events(
+        self, samples: npt.NDArray[np.float32], settings: DetectorSettings, shift_s: float = 0.0
+    ) -> list[SoundEvent]:
+        """The SoundEvents (starts and ends) the detector gives for the recording with `settings`."""
+        return list(self._pipeline(settings).process(self._shifted(samples, shift_s)).events)
+
+    def vote_strength(self, probs: npt.NDArray[np.float64], label: str) -> float:
+        """The highest threshold at which `label` still starts an event: the best k-th highest
+        probability over any n consecutive windows (the detector's k-of-n vote)."""
+        column = probs[:, self.labels.index(label)]
+        k, n = self.info.k, self.info.n
+        if column.size < n:
+            return 0.0
+        return max(float(np.sort(column[i : i + n])[-k]) for i in range(column.size - n + 1))
