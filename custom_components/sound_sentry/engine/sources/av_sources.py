@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import socket
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -202,4 +204,27 @@ class RtspSource(_PyAvSource):
             scheme = ""
         if scheme not in RTSP_SCHEMES:
             raise SourceError("invalid_url", f"{self.description}: not an rtsp:// or rtsps:// URL")
-        super().open()
+        try:
+            super().open()
+        except SourceError as err:
+            # FFmpeg reports a host name that does not resolve as a bare "Input/output error": say so.
+            if err.reason == "cannot_connect" and (unresolved := self._unresolved_host()) is not None:
+                raise SourceError("cannot_connect", f"{self.description}: {unresolved}") from None
+            raise
+
+    def _unresolved_host(self) -> str | None:
+        """Why the URL's host name does not resolve, or None if it does (or is an address)."""
+        host = urlsplit(self._url).hostname
+        if not host:
+            return None
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return None
+        try:
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as err:
+            return f"the host name {host} does not resolve ({getattr(err, 'strerror', None) or err})"
+        return None
