@@ -91,12 +91,17 @@ def options(threshold: float = 0.5, **overrides: Any) -> dict[str, Any]:
 
 
 def rtsp_entry(
-    url: str, *, username: str = "", password: str = "", **option_overrides: Any
+    url: str,
+    *,
+    username: str = "",
+    password: str = "",
+    title: str = "Nursery camera",
+    **option_overrides: Any,
 ) -> MockConfigEntry:
     """An entry for an RTSP URL (credentials apart from the URL, as the flow stores them)."""
     return MockConfigEntry(
         domain=DOMAIN,
-        title="Nursery camera",
+        title=title,
         unique_id=f"rtsp:{url}",
         data={
             CONF_SOURCE_TYPE: SourceType.RTSP,
