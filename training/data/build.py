@@ -1,0 +1,318 @@
+"""Build the extra training set: `python -m training.data.build [--stage N]` (idempotent, cached).
+
+Writes `$SOUND_SENTRY_CACHE/data-extra/` (default ~/.cache/sound-sentry/data-extra): `manifest.csv` in the
+columns of ../shared/data/manifest.csv and `audio/<label>/<source>__<stem>.flac` (8 kHz mono FLAC).
+Downloads (debs/), extracted packages (pkgs/), tools (tools/) and converted clips are reused on re-runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+import csv
+from dataclasses import asdict, dataclass
+import hashlib
+import json
+import os
+from pathlib import Path
+import random
+import re
+import subprocess
+import sys
+import time
+
+from training.data import debian, music, scenes, speech
+from training.data.audio_io import SAMPLE_RATE_HZ, Samples, decode, segments, trim_silence, write_flac
+from training.data.sources import SKIP, Source, read_sources
+
+SEED = 20261122
+MANIFEST_COLUMNS = ("path", "label", "source", "group", "split", "duration_s", "licence", "original")
+AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".mp3", ".opus", ".au", ".aif", ".aiff")
+VERSION = "2"
+"""Bump to rebuild every cached clip (when the conversion changes)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One manifest row, plus the category the report and the scene mixer use."""
+
+    path: str
+    label: str
+    source: str
+    group: str
+    split: str
+    duration_s: float
+    licence: str
+    original: str
+    category: str
+
+
+def cache_dir() -> Path:
+    """$SOUND_SENTRY_CACHE/data-extra (default ~/.cache/sound-sentry/data-extra)."""
+    base = os.environ.get("SOUND_SENTRY_CACHE") or Path.home() / ".cache" / "sound-sentry"
+    return Path(base) / "data-extra"
+
+
+def split_of(group: str) -> str:
+    """Train / val / test (about 70/15/15) for a group, stable however many other groups there are."""
+    draw = random.Random(f"{SEED}:{group}").random()
+    return "train" if draw < 0.70 else "val" if draw < 0.85 else "test"
+
+
+def safe(text: str) -> str:
+    """File-name-safe form: characters outside A-Za-z0-9._- become _."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
+def stem_of(relative: str) -> str:
+    """A short readable stem from a package path (without usr/share/ and the suffix)."""
+    text = re.sub(r"^usr/(share/|lib/)?(games/)?", "", relative)
+    return safe(str(Path(text).with_suffix("")))[-120:]
+
+
+class Builder:
+    """Converts selected files to clips and remembers what it made (rows.json) to skip them next time."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.index_path = root / "rows.json"
+        self.index: dict[str, list[dict[str, object]]] = (
+            json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
+        )
+        self.rows: list[Row] = []
+        self.failed: list[str] = []
+
+    def save_index(self) -> None:
+        """Write rows.json (atomically)."""
+        partial = self.index_path.with_suffix(".partial")
+        partial.write_text(json.dumps(self.index))
+        partial.replace(self.index_path)
+
+    def cached(self, key: str) -> list[Row] | None:
+        """The rows made earlier for `key`, if all their files are still there."""
+        found = self.index.get(key)
+        if found is None or not all((self.root / str(r["path"])).exists() for r in found):
+            return None
+        return [Row(**r) for r in found]  # type: ignore[arg-type]
+
+    def add(
+        self,
+        key: str,
+        make: Callable[[], Samples],
+        *,
+        label: str,
+        source: str,
+        group: str,
+        licence: str,
+        original: str,
+        category: str,
+        stem: str,
+        max_s: float,
+    ) -> None:
+        """Rows for one input (from the cache, or by calling `make()` for its samples)."""
+        rows = self.cached(key)
+        if rows is None:
+            try:
+                samples: Samples = trim_silence(make())
+            except (OSError, ValueError, RuntimeError, subprocess.SubprocessError) as error:
+                print(f"  skipped {original}: {error}", file=sys.stderr, flush=True)
+                self.failed.append(original)
+                return
+            pieces = segments(samples, max_s)
+            rows = []
+            for number, (start_s, piece) in enumerate(pieces):
+                suffix = f"__{int(start_s):04d}s" if len(pieces) > 1 else ""
+                path = f"audio/{label}/{safe(source)}__{stem}{suffix}.flac"
+                write_flac(self.root / path, piece)
+                rows.append(
+                    Row(
+                        path=path,
+                        label=label,
+                        source=source,
+                        group=group,
+                        split=split_of(group),
+                        duration_s=round(piece.size / SAMPLE_RATE_HZ, 3),
+                        licence=licence,
+                        original=original if len(pieces) == 1 else f"{original}@{start_s:g}s",
+                        category=category,
+                    )
+                )
+                del number
+            self.index[key] = [asdict(r) for r in rows]
+        self.rows.extend(rows)
+
+
+def package_files(root: Path) -> list[str]:
+    """Package-relative paths of the audio files in an extracted package."""
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.suffix.lower() in AUDIO_SUFFIXES + music.MIDI_SUFFIXES and p.is_file() and not p.is_symlink()
+    )
+
+
+def select(package: str, rows: list[Source], files: list[str]) -> list[tuple[Source, str]]:
+    """(row, file) pairs: the first matching row decides a file; `skip` rows drop it; max_files samples."""
+    by_row: dict[int, list[str]] = {}
+    for path in files:
+        for number, source in enumerate(rows):
+            if source.matches(path):
+                by_row.setdefault(number, []).append(path)
+                break
+    out = []
+    for number, matched in sorted(by_row.items()):
+        source = rows[number]
+        if source.label == SKIP:
+            continue
+        paths = matched
+        if source.max_files and len(matched) > source.max_files:
+            rng = random.Random(f"{SEED}:{package}:{source.pattern}")
+            paths = sorted(rng.sample(matched, source.max_files))
+        out.extend((source, path) for path in paths)
+    return out
+
+
+def build_packages(builder: Builder, sources: list[Source], packages: list[str] | None) -> None:
+    """Clips from the Debian packages of sources.csv (all, or only `packages`)."""
+    cache = builder.root
+    tools = debian.tools_root(cache)
+    seen_content: set[str] = set()
+    order = list(dict.fromkeys(s.package for s in sources))
+    for package in order:
+        if packages is not None and package not in packages:
+            continue
+        started = time.monotonic()
+        root = debian.extract(package, cache)
+        rows = [s for s in sources if s.package == package]
+        chosen = select(package, rows, package_files(root))
+        before = len(builder.rows)
+        for source, relative in chosen:
+            path = root / relative
+            digest = hashlib.sha1(path.read_bytes()).hexdigest()
+            if digest in seen_content:  # the same file in two places: keep the first
+                continue
+            seen_content.add(digest)
+            is_midi = path.suffix.lower() in music.MIDI_SUFFIXES
+            group = package if source.grouping == "package" else f"{package}:{stem_of(relative)}"
+            licence = source.licence
+            if is_midi and licence != music.SOUNDFONT_LICENCE:
+                licence = f"{licence} AND {music.SOUNDFONT_LICENCE}"
+            builder.add(
+                f"{VERSION}|{package}|{relative}|{source.label}|{source.max_s}|{group}|{digest}",
+                (lambda p=path: music.render(p, tools)) if is_midi else (lambda p=path: decode(p)),
+                label=source.label,
+                source=package,
+                group=group,
+                licence=licence,
+                original=relative,
+                category=source.category,
+                stem=stem_of(relative),
+                max_s=source.max_s,
+            )
+        builder.save_index()
+        made = builder.rows[before:]
+        print(
+            f"{package}: {len(chosen)} files -> {len(made)} clips, "
+            f"{sum(r.duration_s for r in made) / 60:.1f} min ({time.monotonic() - started:.0f} s)",
+            flush=True,
+        )
+
+
+def build_speech(builder: Builder, count: int) -> None:
+    """`count` espeak-ng utterances."""
+    started = time.monotonic()
+    tools = debian.tools_root(builder.root)
+    before = len(builder.rows)
+    for utterance in speech.plan(builder.root, count, SEED):
+        builder.add(
+            f"{VERSION}|espeak|{json.dumps(asdict(utterance), ensure_ascii=False)}",
+            lambda u=utterance: speech.speak(u, tools),
+            label="background",
+            source="espeak-ng",
+            group=utterance.group,
+            licence=speech.LICENCE,
+            original=f"{utterance.voice} s{utterance.speed_wpm} p{utterance.pitch}: "
+            + " / ".join(utterance.texts),
+            category="speech",
+            stem=utterance.name,
+            max_s=10,
+        )
+    builder.save_index()
+    made = builder.rows[before:]
+    print(f"espeak-ng: {len(made)} clips, {sum(r.duration_s for r in made) / 60:.1f} min "
+          f"({time.monotonic() - started:.0f} s)", flush=True)  # fmt: skip
+
+
+def build_scenes(builder: Builder, count: int) -> None:
+    """`count` TV and `count` kitchen scenes from the background clips built so far."""
+    started = time.monotonic()
+    parts = [
+        scenes.Part(key=r.path, category=r.category, licence=r.licence, split=r.split)
+        for r in builder.rows
+        if r.label == "background" and r.source not in ("scene-tv", "scene-kitchen")
+    ]
+    before = len(builder.rows)
+    for kind in ("tv", "kitchen"):
+        for scene in scenes.plan(kind, count, parts, SEED, split_of):
+            description = " + ".join(f"{p.key}@{start:.1f}s{gain:+.0f}dB" for p, start, gain in scene.parts)
+            builder.add(
+                f"{VERSION}|scene|{description}",
+                lambda s=scene: scenes.mix(s, lambda key: decode(builder.root / key)),
+                label="background",
+                source=f"scene-{kind}",
+                group=f"scene-{kind}:{scene.name}",
+                licence=scene.licence,
+                original=description,
+                category=f"scene-{kind}",
+                stem=scene.name,
+                max_s=10,
+            )
+    builder.save_index()
+    made = builder.rows[before:]
+    print(f"scenes: {len(made)} clips ({time.monotonic() - started:.0f} s)", flush=True)
+
+
+def write_manifest(builder: Builder) -> Path:
+    """manifest.csv (shared columns) and categories.csv (path -> category, for the report)."""
+    rows = sorted({r.path: r for r in builder.rows}.values(), key=lambda r: r.path)
+    manifest = builder.root / "manifest.csv"
+    partial = manifest.with_suffix(".partial")
+    with partial.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(MANIFEST_COLUMNS)
+        for r in rows:
+            writer.writerow([r.path, r.label, r.source, r.group, r.split, f"{r.duration_s:.3f}", r.licence,
+                             r.original])  # fmt: skip
+    partial.replace(manifest)
+    with (builder.root / "categories.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(("path", "category"))
+        writer.writerows((r.path, r.category) for r in rows)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build everything (or part, see --help) and write the manifest."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packages", nargs="*", help="only these packages of sources.csv (default: all)")
+    parser.add_argument("--speech", type=int, default=800, help="espeak-ng utterances (0: none)")
+    parser.add_argument(
+        "--scenes", type=int, default=300, help="scenes of each kind, TV and kitchen (0: none)"
+    )
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    builder = Builder(cache_dir())
+    builder.root.mkdir(parents=True, exist_ok=True)
+    build_packages(builder, read_sources(), args.packages)
+    if args.speech:
+        build_speech(builder, args.speech)
+    if args.scenes:
+        build_scenes(builder, args.scenes)
+    manifest = write_manifest(builder)
+    hours = sum(r.duration_s for r in builder.rows) / 3600
+    print(f"{manifest}: {len(builder.rows)} clips, {hours:.2f} h ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
