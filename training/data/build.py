@@ -193,7 +193,9 @@ def build_packages(builder: Builder, sources: list[Source], packages: list[str] 
                 continue
             seen_content.add(digest)
             is_midi = path.suffix.lower() in music.MIDI_SUFFIXES
-            group = package if source.grouping == "package" else f"{package}:{stem_of(relative)}"
+            group = {"package": package, "file": f"{package}:{stem_of(relative)}"}.get(
+                source.grouping, f"{package}:{source.grouping.removeprefix('group:')}"
+            )
             licence = source.licence
             if is_midi and licence != music.SOUNDFONT_LICENCE:
                 licence = f"{licence} AND {music.SOUNDFONT_LICENCE}"
@@ -284,6 +286,12 @@ def write_manifest(builder: Builder) -> Path:
             writer.writerow([r.path, r.label, r.source, r.group, r.split, f"{r.duration_s:.3f}", r.licence,
                              r.original])  # fmt: skip
     partial.replace(manifest)
+    kept = {builder.root / r.path for r in rows}
+    for stale in (builder.root / "audio").rglob(
+        "*.flac"
+    ):  # clips of rows that are gone (sources.csv changed)
+        if stale not in kept:
+            stale.unlink()
     with (builder.root / "categories.csv").open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(("path", "category"))

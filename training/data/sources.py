@@ -6,12 +6,14 @@ import csv
 from dataclasses import dataclass
 import fnmatch
 from pathlib import Path
+import re
 
 SOURCES_CSV = Path(__file__).with_name("sources.csv")
 LABELS = ("background", "babycry", "glassbreak", "gunshot")
 SKIP = "skip"
 """Label of rows that keep files out (reviewed and rejected, or of unclear licence); the first match wins."""
 GROUPINGS = ("file", "package")
+"""Or `group:<name>`: a family of near-identical files (e.g. three takes of one pistol) kept together."""
 COLUMNS = ("package", "pattern", "label", "licence", "category", "grouping", "max_files", "max_s", "note")
 OPEN_LICENCES = (
     "CC0-1.0",
@@ -20,10 +22,12 @@ OPEN_LICENCES = (
     "CC-BY-4.0",
     "CC-BY-SA-3.0",
     "CC-BY-SA-4.0",
+    "GFDL-1.3-only",
     "GPL-2.0-only",
     "GPL-2.0-or-later",
     "GPL-3.0-only",
     "GPL-3.0-or-later",
+    "LGPL-2.1-only",
     "LGPL-2.1-or-later",
     "LGPL-3.0-or-later",
     "MIT",
@@ -43,7 +47,8 @@ class Source:
     category: str
     """What the sound is (speech, music, siren, laughter, ...), for the report per hard-negative kind."""
     grouping: str
-    """`file`: each file is its own group (split unit); `package`: all matched files share one group."""
+    """`file`: each file is its own group (split unit); `package`: all matched files share one group;
+    `group:<name>`: the named group (within the package)."""
     max_files: int
     """At most this many matched files are used (a seeded sample), 0 = all: variety beats hours."""
     max_s: float
@@ -87,7 +92,7 @@ def problems(sources: list[Source]) -> list[str]:
             found.append(f"{where}: unknown label {source.label!r}")
         if source.label != SKIP and source.licence not in OPEN_LICENCES:
             found.append(f"{where}: licence {source.licence!r} is not an open SPDX-like id")
-        if source.grouping not in GROUPINGS:
+        if source.grouping not in GROUPINGS and not re.fullmatch(r"group:[A-Za-z0-9._-]+", source.grouping):
             found.append(f"{where}: grouping must be one of {GROUPINGS}")
         if not source.package or not source.pattern or not source.category:
             found.append(f"{where}: package, pattern and category are required")
