@@ -1,6 +1,7 @@
 """Soak: hours of real audio through source -> detector faster than real time, and Home Assistant's RSS.
 
     scripts/run python -m benchmarks.soak [--hours 24] [--report-every-h 2] [--ha-minutes 3] [--skip-ha]
+        [--skip-engine] [--ha-backend auto|onnxruntime|numpy]
 
 Part 1, the engine: a 10-minute WAV of real test-split audio (background with event clips) is read by
 the engine's FileSource (PyAV demux, decode, resample to 8 kHz) in a loop, every chunk going into ONE
@@ -45,6 +46,7 @@ from custom_components.sound_sentry.const import DOMAIN
 RATE = 8000
 LOOP_S = 600.0
 MINUTES_ENV = "SOUND_SENTRY_BENCH_HA_MINUTES"
+BACKEND_ENV = "SOUND_SENTRY_BENCH_HA_BACKEND"
 SOURCES = 4
 
 
@@ -158,11 +160,18 @@ async def test_ha_rss(
     minutes = float(os.environ.get(MINUTES_ENV, "3"))
     path = model_path()
     monkeypatch.setattr(model, "MODEL_PATH", path)
+    backend_choice = os.environ.get(BACKEND_ENV, "auto")
+    if backend_choice != "auto":
+        from custom_components.sound_sentry.engine.backends import load_backend  # noqa: PLC0415
+
+        monkeypatch.setattr(model, "load_backend", lambda p: load_backend(p, backend_choice))  # type: ignore[arg-type]
     info = ModelInfo.load(path)
     wav = write_wav(tmp_path / "scene.wav", soak_audio(120.0))
     await hass.async_block_till_done()  # type: ignore[attr-defined]
     baseline = rss_mb()
     threads_baseline = thread_count()
+    backend_name = (await model.async_get_model(hass)).backend.name  # type: ignore[arg-type]
+    with_model = rss_mb()
     servers = [RtspServer(codec="pcmu", source="file", file=wav).start() for _ in range(SOURCES)]
     entries = []
     try:
@@ -208,13 +217,14 @@ async def test_ha_rss(
     print()
     print(
         f"Home Assistant core ({ha_version()}, pytest-homeassistant-custom-component's hass), model "
-        f"{model_note(path)}; {SOURCES} RTSP entries (PCMU, real audio, {connected} connected at the end), "
+        f"{model_note(path)} on the {backend_name} backend; {SOURCES} RTSP entries (PCMU, real audio, {connected} connected at the end), "
         f"{minutes:g} min, {windows:,} windows classified; load average {load_average()} (2 CPUs shared)"
     )
     print()
     print("| | RSS (MB) | over HA without sources (MB) | OS threads |")
     print("|---|---:|---:|---:|")
     print(f"| HA core, no Sound Sentry entry | {baseline:.1f} | - | {threads_baseline[1]} |")
+    print(f"| model loaded, no source yet | {with_model:.1f} | {with_model - baseline:+.1f} | - |")
     peak = max(r for _, r in samples)
     print(
         f"| with {SOURCES} sources, after {minutes:g} min | {running:.1f} | {running - baseline:+.1f} | {threads_running[1]} |"
@@ -237,12 +247,18 @@ def main() -> None:
         "--ha-minutes", type=float, default=3.0, help="minutes of 4 sources in Home Assistant"
     )
     parser.add_argument("--skip-ha", action="store_true")
+    parser.add_argument(
+        "--ha-backend",
+        choices=["auto", "onnxruntime", "numpy"],
+        default="auto",
+        help="model runtime in Home Assistant (auto: onnxruntime when installed, as the integration does)",
+    )
     parser.add_argument("--skip-engine", action="store_true")
     args = parser.parse_args()
     if not args.skip_engine:
         engine_soak(args.hours, args.report_every_h)
     if not args.skip_ha:
-        env = {**os.environ, MINUTES_ENV: str(args.ha_minutes)}
+        env = {**os.environ, MINUTES_ENV: str(args.ha_minutes), BACKEND_ENV: args.ha_backend}
         command = [
             sys.executable, "-m", "pytest", __file__, "-s", "-q", "-p", "no:cacheprovider",
             "-o", "timeout=0", "-o", "log_level=WARNING",
