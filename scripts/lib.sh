@@ -6,6 +6,7 @@ CACHE="${SOUND_SENTRY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sound-sentry}"
 ROOTFS="$CACHE/forky-rootfs"          # Debian forky with Python 3.14, used when the host has no python3.14
 VENV_MIN="$CACHE/venv-minimum"        # HA 2025.4.4 on Python 3.13
 VENV_LATEST_HOST="$CACHE/venv-latest" # HA 2026.10.4 on a host python3.14, when there is one
+VENV_BROWSER="$CACHE/venv-browser"    # pytest + Playwright for tests/browser, on the host's Python 3.13
 SHARED="$(cd "$REPO/.." && pwd)/shared"
 
 # Debian packages for the GStreamer RTSP test server (FACTS §3).
@@ -62,6 +63,11 @@ run_latest() {
 
 run_minimum() {
   (cd "$REPO" && PATH="$VENV_MIN/bin:$PATH" VIRTUAL_ENV="$VENV_MIN" SOUND_SENTRY_ENV=minimum "$@")
+}
+
+# The browser test's venv (Debian's Chromium is on the host).
+run_browser() {
+  (cd "$REPO" && PATH="$VENV_BROWSER/bin:$PATH" VIRTUAL_ENV="$VENV_BROWSER" "$@")
 }
 
 # Print how long a phase took: `phase NAME CMD...`.
