@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
-from training.audio_paths import data_dir
+from training.audio_paths import data_dir, extra_data_dir
 
 SAMPLE_RATE_HZ = 8000
 WINDOW_SAMPLES = 15_480
@@ -22,6 +22,58 @@ NUM_FRAMES = 192
 NUM_MEL_BINS = 24
 LABELS = ("background", "babycry", "glassbreak", "gunshot")
 _EXTRACTOR = FbankExtractor()
+ESC50_CATEGORIES = (
+    "dog",
+    "rooster",
+    "pig",
+    "cow",
+    "frog",
+    "cat",
+    "hen",
+    "insects",
+    "sheep",
+    "crow",
+    "rain",
+    "sea_waves",
+    "crackling_fire",
+    "crickets",
+    "chirping_birds",
+    "water_drops",
+    "wind",
+    "pouring_water",
+    "toilet_flush",
+    "thunderstorm",
+    "crying_baby",
+    "sneezing",
+    "clapping",
+    "breathing",
+    "coughing",
+    "footsteps",
+    "laughing",
+    "brushing_teeth",
+    "snoring",
+    "drinking_sipping",
+    "door_wood_knock",
+    "mouse_click",
+    "keyboard_typing",
+    "door_wood_creaks",
+    "can_opening",
+    "washing_machine",
+    "vacuum_cleaner",
+    "clock_alarm",
+    "clock_tick",
+    "glass_breaking",
+    "helicopter",
+    "chainsaw",
+    "siren",
+    "car_horn",
+    "engine",
+    "train",
+    "church_bells",
+    "airplane",
+    "fireworks",
+    "hand_saw",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +87,7 @@ class Clip:
     split: str
     duration_s: float
     original: str
+    licence: str = ""
 
     @property
     def label_index(self) -> int:
@@ -47,6 +100,12 @@ class Clip:
         if self.source != "esc50":
             return None
         return int(Path(self.original).stem.rsplit("-", 1)[1])
+
+    @property
+    def kind(self) -> str:
+        """What the clip is, for reports: `esc50:<category>` for ESC-50, else the source."""
+        category = self.esc50_category
+        return self.source if category is None else f"esc50:{ESC50_CATEGORIES[category]}"
 
 
 def read_manifest(root: Path | None = None) -> list[Clip]:
@@ -62,9 +121,42 @@ def read_manifest(root: Path | None = None) -> list[Clip]:
                 split=row["split"],
                 duration_s=float(row["duration_s"]),
                 original=row["original"],
+                licence=row.get("licence", ""),
             )
             for row in csv.DictReader(handle)
         ]
+
+
+DATA_CHOICES = ("shared", "all", "open", "extra")
+
+
+def is_open(licence: str) -> bool:
+    """Whether a clip's licence lets anyone use a model trained on it: not non-commercial, not unstated."""
+    return bool(licence) and "none-stated" not in licence and "-NC" not in licence
+
+
+def read_clips(data: str = "shared", extra_sources: frozenset[str] | None = None) -> list[Clip]:
+    """The clips training and evaluation use.
+
+    `shared`: ../shared/data only. `all`: plus the set built by `python -m training.data.build` (only the
+    `extra_sources` named, if given, so that a run stays reproducible as that set grows). `open`: `all`,
+    keeping only openly licensed clips (no CC BY-NC, no unstated licence). `extra`: the built set alone.
+    """
+    if data not in DATA_CHOICES:
+        raise ValueError(f"data must be one of {DATA_CHOICES}, not {data!r}")
+    clips = read_manifest()
+    if data == "shared":
+        return clips
+    root = extra_data_dir()
+    if not (root / "manifest.csv").is_file():
+        raise FileNotFoundError(
+            f"{root / 'manifest.csv'} is missing: build it with `python -m training.data.build`"
+        )
+    extra = [c for c in read_manifest(root) if extra_sources is None or c.source in extra_sources]
+    if data == "extra":
+        return extra
+    clips += extra
+    return [c for c in clips if is_open(c.licence)] if data == "open" else clips
 
 
 def load_audio(path: Path) -> npt.NDArray[np.float32]:

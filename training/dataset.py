@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from training.audio import LABELS, WINDOW_SAMPLES, Clip, features, load_audio
+from training.audio import LABELS, WINDOW_SAMPLES, Clip, features, fit_window, load_audio
 
 SAMPLE_RATE_HZ = 8000
 CLASS_SHARE = (0.4, 0.2, 0.2, 0.2)
@@ -117,6 +117,10 @@ class WindowSampler:
         background = self.by_label[0]
         weights = np.array([self._background_weight(c.clip) for c in background], dtype=np.float64)
         self.background_p = weights / weights.sum()
+        self.hard_negatives: list[tuple[int, int]] = []
+        """(background clip index, window start) of mined windows the model scored as an event."""
+        self.hard_share = 0.0
+        """Share of background windows drawn from `hard_negatives` (set by the trainer once it mines)."""
 
     @staticmethod
     def _background_weight(clip: Clip) -> float:
@@ -127,6 +131,24 @@ class WindowSampler:
 
     def _background_clip(self) -> LoadedClip:
         return self.by_label[0][self.rng.choice(len(self.by_label[0]), p=self.background_p)]
+
+    def mining_candidates(self, count: int) -> tuple[list[tuple[int, int]], npt.NDArray[np.float32]]:
+        """`count` random background windows, un-augmented: their (clip index, start) and features."""
+        refs, feats = [], []
+        background = self.by_label[0]
+        for index in self.rng.choice(len(background), size=count, p=self.background_p):
+            samples = background[int(index)].samples
+            start = int(self.rng.integers(0, max(1, samples.size - WINDOW_SAMPLES + 1)))
+            refs.append((int(index), start))
+            feats.append(features(fit_window(samples, start) + self._noise_floor()))
+        return refs, np.stack(feats)
+
+    def _hard_negative(self) -> npt.NDArray[np.float32]:
+        """A mined hard-negative window, shifted by up to +-0.25 s."""
+        index, start = self.hard_negatives[int(self.rng.integers(len(self.hard_negatives)))]
+        samples = self.by_label[0][index].samples
+        start = int(np.clip(start + self.rng.integers(-2000, 2001), 0, max(0, samples.size - WINDOW_SAMPLES)))
+        return fit_window(samples, start)
 
     def _segment(self, loaded: LoadedClip, loud: bool) -> npt.NDArray[np.float32]:
         """A window of the clip (at a loud place or anywhere); short clips at a random offset in zeros."""
@@ -161,8 +183,10 @@ class WindowSampler:
         """One augmented waveform window of the class."""
         rng = self.rng
         if label_index == 0:
-            loaded = self._background_clip()
-            window = self._segment(loaded, loud=rng.random() < 0.6)
+            if self.hard_negatives and rng.random() < self.hard_share:
+                window = self._hard_negative()
+            else:
+                window = self._segment(self._background_clip(), loud=rng.random() < 0.6)
             if self.augment and rng.random() < 0.3:  # two background sounds at once
                 window = window + self._context() * 10 ** (-rng.uniform(0, 15) / 20) * rms(window) / rms(
                     self._context()

@@ -37,7 +37,7 @@ from training.audio import (
     features,
     fit_window,
     load_audio,
-    read_manifest,
+    read_clips,
 )
 from training.audio_paths import REPO_ROOT
 
@@ -113,11 +113,11 @@ class SplitStreams:
     seconds_per_window: float
 
 
-def split_clips(split: str) -> list[Clip]:
-    """Clips of one split, in manifest order."""
+def split_clips(split: str, data: str = "shared") -> list[Clip]:
+    """Clips of one split of `data` (see `training.audio.read_clips`), in manifest order."""
     if split not in {"train", "val", "test"}:
         raise ValueError(split)
-    return [c for c in read_manifest() if c.split == split]
+    return [c for c in read_clips(data) if c.split == split]
 
 
 @dataclass(frozen=True)
@@ -139,14 +139,14 @@ class SplitWindows:
 
 
 @functools.cache
-def split_windows(split: str) -> SplitWindows:
+def split_windows(split: str, data: str = "shared") -> SplitWindows:
     """Decode a split and compute its stream windows once per process (shared by float32 and int8)."""
-    clips = split_clips(split)
+    clips = split_clips(split, data)
     audio = {c.path: load_audio(c.path) for c in clips}
     event_clips = [c for c in clips if c.label != "background"]
     background_clips = [c for c in clips if c.label == "background"]
     pad = np.zeros(int(PAD_S * SAMPLE_RATE_HZ), np.float32)
-    event_feats, event_times = [], []
+    event_feats, event_times = [np.zeros((0, WINDOW_FRAMES, 24), np.float32)], []
     for index, clip in enumerate(event_clips):
         samples = np.concatenate([pad, audio[clip.path], pad])
         feats, ends = stream_windows(samples + quiet_noise(samples.size, index))
@@ -163,7 +163,7 @@ def split_windows(split: str) -> SplitWindows:
         clips=clips,
         event_clips=event_clips,
         event_feats=np.concatenate(event_feats),
-        event_sizes=[len(f) for f in event_feats],
+        event_sizes=[len(f) for f in event_feats[1:]],
         event_times=event_times,
         background_clips=background_clips,
         background_feats=background_feats,
@@ -174,9 +174,9 @@ def split_windows(split: str) -> SplitWindows:
     )
 
 
-def run_streams(model: OnnxModel, split: str) -> SplitStreams:
+def run_streams(model: OnnxModel, split: str, data: str = "shared") -> SplitStreams:
     """Stream every clip of `split` through the model."""
-    windows = split_windows(split)
+    windows = split_windows(split, data)
     started = time.perf_counter()
     event_probs = model.predict(windows.event_feats)
     background_probs = model.predict(windows.background_feats)
@@ -185,7 +185,7 @@ def run_streams(model: OnnxModel, split: str) -> SplitStreams:
     count = len(event_probs) + len(background_probs) + len(window_probs)
     return SplitStreams(
         event_clips=windows.event_clips,
-        event_probs=np.split(event_probs, np.cumsum(windows.event_sizes)[:-1]),
+        event_probs=np.split(event_probs, np.cumsum(windows.event_sizes)[:-1]) if windows.event_sizes else [],
         event_times=windows.event_times,
         background_clips=windows.background_clips,
         background_probs=background_probs,
@@ -249,7 +249,7 @@ def metrics_at(streams: SplitStreams, detection: dict[str, Any]) -> dict[str, An
             "clips": actual,
         }
     by_class = Counter(label for label, _t, _p in false_alarms)
-    sources = Counter(_background_kind(streams.background_clips[i]) for i in fired_in)
+    sources = Counter(streams.background_clips[i].kind for i in fired_in)
     window_accuracy = float(np.mean(streams.window_probs.argmax(1) == streams.window_labels))
     return {
         "per_class": per_class,
@@ -264,16 +264,9 @@ def metrics_at(streams: SplitStreams, detection: dict[str, Any]) -> dict[str, An
     }
 
 
-def _background_kind(clip: Clip) -> str:
-    category = clip.esc50_category
-    if category is not None:
-        return f"esc50:{ESC50_CATEGORIES[category]}"
-    return clip.source
-
-
-def evaluate_model(path: Path, split: str, detection: dict[str, Any]) -> dict[str, Any]:
+def evaluate_model(path: Path, split: str, detection: dict[str, Any], data: str = "shared") -> dict[str, Any]:
     """Metrics of one model file on one split."""
-    return metrics_at(run_streams(OnnxModel(path), split), detection)
+    return metrics_at(run_streams(OnnxModel(path), split, data), detection)
 
 
 # --- choosing the defaults on val ------------------------------------------------------------------
@@ -302,14 +295,16 @@ def _count_starts(passes: list[bool], times: list[float], k: int, n: int, hold_s
     return count
 
 
-def choose_detection(float_path: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+def choose_detection(
+    float_path: Path, log: Callable[[str], None] = print, data: str = "shared"
+) -> dict[str, Any]:
     """Per-class thresholds and k-of-n on val: fewest false alarms first, then recall, then margin.
 
     For each k-of-n, each class gets the highest threshold whose val recall is within one clip of the
     best recall reachable with zero val false alarms of that class (a higher threshold leaves more
     margin against unseen background). The k-of-n with the best worst-class recall wins.
     """
-    streams = run_streams(OnnxModel(float_path), "val")
+    streams = run_streams(OnnxModel(float_path), "val", data)
     bg_times = streams.background_times.tolist()
     best: tuple[tuple[float, ...], dict[str, Any]] | None = None
     for k, n in KN_CANDIDATES:
@@ -405,60 +400,6 @@ def main() -> None:
                 )
     if args.json:
         print(json.dumps(results, indent=2))
-
-
-ESC50_CATEGORIES = (
-    "dog",
-    "rooster",
-    "pig",
-    "cow",
-    "frog",
-    "cat",
-    "hen",
-    "insects",
-    "sheep",
-    "crow",
-    "rain",
-    "sea_waves",
-    "crackling_fire",
-    "crickets",
-    "chirping_birds",
-    "water_drops",
-    "wind",
-    "pouring_water",
-    "toilet_flush",
-    "thunderstorm",
-    "crying_baby",
-    "sneezing",
-    "clapping",
-    "breathing",
-    "coughing",
-    "footsteps",
-    "laughing",
-    "brushing_teeth",
-    "snoring",
-    "drinking_sipping",
-    "door_wood_knock",
-    "mouse_click",
-    "keyboard_typing",
-    "door_wood_creaks",
-    "can_opening",
-    "washing_machine",
-    "vacuum_cleaner",
-    "clock_alarm",
-    "clock_tick",
-    "glass_breaking",
-    "helicopter",
-    "chainsaw",
-    "siren",
-    "car_horn",
-    "engine",
-    "train",
-    "church_bells",
-    "airplane",
-    "fireworks",
-    "hand_saw",
-)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Run artefacts (checkpoints, log) go to training/runs/<name>/, which git ignores.
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import json
 from pathlib import Path
 import shutil
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.audio import LABELS, read_manifest
+from training.audio import DATA_CHOICES, LABELS, read_clips
 from training.audio_paths import REPO_ROOT
 from training.dataset import WindowSampler, fixed_windows, load_clips
 from training.model import ResNetSE, count_macs, count_parameters
@@ -80,11 +81,30 @@ def selection_score(probs: np.ndarray, labels: np.ndarray) -> tuple[float, dict[
     return float(np.mean(list(recalls.values()))), recalls
 
 
+def mine_hard_negatives(model: ResNetSE, sampler: WindowSampler, args: argparse.Namespace, log) -> None:
+    """Score random train background windows; the ones the model takes for an event become hard negatives.
+
+    The pool keeps the newest `--mine-pool` windows, so sounds that stop firing drift out of it.
+    """
+    refs, feats = sampler.mining_candidates(args.mine_count)
+    scores = predict(model, feats)[:, 1:].max(axis=1)
+    keep = np.argsort(scores)[::-1][: int(args.mine_keep * len(refs))]
+    keep = keep[scores[keep] > 0.5]
+    sampler.hard_negatives = (sampler.hard_negatives + [refs[i] for i in keep])[-args.mine_pool :]
+    sampler.hard_share = args.hard_share
+    kinds = Counter(sampler.by_label[0][refs[i][0]].clip.kind for i in keep)
+    log(
+        f"mined {len(keep)} of {len(refs)} background windows scoring > 0.5 "
+        f"({np.mean(scores > 0.5):.1%} of them; p99 {np.quantile(scores, 0.99):.3f}); pool {len(sampler.hard_negatives)}; "
+        f"top sources {dict(kinds.most_common(8))}"
+    )
+
+
 def train(args: argparse.Namespace, run_dir: Path, log) -> Path:
     """Train; return the path of the best checkpoint on val."""
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    clips = read_manifest()
+    clips = read_clips(args.data, args.extra_sources)
     t0 = time.time()
     train_clips = load_clips([c for c in clips if c.split == "train"])
     val_clips = load_clips([c for c in clips if c.split == "val"])
@@ -113,6 +133,8 @@ def train(args: argparse.Namespace, run_dir: Path, log) -> Path:
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if args.mine_every and step % args.mine_every == 0 and step < args.steps:
+            mine_hard_negatives(model, sampler, args, log)
         if step % 20 == 0:
             elapsed = time.time() - started
             log(
@@ -194,6 +216,23 @@ def main() -> None:
     parser.add_argument("--snr-low", type=float, default=0.0, help="lowest event-to-background SNR (dB)")
     parser.add_argument("--snr-high", type=float, default=20.0)
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument(
+        "--data", choices=DATA_CHOICES, default="shared", help="training data (training.audio.read_clips)"
+    )
+    parser.add_argument(
+        "--extra-sources",
+        type=lambda text: frozenset(text.split(",")),
+        help="comma-separated sources of the built set to use (default: all of them)",
+    )
+    parser.add_argument(
+        "--mine-every", type=int, default=0, help="steps between hard-negative mining (0: off)"
+    )
+    parser.add_argument("--mine-count", type=int, default=4000, help="background windows scored per mining")
+    parser.add_argument("--mine-keep", type=float, default=0.05, help="top share of them kept (if > 0.5)")
+    parser.add_argument("--mine-pool", type=int, default=2000, help="hard negatives kept (newest)")
+    parser.add_argument(
+        "--hard-share", type=float, default=0.5, help="share of background drawn from the pool"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--run", default="shipped", help="name of the folder under training/runs/")
     parser.add_argument("--checkpoint", type=Path, help="skip training: ship this state_dict")
