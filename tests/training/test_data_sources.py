@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+import struct
+import zipfile
 
 import numpy as np
 import pytest
 
 from training.data import scenes
 from training.data.audio_io import SAMPLE_RATE_HZ, decode, segments, write_flac
-from training.data.build import split_of
+from training.data.build import package_files, read_input, split_of, stem_of
 from training.data.sources import LABELS, SKIP, is_open, problems, read_sources
 
 
@@ -101,3 +103,24 @@ def test_scenes_take_parts_from_their_own_split_and_mix_deterministically() -> N
     assert first.size == scenes.SCENE_S * SAMPLE_RATE_HZ
     assert np.array_equal(first, scenes.mix(planned[0], load))
     assert 0 < np.max(np.abs(first)) <= 0.9
+
+
+def test_sounds_inside_doom_wads_and_pk3_archives(tmp_path: Path) -> None:
+    tone = bytes(128 + int(100 * np.sin(2 * np.pi * 440 * n / 11025)) for n in range(11025))
+    lump = struct.pack("<HHI", 3, 11025, len(tone) + 32) + bytes(16) + tone + bytes(16)
+    directory = struct.pack("<ii8s", 12, len(lump), b"DSPISTOL") + struct.pack("<ii8s", 12, 0, b"MAP01")
+    (tmp_path / "game.wad").write_bytes(b"IWAD" + struct.pack("<ii", 2, 12 + len(lump)) + lump + directory)
+    with zipfile.ZipFile(tmp_path / "pak0.pk3", "w") as archive:
+        archive.writestr("sound/weapons/shot.wav", b"RIFF")
+        archive.writestr("maps/q.bsp", b"")
+
+    assert package_files(tmp_path) == ["game.wad!DSPISTOL", "pak0.pk3!sound/weapons/shot.wav"]
+    pistol = decode(read_input(tmp_path, "game.wad!DSPISTOL"))
+    assert abs(pistol.size - SAMPLE_RATE_HZ) <= 2
+    assert read_input(tmp_path, "pak0.pk3!sound/weapons/shot.wav") == b"RIFF"
+
+
+def test_clip_names_keep_the_archive_member() -> None:
+    names = {stem_of(f"usr/share/games/doom/freedoom2.wad!{lump}") for lump in ("DSPISTOL", "DSSHOTGN")}
+    assert names == {"doom_freedoom2_DSPISTOL", "doom_freedoom2_DSSHOTGN"}
+    assert stem_of("usr/share/games/x/data.pk3!sound/a.ogg") == "x_data_sound_a"

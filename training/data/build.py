@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import hashlib
+import itertools
 import json
 import os
 from pathlib import Path
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from training.data import debian, music, scenes, speech
+from training.data import archives, debian, music, scenes, speech
 from training.data.audio_io import SAMPLE_RATE_HZ, Samples, decode, segments, trim_silence, write_flac
 from training.data.sources import SKIP, Source, read_sources
 
@@ -67,7 +68,8 @@ def safe(text: str) -> str:
 def stem_of(relative: str) -> str:
     """A short readable stem from a package path (without usr/share/ and the suffix)."""
     text = re.sub(r"^usr/(share/|lib/)?(games/)?", "", relative)
-    return safe(str(Path(text).with_suffix("")))[-120:]
+    parts = [str(Path(part).with_suffix("")) for part in text.split(archives.SEPARATOR)]
+    return safe("_".join(parts))[-120:]
 
 
 class Builder:
@@ -81,6 +83,8 @@ class Builder:
         )
         self.rows: list[Row] = []
         self.failed: list[str] = []
+        # Which input wrote each clip last: a cached entry counts only while it still owns its files.
+        self.owner = {str(r["path"]): key for key, rows in self.index.items() for r in rows}
 
     def save_index(self) -> None:
         """Write rows.json (atomically)."""
@@ -88,10 +92,15 @@ class Builder:
         partial.write_text(json.dumps(self.index))
         partial.replace(self.index_path)
 
-    def cached(self, key: str) -> list[Row] | None:
-        """The rows made earlier for `key`, if all their files are still there."""
+    def cached(self, key: str, prefix: str) -> list[Row] | None:
+        """The rows made earlier for `key` under the clip name `prefix`, if it still owns their files."""
         found = self.index.get(key)
-        if found is None or not all((self.root / str(r["path"])).exists() for r in found):
+        if found is None or not all(
+            str(r["path"]).startswith(prefix)
+            and self.owner.get(str(r["path"])) == key
+            and (self.root / str(r["path"])).exists()
+            for r in found
+        ):
             return None
         return [Row(**r) for r in found]  # type: ignore[arg-type]
 
@@ -110,8 +119,12 @@ class Builder:
         max_s: float,
     ) -> None:
         """Rows for one input (from the cache, or by calling `make()` for its samples)."""
-        rows = self.cached(key)
-        if rows is None:
+        prefix = f"audio/{label}/{safe(source)}__{stem}"
+        rows = self.cached(key, prefix)
+        if rows is not None:  # the audio is the same; the curated facts may have been corrected since
+            rows = [replace(r, licence=licence, category=category, split=split_of(group)) for r in rows]
+            self.index[key] = [asdict(r) for r in rows]
+        else:
             try:
                 samples: Samples = trim_silence(make())
             except (OSError, ValueError, RuntimeError, subprocess.SubprocessError) as error:
@@ -122,7 +135,7 @@ class Builder:
             rows = []
             for number, (start_s, piece) in enumerate(pieces):
                 suffix = f"__{int(start_s):04d}s" if len(pieces) > 1 else ""
-                path = f"audio/{label}/{safe(source)}__{stem}{suffix}.flac"
+                path = f"{prefix}{suffix}.flac"
                 write_flac(self.root / path, piece)
                 rows.append(
                     Row(
@@ -138,17 +151,36 @@ class Builder:
                     )
                 )
                 del number
+            for row in rows:
+                previous = self.owner.get(row.path)
+                if previous is not None and previous != key:
+                    self.index.pop(previous, None)  # its clip is overwritten now
+                self.owner[row.path] = key
             self.index[key] = [asdict(r) for r in rows]
         self.rows.extend(rows)
 
 
 def package_files(root: Path) -> list[str]:
-    """Package-relative paths of the audio files in an extracted package."""
-    return sorted(
-        str(p.relative_to(root))
-        for p in root.rglob("*")
-        if p.suffix.lower() in AUDIO_SUFFIXES + music.MIDI_SUFFIXES and p.is_file() and not p.is_symlink()
-    )
+    """Package-relative paths of the audio files in an extracted package (and of sounds in its archives)."""
+    out = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        relative = str(path.relative_to(root))
+        suffix = path.suffix.lower()
+        if suffix in AUDIO_SUFFIXES + music.MIDI_SUFFIXES:
+            out.append(relative)
+        elif suffix in archives.ARCHIVE_SUFFIXES:
+            out.extend(f"{relative}{archives.SEPARATOR}{m}" for m in archives.members(path, AUDIO_SUFFIXES))
+    return out
+
+
+def read_input(root: Path, relative: str) -> bytes:
+    """The bytes of a file in a package, or of a sound inside one of its archives."""
+    if archives.SEPARATOR in relative:
+        container, member = relative.split(archives.SEPARATOR, 1)
+        return archives.read_member(root / container, member)
+    return (root / relative).read_bytes()
 
 
 def select(package: str, rows: list[Source], files: list[str]) -> list[tuple[Source, str]]:
@@ -188,7 +220,8 @@ def build_packages(builder: Builder, sources: list[Source], packages: list[str] 
         before = len(builder.rows)
         for source, relative in chosen:
             path = root / relative
-            digest = hashlib.sha1(path.read_bytes()).hexdigest()
+            content = read_input(root, relative)
+            digest = hashlib.sha1(content).hexdigest()
             if digest in seen_content:  # the same file in two places: keep the first
                 continue
             seen_content.add(digest)
@@ -201,7 +234,7 @@ def build_packages(builder: Builder, sources: list[Source], packages: list[str] 
                 licence = f"{licence} AND {music.SOUNDFONT_LICENCE}"
             builder.add(
                 f"{VERSION}|{package}|{relative}|{source.label}|{source.max_s}|{group}|{digest}",
-                (lambda p=path: music.render(p, tools)) if is_midi else (lambda p=path: decode(p)),
+                (lambda p=path: music.render(p, tools)) if is_midi else (lambda c=content: decode(c)),
                 label=source.label,
                 source=package,
                 group=group,
@@ -276,7 +309,10 @@ def build_scenes(builder: Builder, count: int) -> None:
 
 def write_manifest(builder: Builder) -> Path:
     """manifest.csv (shared columns) and categories.csv (path -> category, for the report)."""
-    rows = sorted({r.path: r for r in builder.rows}.values(), key=lambda r: r.path)
+    rows = sorted(builder.rows, key=lambda r: r.path)
+    clashes = sorted({a.path for a, b in itertools.pairwise(rows) if a.path == b.path})
+    if clashes:
+        raise RuntimeError(f"two inputs would write the same clip: {clashes[:5]}")
     manifest = builder.root / "manifest.csv"
     partial = manifest.with_suffix(".partial")
     with partial.open("w", newline="") as handle:

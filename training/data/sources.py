@@ -16,6 +16,7 @@ GROUPINGS = ("file", "package")
 """Or `group:<name>`: a family of near-identical files (e.g. three takes of one pistol) kept together."""
 COLUMNS = ("package", "pattern", "label", "licence", "category", "grouping", "max_files", "max_s", "note")
 OPEN_LICENCES = (
+    "BSD-3-Clause",
     "CC0-1.0",
     "public-domain",
     "CC-BY-3.0",
