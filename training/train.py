@@ -24,7 +24,7 @@ from training.dataset import WindowSampler, fixed_windows, load_clips
 from training.model import ResNetSE, count_macs, count_parameters
 
 MODEL_STEM = "sound_sentry_resnetse"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"
 
 
 def spec_augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -100,14 +100,24 @@ def mine_hard_negatives(model: ResNetSE, sampler: WindowSampler, args: argparse.
     )
 
 
+def choice_data(data: str) -> str:
+    """The data whose val split chooses checkpoints and defaults.
+
+    An openly licensed model is trained on open clips only, but the open val split has almost no glass
+    breaks or gunshots to choose by: it is chosen on the same val split as the main model (a choice of
+    checkpoint and three thresholds, no training on it).
+    """
+    return "all" if data == "open" else data
+
+
 def train(args: argparse.Namespace, run_dir: Path, log) -> Path:
     """Train; return the path of the best checkpoint on val."""
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    clips = read_clips(args.data, args.extra_sources)
     t0 = time.time()
-    train_clips = load_clips([c for c in clips if c.split == "train"])
-    val_clips = load_clips([c for c in clips if c.split == "val"])
+    train_clips = load_clips([c for c in read_clips(args.data, args.extra_sources) if c.split == "train"])
+    val_data = choice_data(args.data)
+    val_clips = load_clips([c for c in read_clips(val_data, args.extra_sources) if c.split == "val"])
     val_x, val_y = fixed_windows(val_clips, seed=args.seed)
     log(
         f"loaded {len(train_clips)} train / {len(val_clips)} val clips, {len(val_x)} val windows in {time.time() - t0:.0f} s"
@@ -152,7 +162,9 @@ def train(args: argparse.Namespace, run_dir: Path, log) -> Path:
     return best_path
 
 
-def ship(checkpoint: Path, run_dir: Path, log, *, data: str = "shared", copy: bool = True) -> None:
+def ship(
+    checkpoint: Path, run_dir: Path, log, *, data: str = "shared", name: str = MODEL_STEM, copy: bool = True
+) -> None:
     """Export, choose detection defaults on val, measure on test, write models/ and the integration's copies."""
     from training import evaluate
     from training.export import calibration_windows, export_pair
@@ -160,11 +172,11 @@ def ship(checkpoint: Path, run_dir: Path, log, *, data: str = "shared", copy: bo
     model = ResNetSE()
     model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
     model.eval()
-    stem = run_dir / MODEL_STEM
+    stem = run_dir / name
     calibration = calibration_windows(256, split="train", seed=0)
     placeholder = {"thresholds": dict.fromkeys(LABELS[1:], 0.5), "k": 2, "n": 3, "hold_s": 2.0}
     float_path, int8_path = export_pair(
-        model, stem, calibration, name=MODEL_STEM, version=MODEL_VERSION, detection=placeholder
+        model, stem, calibration, name=name, version=MODEL_VERSION, detection=placeholder
     )
     detection = evaluate.choose_detection(float_path, log=log, data=data)
     log(f"detection defaults chosen on val: {json.dumps(detection)}")
@@ -191,7 +203,7 @@ def ship(checkpoint: Path, run_dir: Path, log, *, data: str = "shared", copy: bo
         model,
         stem,
         calibration,
-        name=MODEL_STEM,
+        name=name,
         version=MODEL_VERSION,
         detection=detection,
         metrics=metrics,
@@ -238,6 +250,7 @@ def main() -> None:
         "--hard-share", type=float, default=0.5, help="share of background drawn from the pool"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--name", default=MODEL_STEM, help="file stem of the exported model")
     parser.add_argument("--run", default="shipped", help="name of the folder under training/runs/")
     parser.add_argument("--checkpoint", type=Path, help="skip training: ship this state_dict")
     parser.add_argument("--no-ship", action="store_true", help="train only")
@@ -258,7 +271,7 @@ def main() -> None:
     log(f"arguments: {vars(args)}")
     checkpoint = args.checkpoint or train(args, run_dir, log)
     if not args.no_ship:
-        ship(checkpoint, run_dir, log, data=args.data, copy=not args.no_copy)
+        ship(checkpoint, run_dir, log, data=choice_data(args.data), name=args.name, copy=not args.no_copy)
     log(f"total wall time {(time.time() - started) / 60:.1f} min")
 
 
