@@ -20,6 +20,7 @@ OPEN_LICENCES = (
     "CC0-1.0",
     "public-domain",
     "CC-BY-3.0",
+    "CC-BY-SA-2.0",
     "CC-BY-4.0",
     "CC-BY-SA-3.0",
     "CC-BY-SA-4.0",
