@@ -14,6 +14,7 @@ import pytest
 from training.data import scenes
 from training.data.audio_io import SAMPLE_RATE_HZ, decode, segments, write_flac
 from training.data.build import package_files, read_input, split_of, stem_of
+from training.data.review import main as review_main, spectrogram_rows
 from training.data.sources import LABELS, SKIP, is_open, problems, read_sources
 
 
@@ -124,3 +125,13 @@ def test_clip_names_keep_the_archive_member() -> None:
     names = {stem_of(f"usr/share/games/doom/freedoom2.wad!{lump}") for lump in ("DSPISTOL", "DSSHOTGN")}
     assert names == {"doom_freedoom2_DSPISTOL", "doom_freedoom2_DSSHOTGN"}
     assert stem_of("usr/share/games/x/data.pk3!sound/a.ogg") == "x_data_sound_a"
+
+
+def test_review_sheet_shows_a_tone_as_a_line(tmp_path: Path) -> None:
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * np.arange(SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ)).astype(np.float32)
+    image = spectrogram_rows(tone)
+    brightest_row = int(np.argmax(image[:, :50].mean(axis=1)))
+    assert brightest_row == image.shape[0] - 1 - round(1000 / (SAMPLE_RATE_HZ / 256))
+    write_flac(tmp_path / "tone.flac", tone)
+    assert review_main([str(tmp_path / "sheet.png"), str(tmp_path / "tone.flac")]) == 0
+    assert (tmp_path / "sheet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
