@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -20,7 +21,7 @@ Samples = npt.NDArray[np.float32]
 
 def decode(source: Path | bytes) -> Samples:
     """Mono 8 kHz float32 in [-1, 1] from a file or the bytes of one."""
-    chunks: list[npt.NDArray[np.int16]] = []
+    chunks: list[npt.NDArray[np.generic]] = []
     handle = io.BytesIO(source) if isinstance(source, bytes) else str(source)
     with _open(handle) as container:
         stream = container.streams.audio[0]
@@ -30,15 +31,17 @@ def decode(source: Path | bytes) -> Samples:
         chunks.extend(part.to_ndarray().reshape(-1) for part in resampler.resample(None))
     if not chunks:
         return np.zeros(0, dtype=np.float32)
-    return (np.concatenate(chunks).astype(np.float32) / 32768.0).astype(np.float32)
+    pcm: Samples = np.concatenate(chunks).astype(np.float32)
+    return pcm / np.float32(32768.0)
 
 
 def _open(handle: io.BytesIO | str) -> av.container.InputContainer:
     """Open for reading; tags that are not UTF-8 (old game files) are ignored where PyAV allows it."""
     try:
-        return av.open(handle, metadata_errors="ignore")
+        container = av.open(handle, "r", metadata_errors="ignore")  # type: ignore[call-overload]
     except TypeError:  # PyAV without that argument
-        return av.open(handle)
+        container = av.open(handle, "r")
+    return cast("av.container.InputContainer", container)
 
 
 def write_flac(path: Path, samples: Samples) -> None:

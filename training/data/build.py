@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Callable
 import csv
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 import hashlib
 import itertools
 import json
@@ -191,7 +192,7 @@ def select(package: str, rows: list[Source], files: list[str]) -> list[tuple[Sou
             if source.matches(path):
                 by_row.setdefault(number, []).append(path)
                 break
-    out = []
+    out: list[tuple[Source, str]] = []
     for number, matched in sorted(by_row.items()):
         source = rows[number]
         if source.label == SKIP:
@@ -234,7 +235,7 @@ def build_packages(builder: Builder, sources: list[Source], packages: list[str] 
                 licence = f"{licence} AND {music.SOUNDFONT_LICENCE}"
             builder.add(
                 f"{VERSION}|{package}|{relative}|{source.label}|{source.max_s}|{group}|{digest}",
-                (lambda p=path: music.render(p, tools)) if is_midi else (lambda c=content: decode(c)),
+                partial(music.render, path, tools) if is_midi else partial(decode, content),
                 label=source.label,
                 source=package,
                 group=group,
@@ -261,7 +262,7 @@ def build_speech(builder: Builder, count: int) -> None:
     for utterance in speech.plan(builder.root, count, SEED):
         builder.add(
             f"{VERSION}|espeak|{json.dumps(asdict(utterance), ensure_ascii=False)}",
-            lambda u=utterance: speech.speak(u, tools),
+            partial(speech.speak, utterance, tools),
             label="background",
             source="espeak-ng",
             group=utterance.group,
@@ -292,7 +293,7 @@ def build_scenes(builder: Builder, count: int) -> None:
             description = " + ".join(f"{p.key}@{start:.1f}s{gain:+.0f}dB" for p, start, gain in scene.parts)
             builder.add(
                 f"{VERSION}|scene|{description}",
-                lambda s=scene: scenes.mix(s, lambda key: decode(builder.root / key)),
+                partial(scenes.mix, scene, lambda key: decode(builder.root / key)),
                 label="background",
                 source=f"scene-{kind}",
                 group=f"scene-{kind}:{scene.name}",
