@@ -33,7 +33,7 @@ LENGTH_S = 60.0
 EVENTS = {"babycry": 8.0, "glassbreak": 26.0, "gunshot": 44.0}
 """Where each event starts in the loop, in seconds."""
 ROOM_GAIN = 0.3
-CONTEXT_S = (3.0, 9.0)
+CONTEXT_S = 2.0
 """How much of the room before and after a candidate clip is classified with it."""
 
 
@@ -84,11 +84,15 @@ def build(model: Path = DEFAULT_MODEL) -> tuple[npt.NDArray[np.float32], dict[st
     events: dict[str, list[float]] = {}
     for label, start_s in EVENTS.items():
         start = int(start_s * RATE_HZ)
-        before, after = (int(s * RATE_HZ) for s in CONTEXT_S)
-        context = out[start - before : start + after]
+        margin = int(CONTEXT_S * RATE_HZ)
 
         clips = [read(DATA / r["path"]) for r in rows if r["label"] == label]
-        best = max(clips, key=lambda clip: clarity(pipeline, mix(context, clip, before), label))
+        best = max(
+            clips,
+            key=lambda clip: clarity(
+                pipeline, mix(out[start - margin : start + clip.size + margin], clip, margin), label
+            ),
+        )
         out[start : start + best.size] += best
         events[label] = [start_s, start_s + best.size / RATE_HZ]
     return np.clip(out, -1.0, 1.0), events
