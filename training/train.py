@@ -24,7 +24,7 @@ from training.dataset import WindowSampler, fixed_windows, load_clips
 from training.model import ResNetSE, count_macs, count_parameters
 
 MODEL_STEM = "sound_sentry_resnetse"
-MODEL_VERSION = "1.1.0"
+MODEL_VERSION = "1.0.0"
 
 
 def spec_augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -237,13 +237,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--extra-sources",
-        type=lambda text: frozenset(text.split(",")),
+        type=lambda text: frozenset(text.split(",")) if text else None,
         help="comma-separated sources of the built set to use (default: all of them)",
     )
     parser.add_argument(
         "--mine-every", type=int, default=0, help="steps between hard-negative mining (0: off)"
     )
-    parser.add_argument("--mine-count", type=int, default=4000, help="background windows scored per mining")
+    parser.add_argument("--mine-count", type=int, default=3000, help="background windows scored per mining")
     parser.add_argument("--mine-keep", type=float, default=0.05, help="top share of them kept (if > 0.5)")
     parser.add_argument("--mine-pool", type=int, default=2000, help="hard negatives kept (newest)")
     parser.add_argument(
