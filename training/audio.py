@@ -9,12 +9,12 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import numpy.typing as npt
 
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
 from training.audio_paths import data_dir, extra_data_dir
+from training.data.audio_io import decode
 
 SAMPLE_RATE_HZ = 8000
 WINDOW_SAMPLES = 15_480
@@ -161,16 +161,7 @@ def read_clips(data: str = "shared", extra_sources: frozenset[str] | None = None
 
 def load_audio(path: Path) -> npt.NDArray[np.float32]:
     """Decode a mono 8 kHz file to float32 in [-1, 1]."""
-    chunks = []
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE_HZ)
-        for frame in container.decode(stream):
-            chunks.extend(part.to_ndarray().reshape(-1) for part in resampler.resample(frame))
-        chunks.extend(part.to_ndarray().reshape(-1) for part in resampler.resample(None))
-    if not chunks:
-        return np.zeros(0, dtype=np.float32)
-    return (np.concatenate(chunks).astype(np.float32) / 32768.0).astype(np.float32)
+    return decode(path)
 
 
 def features(window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
