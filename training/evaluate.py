@@ -293,6 +293,8 @@ THRESHOLD_CANDIDATES = (
 """Up to 0.999, the options form's highest threshold."""
 FALSE_ALARMS_PER_HOUR = 1.0
 """The target the defaults are chosen for."""
+Row = tuple[float, int, float]
+"""(threshold, val false alarms, val recall) of one class at one k-of-n."""
 HOLD_S = 2.0
 """Seconds without a passing window before an event ends: repeated bangs or a long cry stay one event."""
 
@@ -331,7 +333,8 @@ def choose_detection(
     budget = int(FALSE_ALARMS_PER_HOUR * streams.background_hours + 1e-9)
     best: tuple[tuple[float, ...], dict[str, Any]] | None = None
     for k, n in KN_CANDIDATES:
-        rows_by_label: dict[str, list[tuple[float, int, float]]] = {}
+        picks: dict[str, list[Row]] = {}
+        """Per class, the row it takes for each share of the budget (0..budget alarms)."""
         for index, label in enumerate(LABELS[1:], start=1):
             clips = [i for i, c in enumerate(streams.event_clips) if c.label_index == index]
             rows = []
@@ -351,16 +354,9 @@ def choose_detection(
                     for i in clips
                 )
                 rows.append((threshold, fa, hits / max(1, len(clips))))
-            rows_by_label[label] = rows
+            picks[label] = [_pick(rows, share, len(clips)) for share in range(budget + 1)]
         for shares in _budget_shares(budget, len(LABELS) - 1):
-            chosen = {}
-            for (label, rows), share in zip(rows_by_label.items(), shares, strict=True):
-                allowed = [r for r in rows if r[1] <= share] or [min(rows, key=lambda r: r[1])]
-                top = max(r[2] for r in allowed)
-                clips = sum(c.label == label for c in streams.event_clips)
-                chosen[label] = max(
-                    (r for r in allowed if r[2] >= top - 1 / max(1, clips) + 1e-9), key=lambda r: r[0]
-                )
+            chosen = {label: picks[label][share] for label, share in zip(picks, shares, strict=True)}
             alarms = sum(r[1] for r in chosen.values())
             recalls = [r[2] for r in chosen.values()]
             key = (-max(0, alarms - budget), min(recalls), float(np.mean(recalls)), -alarms, -n)
@@ -380,6 +376,13 @@ def choose_detection(
                 )
     assert best is not None
     return best[1]
+
+
+def _pick(rows: list[Row], share: int, clips: int) -> Row:
+    """The highest threshold whose recall is within one clip of the best with at most `share` alarms."""
+    allowed = [r for r in rows if r[1] <= share] or [min(rows, key=lambda r: r[1])]
+    top = max(r[2] for r in allowed)
+    return max((r for r in allowed if r[2] >= top - 1 / max(1, clips) + 1e-9), key=lambda r: r[0])
 
 
 def _budget_shares(budget: int, classes: int) -> list[tuple[int, ...]]:

@@ -189,8 +189,8 @@ def ship(
         log(f"test {precision}: {json.dumps(values)}")
     if (extra_data_dir() / "manifest.csv").is_file():
         # More, and more varied, background than the dev test split has: reported, never used to choose.
-        extra = evaluate.evaluate_model(float_path, "test", detection, data="extra")
-        log(f"built set's test background, float32: {json.dumps(extra)}")
+        built = evaluate.evaluate_model(float_path, "test", detection, data="extra")
+        log(f"built set's test background, float32: {json.dumps(built)}")
     extra = {
         "architecture": {
             "name": "ResNetSE",
