@@ -15,6 +15,7 @@ import numpy.typing as npt
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
 from training.audio_paths import data_dir, extra_data_dir
 from training.data.audio_io import decode
+from training.data.sources import is_open
 
 SAMPLE_RATE_HZ = 8000
 WINDOW_SAMPLES = 15_480
@@ -128,11 +129,6 @@ def read_manifest(root: Path | None = None) -> list[Clip]:
 
 
 DATA_CHOICES = ("shared", "all", "open", "extra")
-
-
-def is_open(licence: str) -> bool:
-    """Whether a clip's licence lets anyone use a model trained on it: not non-commercial, not unstated."""
-    return bool(licence) and "none-stated" not in licence and "-NC" not in licence
 
 
 def read_clips(data: str = "shared", extra_sources: frozenset[str] | None = None) -> list[Clip]:

@@ -15,7 +15,6 @@ from functools import partial
 import hashlib
 import itertools
 import json
-import os
 from pathlib import Path
 import random
 import re
@@ -23,6 +22,7 @@ import subprocess
 import sys
 import time
 
+from training.audio_paths import extra_data_dir
 from training.data import archives, debian, music, scenes, speech
 from training.data.audio_io import SAMPLE_RATE_HZ, Samples, decode, segments, trim_silence, write_flac
 from training.data.sources import SKIP, Source, read_sources
@@ -47,12 +47,6 @@ class Row:
     licence: str
     original: str
     category: str
-
-
-def cache_dir() -> Path:
-    """$SOUND_SENTRY_CACHE/data-extra (default ~/.cache/sound-sentry/data-extra)."""
-    base = os.environ.get("SOUND_SENTRY_CACHE") or Path.home() / ".cache" / "sound-sentry"
-    return Path(base) / "data-extra"
 
 
 def split_of(group: str) -> str:
@@ -346,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    builder = Builder(cache_dir())
+    builder = Builder(extra_data_dir())
     builder.root.mkdir(parents=True, exist_ok=True)
     build_packages(builder, read_sources(), args.packages)
     if args.speech:

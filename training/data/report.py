@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 import sys
 
-from training.data.build import cache_dir
+from training.audio_paths import extra_data_dir
 from training.data.sources import LABELS, is_open
 
 SPLITS = ("train", "val", "test")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--by", choices=("source", "category"), default="source")
     parser.add_argument("--with-shared", type=Path, nargs="?", const=Path("../shared/data/manifest.csv"))
-    parser.add_argument("--manifest", type=Path, default=cache_dir() / "manifest.csv")
+    parser.add_argument("--manifest", type=Path, default=extra_data_dir() / "manifest.csv")
     args = parser.parse_args(argv)
     extra = read(args.manifest)
     out = [f"Extra set: {args.manifest}", "", *totals(extra, "class (extra)"), ""]

@@ -33,9 +33,11 @@ OPEN_LICENCES = (
     "LGPL-2.1-or-later",
     "LGPL-3.0-or-later",
     "MIT",
+    "ODbL-1.0/DbCL-1.0",
     "Zlib",
 )
-"""SPDX-like ids allowed in sources.csv: all free for any use (no NC, no unstated)."""
+"""SPDX-like ids free for any use (no NC, no unstated): the only ones sources.csv may use, and what makes a
+clip of either data set count as openly licensed (`ODbL-1.0/DbCL-1.0` is the shared set's donateacry)."""
 
 
 @dataclass(frozen=True)
