@@ -43,27 +43,19 @@ import sys
 import time
 from typing import Any
 
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, EVENT_STATE_CHANGED, STATE_ON
+from homeassistant.const import EVENT_STATE_CHANGED, STATE_ON
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 import numpy as np
 import numpy.typing as npt
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from benchmarks._common import DATA, ha_version, load_average, model_note, model_path, percentile
+from benchmarks._ha import rtsp_entry
 from custom_components.sound_sentry import const, model
 from custom_components.sound_sentry.const import (
-    CONF_ENABLED_CLASSES,
-    CONF_HOLD_S,
-    CONF_K,
-    CONF_N,
-    CONF_SOURCE_TYPE,
-    CONF_THRESHOLD_PREFIX,
-    CONF_TRANSPORT,
     DOMAIN,
     EVENT_CLASSES,
-    SourceType,
 )
 from custom_components.sound_sentry.engine.detector import SoundEvent
 from custom_components.sound_sentry.engine.model_info import ModelInfo
@@ -199,29 +191,6 @@ def find_lag(received: npt.NDArray[np.float32], sent: npt.NDArray[np.float32]) -
     return lag, float(corr[lag] / norm) if norm else 0.0
 
 
-def entry_for(url: str, info: ModelInfo) -> MockConfigEntry:
-    """An RTSP entry with the model's default detection settings."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="Latency camera",
-        unique_id=f"rtsp:{url}",
-        data={
-            CONF_SOURCE_TYPE: SourceType.RTSP,
-            CONF_URL: url,
-            CONF_USERNAME: "",
-            CONF_PASSWORD: "",
-            CONF_TRANSPORT: "tcp",
-        },
-        options={
-            **{f"{CONF_THRESHOLD_PREFIX}{label}": info.thresholds[label] for label in EVENT_CLASSES},
-            CONF_ENABLED_CLASSES: list(EVENT_CLASSES),
-            CONF_K: info.k,
-            CONF_N: info.n,
-            CONF_HOLD_S: info.hold_s,
-        },
-    )
-
-
 def ms(value: float) -> str:
     return f"{value * 1000:.0f}"
 
@@ -294,7 +263,7 @@ async def test_latency(
     ons: list[tuple[str, float]] = []
     engine_starts: list[tuple[SoundEvent, float]] = []
     try:
-        entry = entry_for(server.url(), info)
+        entry = rtsp_entry(server.url(), info, title="Latency camera")
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
         registry = er.async_get(hass)

@@ -41,7 +41,7 @@ from benchmarks._common import (
 )
 
 # Imported first, so that `custom_components` is this repo's package under HA's pytest plugin (FACTS §2).
-from custom_components.sound_sentry.const import DOMAIN
+from custom_components.sound_sentry.const import DOMAIN  # noqa: F401
 
 RATE = 8000
 LOOP_S = 600.0
@@ -139,20 +139,8 @@ async def test_ha_rss(
     hass: object, socket_enabled: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Part 2: RSS of a Home Assistant core without, then with, 4 RTSP sources."""
-    from pytest_homeassistant_custom_component.common import MockConfigEntry  # noqa: PLC0415
-
+    from benchmarks._ha import rtsp_entry  # noqa: PLC0415
     from custom_components.sound_sentry import model  # noqa: PLC0415
-    from custom_components.sound_sentry.const import (  # noqa: PLC0415
-        CONF_ENABLED_CLASSES,
-        CONF_HOLD_S,
-        CONF_K,
-        CONF_N,
-        CONF_SOURCE_TYPE,
-        CONF_THRESHOLD_PREFIX,
-        CONF_TRANSPORT,
-        EVENT_CLASSES,
-        SourceType,
-    )
     from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
     from tests.audio import write_wav  # noqa: PLC0415
     from tests.peers import RtspServer  # noqa: PLC0415
@@ -176,25 +164,7 @@ async def test_ha_rss(
     entries = []
     try:
         for i, server in enumerate(servers):
-            entry = MockConfigEntry(
-                domain=DOMAIN,
-                title=f"Camera {i + 1}",
-                unique_id=f"rtsp:{server.url()}",
-                data={
-                    CONF_SOURCE_TYPE: SourceType.RTSP,
-                    "url": server.url(),
-                    "username": "",
-                    "password": "",
-                    CONF_TRANSPORT: "tcp",
-                },
-                options={
-                    **{f"{CONF_THRESHOLD_PREFIX}{label}": info.thresholds[label] for label in EVENT_CLASSES},
-                    CONF_ENABLED_CLASSES: list(EVENT_CLASSES),
-                    CONF_K: info.k,
-                    CONF_N: info.n,
-                    CONF_HOLD_S: info.hold_s,
-                },
-            )
+            entry = rtsp_entry(server.url(), info, title=f"Camera {i + 1}")
             entry.add_to_hass(hass)  # type: ignore[arg-type]
             assert await hass.config_entries.async_setup(entry.entry_id)  # type: ignore[attr-defined]
             entries.append(entry)
