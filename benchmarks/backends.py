@@ -38,11 +38,8 @@ DATA = Path(os.environ.get("SOUND_SENTRY_DATA") or REPO.parent / "shared" / "dat
 WINDOW_S = 15_480 / 8000
 DEFAULT_MODELS = [
     REPO / "tests" / "fixtures" / "resnetse_random.onnx",
-    REPO / "tests" / "fixtures" / "resnetse_random.int8.onnx",
     REPO / "custom_components" / "sound_sentry" / "models" / "sound_sentry_resnetse.onnx",
-    REPO / "custom_components" / "sound_sentry" / "models" / "sound_sentry_resnetse.int8.onnx",
     REPO / "models" / "sound_sentry_resnetse.onnx",
-    REPO / "models" / "sound_sentry_resnetse.int8.onnx",
 ]
 
 

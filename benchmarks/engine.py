@@ -137,7 +137,7 @@ def backends(models: list[Path]) -> list[tuple[str, ModelBackend, int]]:
     """(label, backend, goal) for each runtime and model file."""
     found: list[tuple[str, ModelBackend, int]] = []
     for model in models:
-        kind = "int8" if model.name.endswith(".int8.onnx") else "float32"
+        kind = "float32"
         found.append((f"NumPy runtime, {kind}", NumpyBackend(model), GOAL_NUMPY))
         if onnxruntime_available():
             found.append(
@@ -173,8 +173,6 @@ def pipeline_rows(
     audio_s = pcm.size / RATE
     rows = []
     for label, backend, _ in runtimes:
-        if "int8" in label:
-            continue
         pipeline = Pipeline(backend, info, hop_s=0.25)
 
         def run(pipeline: Pipeline = pipeline) -> None:
@@ -229,9 +227,7 @@ def main() -> None:
 
     load_before = os.getloadavg()
     model = SHIPPED if SHIPPED.is_file() else FIXTURE
-    models = [model] + [
-        m for m in [model.with_name(model.name.replace(".onnx", ".int8.onnx"))] if m.is_file()
-    ]
+    models = [model]
     info = ModelInfo.load(model)
     pcm = real_audio(args.audio_s)
     runtimes = backends(models)

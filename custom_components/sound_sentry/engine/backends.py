@@ -1,7 +1,8 @@
-"""Two runtimes of one .onnx model: onnxruntime when it is installed, else a pure-NumPy interpreter.
+"""Two runtimes of one .onnx model: onnxruntime when it is installed, else a pure-NumPy forward pass.
 
 onnxruntime has no musl (Alpine) wheels, so Home Assistant OS, Container and Supervised cannot install
-it; `NumpyBackend` reads the same file with a built-in protobuf decoder and runs it with NumPy only.
+it; `NumpyBackend` reads the same file with a built-in protobuf decoder, checks that its graph is the
+ResNetSE architecture and runs it with NumPy only (`resnetse.py`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .model_info import ModelLoadError
-from .onnx_numpy import NumpyGraph
-from .onnx_ops import UnsupportedModelError
 from .onnx_proto import Model, decode_model
+from .resnetse import ResNetSE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,15 +76,15 @@ def _probe_shape(shape: tuple[int | str, ...] | None) -> tuple[int, ...]:
 
 
 class NumpyBackend:
-    """Runs an .onnx file with NumPy only (no onnxruntime, no `onnx` package).
+    """Runs the ResNetSE .onnx file with NumPy only (no onnxruntime, no `onnx` package).
 
-    `predict()` keeps no state between calls, so several threads may share one instance.
+    Several threads may share one instance: each thread gets its own work buffers.
     """
 
     name = "numpy"
 
     def __init__(self, model_path: Path | str) -> None:
-        """Decode and compile the model, then run one test window; raise ModelLoadError on any problem."""
+        """Decode the model and take its weights, then run one test window; raise ModelLoadError on any problem."""
         self.model_path = path = Path(model_path)
         data = _read_model_bytes(path)
         try:
@@ -95,23 +95,16 @@ class NumpyBackend:
                 "reinstall Sound Sentry or re-download the model"
             ) from err
         try:
-            with np.errstate(all="ignore"):  # NaN weights of a corrupt file are caught by the test run
-                self._graph = NumpyGraph(model)
-        except UnsupportedModelError as err:
+            self._net = ResNetSE.from_graph(model.graph)
+        except Exception as err:  # a corrupt graph can fail in many ways; all mean the same to the user
             raise ModelLoadError(
-                f"model file {path} cannot run on the NumPy runtime: {err}; install onnxruntime "
-                "(glibc systems only) or export the model with supported operators"
+                f"model file {path} cannot run on the NumPy runtime ({err}): it runs float32 ResNetSE "
+                "models only; install onnxruntime (glibc systems only) to run other models"
             ) from err
-        if len(self._graph.input_names) != 1 or not self._graph.output_names:
-            raise ModelLoadError(
-                f"model file {path} must have exactly one input and an output, has inputs "
-                f"{self._graph.input_names}"
-            )
-        self._input_name = self._graph.input_names[0]
-        declared = next(v for v in model.graph.inputs if v.name == self._input_name)
+        declared = model.graph.inputs[0]
         self.input_shape = declared.shape
         probe_shape = _probe_shape(declared.shape)
-        if math.prod(probe_shape) > _MAX_PROBE_ELEMENTS:
+        if len(probe_shape) != 3 or math.prod(probe_shape) > _MAX_PROBE_ELEMENTS:
             raise ModelLoadError(f"model file {path} declares an implausible input shape {declared.shape}")
         try:
             with np.errstate(all="ignore"):  # a broken model is reported below, not as warnings
@@ -121,8 +114,6 @@ class NumpyBackend:
                 f"model file {path} failed a test inference on the NumPy runtime "
                 f"({type(err).__name__}: {err}): the file is corrupt or not a Sound Sentry model"
             ) from err
-        if probe.ndim != 2:
-            raise ModelLoadError(f"model file {path} returns shape {probe.shape}, expected [batch, classes]")
         if not np.isfinite(probe).all():
             raise ModelLoadError(f"model file {path} computes NaN or infinity: it is corrupt; reinstall it")
         self.num_classes = probe.shape[1]
@@ -131,9 +122,8 @@ class NumpyBackend:
         """Probabilities [B, classes] for windows [B, frames, mel bins]."""
         batch = _check_batch(features)
         if not batch.shape[0]:
-            return np.zeros((0, self.num_classes), dtype=np.float32)
-        (output,) = self._graph.run({self._input_name: batch})[:1]
-        return np.asarray(output, dtype=np.float32)
+            return np.zeros((0, self._net.num_classes), dtype=np.float32)
+        return self._net(batch)
 
 
 def _import_onnxruntime() -> Any:

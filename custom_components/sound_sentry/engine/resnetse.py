@@ -1,0 +1,274 @@
+"""The ResNetSE classifier as a lean NumPy forward pass, with its weights read from the .onnx file.
+
+The shipped .onnx stays the one model file: `ResNetSE.from_graph()` walks its graph backwards from the
+output, checks that it is this architecture (a 3x3 stem, bottleneck blocks with squeeze-and-excitation
+and a 1x1 or identity shortcut, a time-mean head with two linear layers and a softmax; BatchNorm already
+folded into the convolutions by the export) and takes the weights. Any other graph is refused with the
+node that does not fit, so a retrained model of the same architecture runs with no export step and a
+different one fails loudly at load.
+
+The forward pass works channels-first on [C, B, H, W] buffers (B windows, H mel bins, W frames): a 1x1
+convolution is one matrix product over all positions of all windows, a 3x3 one gathers its 9 shifted
+views (im2col, with the stride) into one buffer and multiplies once. Buffers are allocated per batch size
+and thread and reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import threading
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .onnx_proto import Graph, Node
+
+Array = npt.NDArray[np.float32]
+
+
+class UnsupportedModelError(ValueError):
+    """The graph is not the ResNetSE architecture this forward pass runs."""
+
+
+@dataclass(frozen=True)
+class _Conv:
+    weight: Array
+    """[Cout, Cin] for a 1x1 convolution, [Cout, 9 * Cin] in (ky, kx, Cin) order for a 3x3 one."""
+    bias: Array
+    """[Cout, 1]."""
+    size: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class _Block:
+    conv1: _Conv
+    conv2: _Conv
+    conv3: _Conv
+    se1: tuple[Array, Array]
+    se2: tuple[Array, Array]
+    shortcut: _Conv | None
+    """A strided or widening 1x1 convolution; None for the identity."""
+
+
+def _fail(node: Node | None, reason: str) -> UnsupportedModelError:
+    where = f"node {node.name or node.outputs[0]!r} ({node.op_type})" if node else "the graph"
+    return UnsupportedModelError(f"not a ResNetSE graph: {where}: {reason}")
+
+
+class _Walker:
+    """Follows the graph backwards from a tensor, checking each producer's operator and attributes."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.producers = {out: node for node in graph.nodes for out in node.outputs}
+        self.used: set[int] = set()
+
+    def node(self, tensor: str, op: str, **attributes: Any) -> Node:
+        node = self.producers.get(tensor)
+        if node is None:
+            raise _fail(None, f"{tensor!r} should be computed by {op}, but it is an input or initializer")
+        if node.op_type != op or node.domain not in ("", "ai.onnx"):
+            raise _fail(node, f"expected {op}")
+        for key, value in attributes.items():
+            if node.attributes.get(key, value) != value:
+                raise _fail(node, f"{key} is {node.attributes.get(key)!r}, expected {value!r}")
+        self.used.add(id(node))
+        return node
+
+    def weight(self, node: Node, index: int) -> Array:
+        if index >= len(node.inputs) or node.inputs[index] not in self.graph.initializers:
+            raise _fail(node, f"input {index} must be a constant weight")
+        value = self.graph.initializers[node.inputs[index]]
+        if value.dtype != np.float32:
+            raise _fail(node, f"weight {node.inputs[index]!r} is {value.dtype}, only float32 runs here")
+        return value
+
+    def constant(self, tensor: str) -> npt.NDArray[Any]:
+        if tensor in self.graph.initializers:
+            return self.graph.initializers[tensor]
+        node = self.node(tensor, "Constant")
+        return np.asarray(node.attributes.get("value"))
+
+    def conv(self, tensor: str) -> tuple[_Conv, str]:
+        """The Conv producing `tensor` and the tensor it reads."""
+        node = self.node(tensor, "Conv", group=1)
+        weight = self.weight(node, 1)
+        cout, _, kh, kw = weight.shape if weight.ndim == 4 else (0, 0, 0, 0)
+        if kh != kw or kh not in (1, 3):
+            raise _fail(node, f"only 1x1 and 3x3 convolutions run here, not weight {weight.shape}")
+        strides = node.attributes.get("strides", [1, 1])
+        pad = kh // 2
+        if (
+            strides[0] != strides[1]
+            or strides[0] not in (1, 2)
+            or list(node.attributes.get("pads", [0] * 4)) != [pad] * 4
+            or list(node.attributes.get("dilations", [1, 1])) != [1, 1]
+            or node.attributes.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET")
+        ):
+            raise _fail(node, "needs equal strides of 1 or 2, 'same' padding and no dilation")
+        bias = self.weight(node, 2) if len(node.inputs) > 2 else np.zeros(cout, np.float32)
+        # (Cout, Cin, ky, kx) -> (Cout, ky, kx, Cin): the im2col buffer's row order.
+        flat = weight.transpose(0, 2, 3, 1).reshape(cout, -1)
+        return _Conv(np.ascontiguousarray(flat), bias.reshape(-1, 1).copy(), kh, strides[0]), node.inputs[0]
+
+    def gemm(self, tensor: str) -> tuple[tuple[Array, Array], str]:
+        node = self.node(tensor, "Gemm", alpha=1.0, beta=1.0, transA=0, transB=1)
+        weight = self.weight(node, 1)
+        bias = self.weight(node, 2) if len(node.inputs) > 2 else np.zeros(weight.shape[0], np.float32)
+        return (np.ascontiguousarray(weight), bias.reshape(-1, 1).copy()), node.inputs[0]
+
+
+class ResNetSE:
+    """Mean-normalised FBANK windows [B, frames, mel bins] in, class probabilities [B, classes] out."""
+
+    def __init__(self, stem: _Conv, blocks: list[_Block], fc1: tuple[Array, Array], fc2: tuple[Array, Array]):
+        self.stem, self.blocks, self.fc1, self.fc2 = stem, blocks, fc1, fc2
+        self.num_classes = fc2[0].shape[0]
+        self._local = threading.local()
+
+    @classmethod
+    def from_graph(cls, graph: Graph) -> ResNetSE:
+        """Check the graph's structure and take its weights; raise UnsupportedModelError if it does not fit."""
+        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+            raise _fail(None, "needs exactly one input and one output")
+        walk = _Walker(graph)
+        softmax = walk.node(graph.outputs[0].name, "Softmax")
+        if softmax.attributes.get("axis", -1) not in (-1, 1):
+            raise _fail(softmax, "must be over the classes")
+        fc2, tensor = walk.gemm(softmax.inputs[0])
+        fc1, tensor = walk.gemm(tensor)
+        tensor = walk.node(tensor, "Flatten", axis=1).inputs[0]
+        head = walk.node(tensor, "ReduceMean", keepdims=0)
+        if list(head.attributes.get("axes", [])) != [3]:
+            raise _fail(head, "the head must average over time (axis 3)")
+        tensor = head.inputs[0]
+        blocks: list[_Block] = []
+        while True:
+            relu = walk.node(tensor, "Relu")
+            if relu.inputs[0] in walk.producers and walk.producers[relu.inputs[0]].op_type != "Add":
+                break  # the stem's ReLU
+            block, tensor = _block(walk, walk.node(relu.inputs[0], "Add"))
+            blocks.insert(0, block)
+        stem, tensor = walk.conv(relu.inputs[0])
+        unsqueeze = walk.node(tensor, "Unsqueeze")
+        axes = unsqueeze.attributes.get("axes")
+        axes = list(walk.constant(unsqueeze.inputs[1]).reshape(-1)) if axes is None else list(axes)
+        transpose = walk.node(unsqueeze.inputs[0], "Transpose", perm=[0, 2, 1])
+        if axes != [1] or stem.size != 3 or stem.stride != 1 or transpose.inputs[0] != graph.inputs[0].name:
+            raise _fail(transpose, "the input must become [batch, 1, mel bins, frames] for a 3x3 stem")
+        unused = [n.op_type for n in graph.nodes if id(n) not in walk.used]
+        if unused:
+            raise _fail(None, f"has nodes outside the architecture: {', '.join(unused)}")
+        if not blocks:
+            raise _fail(None, "has no residual blocks")
+        return cls(stem, blocks, fc1, fc2)
+
+    def __call__(self, features: Array) -> Array:
+        """Probabilities [B, classes] of C-contiguous float32 windows [B, frames, mel bins]."""
+        batch, frames, mels = features.shape
+        x = self._buffer("input", (1, batch, mels, frames))
+        x[0] = features.transpose(0, 2, 1)
+        x = self._conv(self.stem, x, "stem", relu=True)
+        for index, block in enumerate(self.blocks):
+            x = self._block(block, x, str(index))
+        pooled = x.mean(axis=3)  # [C, B, H]: time mean
+        flat = pooled.transpose(0, 2, 1).reshape(-1, batch)  # ONNX Flatten of [B, C, H]: C-major
+        logits = self.fc2[0] @ (self.fc1[0] @ flat + self.fc1[1]) + self.fc2[1]
+        logits -= logits.max(axis=0)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=0)
+        return np.ascontiguousarray(logits.T)
+
+    def _buffer(self, key: str, shape: tuple[int, ...]) -> Array:
+        """A per-thread buffer reused between calls of the same batch size (padding stays zero)."""
+        buffers: dict[tuple[str, tuple[int, ...]], Array] = self._local.__dict__.setdefault("buffers", {})
+        buffer = buffers.get((key, shape))
+        if buffer is None:
+            if len(buffers) > 256:  # many batch sizes seen: start over rather than grow
+                buffers.clear()
+            buffer = buffers[key, shape] = np.zeros(shape, np.float32)
+        return buffer
+
+    def _conv(self, conv: _Conv, x: Array, key: str, *, relu: bool) -> Array:
+        """Convolution of x [Cin, B, H, W] -> [Cout, B, H', W'] as one matrix product, + bias (+ ReLU)."""
+        cin, batch, height, width = x.shape
+        stride = conv.stride
+        out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
+        if conv.size == 1:
+            if stride != 1:
+                x = np.ascontiguousarray(x[:, :, ::stride, ::stride])
+            columns = x.reshape(cin, -1)
+        else:
+            padded = self._buffer(key + "pad", (cin, batch, height + 2, width + 2))
+            padded[:, :, 1:-1, 1:-1] = x
+            # im2col in one copy: [Cin, B, H', W', ky, kx] windows -> rows (ky, kx, Cin), columns (B, H', W').
+            view = np.lib.stride_tricks.sliding_window_view
+            windows = view(padded, (3, 3), axis=(2, 3))[:, :, ::stride, ::stride]  # type: ignore[call-overload]
+            columns = self._buffer(key + "col", (3, 3, cin, batch, out_h, out_w))
+            columns[...] = windows.transpose(4, 5, 0, 1, 2, 3)
+            columns = columns.reshape(9 * cin, -1)
+        out = self._buffer(key + "out", (conv.weight.shape[0], batch, out_h, out_w))
+        flat = out.reshape(conv.weight.shape[0], -1)
+        np.matmul(conv.weight, columns, out=flat)
+        flat += conv.bias
+        if relu:
+            np.maximum(flat, 0.0, out=flat)
+        return out
+
+    def _block(self, block: _Block, x: Array, key: str) -> Array:
+        h = self._conv(block.conv1, x, key + "c1", relu=True)
+        h = self._conv(block.conv2, h, key + "c2", relu=True)
+        h = self._conv(block.conv3, h, key + "c3", relu=False)
+        channels, batch = h.shape[:2]
+        # Squeeze-and-excitation: channel weights from the mean over all positions.
+        squeezed = h.reshape(channels, batch, -1).mean(axis=2)
+        hidden = np.maximum(block.se1[0] @ squeezed + block.se1[1], 0.0)
+        gate = 1.0 / (1.0 + np.exp(-(block.se2[0] @ hidden + block.se2[1])))
+        h *= gate[:, :, None, None]
+        h += x if block.shortcut is None else self._conv(block.shortcut, x, key + "sc", relu=False)
+        np.maximum(h, 0.0, out=h)
+        return h
+
+
+def _block(walk: _Walker, add: Node) -> tuple[_Block, str]:
+    """One residual block, from its Add back to its input: (block, input tensor)."""
+    branches = [walk.producers.get(name) for name in add.inputs]
+    if len(add.inputs) != 2:
+        raise _fail(add, "needs two inputs")
+    mul_index = next((i for i, n in enumerate(branches) if n is not None and n.op_type == "Mul"), None)
+    if mul_index is None:
+        raise _fail(add, "one input must be the squeeze-and-excitation Mul")
+    mul = walk.node(add.inputs[mul_index], "Mul")
+    skip = add.inputs[1 - mul_index]
+    conv3_out, gate = mul.inputs
+    if walk.producers.get(conv3_out) is None or walk.producers[conv3_out].op_type != "Conv":
+        conv3_out, gate = gate, conv3_out
+    # The gate: Unsqueeze(Unsqueeze(Sigmoid(Gemm(Relu(Gemm(ReduceMean(conv3)))))) to [B, C, 1, 1].
+    tensor = gate
+    for dims in (3, 2):  # backwards: the outer Unsqueeze makes [B, C, 1, 1] from [B, C, 1]
+        unsqueeze = walk.node(tensor, "Unsqueeze")
+        axes = unsqueeze.attributes.get("axes")
+        axes = list(walk.constant(unsqueeze.inputs[1]).reshape(-1)) if axes is None else list(axes)
+        if len(axes) != 1 or axes[0] not in (dims, -1):
+            raise _fail(unsqueeze, f"must add axis {dims} (got {axes})")
+        tensor = unsqueeze.inputs[0]
+    se2, tensor = walk.gemm(walk.node(tensor, "Sigmoid").inputs[0])
+    se1, tensor = walk.gemm(walk.node(tensor, "Relu").inputs[0])
+    squeeze = walk.node(tensor, "ReduceMean", keepdims=0)
+    if list(squeeze.attributes.get("axes", [])) != [2, 3] or squeeze.inputs[0] != conv3_out:
+        raise _fail(squeeze, "must average the block's last convolution over mel bins and frames")
+    conv3, tensor = walk.conv(conv3_out)
+    conv2, tensor = walk.conv(walk.node(tensor, "Relu").inputs[0])
+    conv1, block_input = walk.conv(walk.node(tensor, "Relu").inputs[0])
+    shortcut = None
+    if skip != block_input:
+        shortcut, source = walk.conv(skip)
+        if source != block_input or shortcut.size != 1:
+            raise _fail(walk.producers[skip], "the shortcut must be a 1x1 convolution of the block's input")
+    if conv1.size != 1 or conv2.size != 3 or conv3.size != 1 or conv1.stride != 1 or conv3.stride != 1:
+        raise _fail(add, "a block is 1x1, 3x3 (stride 1 or 2), 1x1 convolutions")
+    if (shortcut.stride if shortcut else 1) != conv2.stride:
+        raise _fail(add, "the shortcut's stride must match the 3x3 convolution's")
+    return _Block(conv1, conv2, conv3, se1, se2, shortcut), block_input
