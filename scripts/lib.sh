@@ -6,12 +6,14 @@ CACHE="${SOUND_SENTRY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sound-sentry}"
 ROOTFS="$CACHE/forky-rootfs"          # Debian forky with Python 3.14, used when the host has no python3.14
 VENV_MIN="$CACHE/venv-minimum"        # HA 2025.4.4 on Python 3.13
 VENV_LATEST_HOST="$CACHE/venv-latest" # HA 2026.10.4 on a host python3.14, when there is one
+VENV_DEVELOP_HOST="$CACHE/venv-develop" # scripts/develop's own HA (the same lock), on a host python3.14
 VENV_BROWSER="$CACHE/venv-browser"    # pytest + Playwright for tests/browser, on the host's Python 3.13
 SHARED="$(cd "$REPO/.." && pwd)/shared"
 
-# Debian packages for the GStreamer RTSP test server (FACTS §3).
-RTSP_DEBS="python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-plugins-base \
-gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav"
+# Debian packages the tests need beside the Python ones: the GStreamer RTSP test server (FACTS §3), and
+# libturbojpeg, which Home Assistant's camera loads through PyTurboJPEG (as Home Assistant OS ships it).
+TEST_DEBS="python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-plugins-base \
+gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav libturbojpeg0"
 
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
 
@@ -39,12 +41,16 @@ host_python313() {
 # Run a command in the latest environment, from the repo root. Inside the forky rootfs the checkout
 # (and ../shared) are bind-mounted at the same paths, in a private mount namespace: the mounts vanish
 # with the command, whatever way it ends, and parallel runs do not disturb each other.
+# LATEST_VENV=venv-develop runs it in scripts/develop's environment instead (run_develop).
 run_latest() {
+  local name="${LATEST_VENV:-venv}"
   if [ -n "$(host_python314)" ]; then
-    (cd "$REPO" && PATH="$VENV_LATEST_HOST/bin:$PATH" VIRTUAL_ENV="$VENV_LATEST_HOST" SOUND_SENTRY_ENV=latest "$@")
+    local venv="$VENV_LATEST_HOST"
+    [ "$name" = venv ] || venv="$VENV_DEVELOP_HOST"
+    (cd "$REPO" && PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" SOUND_SENTRY_ENV=latest "$@")
     return
   fi
-  ROOTFS="$ROOTFS" REPO="$REPO" SHARED="$SHARED" unshare --mount --propagation private -- /bin/sh -c '
+  VENV_NAME="$name" ROOTFS="$ROOTFS" REPO="$REPO" SHARED="$SHARED" unshare --mount --propagation private -- /bin/sh -c '
     set -e
     mount -t proc proc "$ROOTFS/proc"
     mount --rbind /dev "$ROOTFS/dev"
@@ -53,12 +59,18 @@ run_latest() {
       if [ -d "$d" ]; then mkdir -p "$ROOTFS$d"; mount --bind "$d" "$ROOTFS$d"; fi
     done
     exec chroot "$ROOTFS" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 CI="${CI:-}" \
-      PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-      VIRTUAL_ENV=/opt/venv PIP_FIND_LINKS= PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+      PATH=/opt/$VENV_NAME/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      VIRTUAL_ENV=/opt/$VENV_NAME PIP_FIND_LINKS= PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
       SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt UV_NATIVE_TLS=1 \
       SOUND_SENTRY_ENV=latest SOUND_SENTRY_DATA="${SOUND_SENTRY_DATA:-}" \
       /bin/sh -c "cd \"\$0\" && exec \"\$@\"" "$REPO" "$@"
   ' sh "$@"
+}
+
+# scripts/develop's Home Assistant: the latest lock in a venv of its own, where Home Assistant may install
+# what its integrations ask for without touching the environment the tests use.
+run_develop() {
+  LATEST_VENV=venv-develop run_latest "$@"
 }
 
 run_minimum() {

@@ -29,14 +29,6 @@ from tests.peers import RtspServer
 
 from .conftest import rtsp_entry, wait_for
 
-try:  # The phone is a real mobile_app registration: its requirements must be installed.
-    import homeassistant.components.mobile_app  # noqa: F401
-except ModuleNotFoundError as err:
-    pytest.skip(
-        f"mobile_app cannot be imported ({err.name} is missing): see requirements/*.txt",
-        allow_module_level=True,
-    )
-
 BLUEPRINT = Path(__file__).resolve().parents[2] / "blueprints" / "automation" / "sound_sentry" / "notify.yaml"
 HALL = "event.hall_microphone_sound"
 NAMES = {"babycry": "Baby crying", "glassbreak": "Glass breaking", "gunshot": "Gunshot"}
