@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 
@@ -23,7 +24,8 @@ class SoundSentryEntity(Entity):
             identifiers={(DOMAIN, unique_id)},
             name=runtime.title,
             manufacturer="Sound Sentry",
-            model=f"{runtime.model.info.name} {runtime.model.info.version}",
+            model=runtime.model.info.name,
+            sw_version=runtime.model.info.version,
         )
 
     @property
@@ -34,4 +36,9 @@ class SoundSentryEntity(Entity):
     async def async_added_to_hass(self) -> None:
         """Follow the runtime's state."""
         await super().async_added_to_hass()
-        self.async_on_remove(self.runtime.async_add_listener(self.async_write_ha_state))
+        self.async_on_remove(self.runtime.async_add_listener(self._async_runtime_updated))
+
+    @callback
+    def _async_runtime_updated(self) -> None:
+        """The runtime's state changed: show it."""
+        self.async_write_ha_state()
