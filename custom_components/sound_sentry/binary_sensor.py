@@ -12,7 +12,7 @@ from homeassistant.components.binary_sensor import (
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import SoundSentryEntity
 from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
@@ -48,7 +48,7 @@ LISTENING = SoundSentryBinarySensorDescription(
 
 
 async def async_setup_entry(
-    hass: HomeAssistant, entry: SoundSentryConfigEntry, async_add_entities: AddEntitiesCallback
+    hass: HomeAssistant, entry: SoundSentryConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """One sound sensor per enabled class, and the Listening sensor."""
     runtime = entry.runtime_data

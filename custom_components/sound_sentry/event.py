@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .engine.detector import SoundEvent
 from .entity import SoundSentryEntity
@@ -14,7 +14,7 @@ PARALLEL_UPDATES = 0
 
 
 async def async_setup_entry(
-    hass: HomeAssistant, entry: SoundSentryConfigEntry, async_add_entities: AddEntitiesCallback
+    hass: HomeAssistant, entry: SoundSentryConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """One event entity per source."""
     runtime = entry.runtime_data

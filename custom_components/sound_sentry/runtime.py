@@ -194,7 +194,7 @@ class SoundSentryRuntime:
             ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
         elif not connected:
             if not self._outage_logged:
-                LOGGER.warning("%s: no audio (%s); retrying in the background", self.title, error)
+                LOGGER.info("%s: no audio (%s); retrying in the background", self.title, error)
                 self._outage_logged = True
             if self.connected:
                 self._schedule_repair()

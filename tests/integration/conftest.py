@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 import functools
 import inspect
+import json
 import math
 from pathlib import Path
 import socket
@@ -16,8 +17,10 @@ from typing import Any
 
 import av
 from homeassistant import block_async_io
+from homeassistant.config_entries import OptionsFlow
 from homeassistant.const import CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowHandler
 from homeassistant.setup import async_setup_component
 import numpy as np
 import numpy.typing as npt
@@ -416,3 +419,40 @@ async def bystander(hass: HomeAssistant, socket_enabled: None, data_dir: Path) -
         yield neighbour
     finally:
         await neighbour.stop()
+
+
+# -- Every form explains every field -----------------------------------------------------------------
+
+STRINGS = Path(__file__).resolve().parents[2] / "custom_components" / DOMAIN / "strings.json"
+
+
+@pytest.fixture(autouse=True)
+def forms_are_described(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every field of every Sound Sentry form a test shows has a label and a `data_description`.
+
+    Watches the real forms (config, reconfigure, reauth and options steps as the tests reach them), so a
+    field added to a schema without its strings fails the test that shows it. Yields the forms seen.
+    """
+    strings = json.loads(STRINGS.read_text())
+    seen: list[str] = []
+    missing: list[str] = []
+    original = FlowHandler.async_show_form
+
+    def show_form(self: FlowHandler, **kwargs: Any) -> Any:
+        if type(self).__module__.startswith("custom_components.sound_sentry"):
+            section = "options" if isinstance(self, OptionsFlow) else "config"
+            step_id = kwargs.get("step_id") or ""
+            step = strings[section]["step"].get(step_id, {})
+            seen.append(f"{section}.{step_id}")
+            schema = kwargs.get("data_schema")
+            missing.extend(
+                f"{section}.step.{step_id}.{part}.{key}"
+                for key in (schema.schema if schema is not None else ())
+                for part in ("data", "data_description")
+                if str(key) not in step.get(part, {})
+            )
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(FlowHandler, "async_show_form", show_form)
+    yield seen
+    assert not missing, f"fields without strings: {sorted(set(missing))}"
