@@ -7,6 +7,7 @@ import contextlib
 import csv
 import json
 import logging
+import os
 from pathlib import Path
 import shutil
 import struct
@@ -179,6 +180,42 @@ def test_numpy_path_without_onnxruntime_or_onnx(
     assert "imported: []" in result.stdout
     expected = OnnxRuntimeBackend(RANDOM_FLOAT).predict(real_windows)
     np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), expected, atol=FLOAT_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "onnxruntime"])
+def test_loading_a_backend_caps_blas_at_one_thread(backend: str) -> None:
+    """In a fresh interpreter with OpenBLAS's default (a thread per core), as Home Assistant runs."""
+    script = textwrap.dedent(
+        """
+        import ctypes, os, sys
+        os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        import numpy as np
+        from custom_components.sound_sentry.engine.backends import load_backend
+        maps = open("/proc/self/maps").read()
+        path = sorted({line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower()})[0]
+        library = ctypes.CDLL(path)
+        get = next(getattr(library, n) for n in ("scipy_openblas_get_num_threads64_",
+                                                 "openblas_get_num_threads64_", "openblas_get_num_threads")
+                   if hasattr(library, n))
+        before = get()
+        load_backend(sys.argv[1], sys.argv[2])
+        print("threads", before, get())
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(RANDOM_FLOAT), backend],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    before, after = map(int, result.stdout.split()[1:])
+    assert after == 1
+    assert before == (os.cpu_count() or 1) or before > 1  # OpenBLAS's default, a thread per core, replaced
 
 
 def test_unknown_backend_name() -> None:

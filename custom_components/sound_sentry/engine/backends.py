@@ -7,6 +7,7 @@ ResNetSE architecture and runs it with NumPy only (`resnetse.py`).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "ModelLoadError",
     "NumpyBackend",
     "OnnxRuntimeBackend",
+    "limit_blas_threads",
     "load_backend",
     "onnxruntime_available",
 ]
@@ -47,6 +49,42 @@ class ModelBackend(Protocol):
     def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Probabilities [B, classes] for a batch of windows [B, frames, mel bins]."""
         ...
+
+
+# OpenBLAS's thread setters: NumPy's wheels bundle it with a scipy_ prefix and 64-bit integers.
+_OPENBLAS_SETTERS = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
+
+
+def limit_blas_threads(threads: int = 1) -> list[str]:
+    """Cap the OpenBLAS libraries loaded in this process (NumPy's) at `threads`; return their paths.
+
+    OpenBLAS starts a thread per core and spreads every large matrix product over them: on a busy
+    2-core machine that cost 4x the CPU for the same work (issue #15). Sound Sentry runs each
+    source's inference on that source's own thread, so one BLAS thread per call is the deliberate
+    choice. It applies to the whole process (Home Assistant), as OpenBLAS has one global setting.
+    Linux only (reads /proc/self/maps); elsewhere it does nothing and returns [].
+    """
+    try:
+        maps = Path("/proc/self/maps").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    paths = sorted({line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower()})
+    limited = []
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        setter = next((getattr(library, name) for name in _OPENBLAS_SETTERS if hasattr(library, name)), None)
+        if setter is not None:
+            setter(threads)
+            limited.append(path)
+    return limited
 
 
 def _read_model_bytes(path: Path) -> bytes:
@@ -78,7 +116,8 @@ def _probe_shape(shape: tuple[int | str, ...] | None) -> tuple[int, ...]:
 class NumpyBackend:
     """Runs the ResNetSE .onnx file with NumPy only (no onnxruntime, no `onnx` package).
 
-    Several threads may share one instance: each thread gets its own work buffers.
+    Several threads may share one instance: each thread gets its own work buffers. Loading it caps
+    NumPy's BLAS at one thread (`limit_blas_threads`): one inference thread per source.
     """
 
     name = "numpy"
@@ -86,6 +125,7 @@ class NumpyBackend:
     def __init__(self, model_path: Path | str) -> None:
         """Decode the model and take its weights, then run one test window; raise ModelLoadError on any problem."""
         self.model_path = path = Path(model_path)
+        limit_blas_threads(1)
         data = _read_model_bytes(path)
         try:
             model: Model = decode_model(data)
@@ -140,13 +180,18 @@ def onnxruntime_available() -> bool:
 
 
 class OnnxRuntimeBackend:
-    """Runs an .onnx file with onnxruntime on the CPU, one intra-op thread by default."""
+    """Runs an .onnx file with onnxruntime on the CPU, one intra-op thread by default.
+
+    onnxruntime runs on the calling thread (one intra-op, one inter-op thread: no pool, no spinning);
+    the pipeline's FBANK uses NumPy's BLAS, which loading caps at one thread too.
+    """
 
     name = "onnxruntime"
 
     def __init__(self, model_path: Path | str, intra_op_threads: int = 1) -> None:
         """Open an inference session; raise ModelLoadError if onnxruntime or the model is unusable."""
         self.model_path = path = Path(model_path)
+        limit_blas_threads(1)
         ort = _import_onnxruntime()
         if ort is None:
             raise ModelLoadError(
