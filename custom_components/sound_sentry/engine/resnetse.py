@@ -203,11 +203,12 @@ class ResNetSE:
         else:
             padded = self._buffer(key + "pad", (cin, batch, height + 2, width + 2))
             padded[:, :, 1:-1, 1:-1] = x
-            # im2col in one copy: [Cin, B, H', W', ky, kx] windows -> rows (ky, kx, Cin), columns (B, H', W').
-            view = np.lib.stride_tricks.sliding_window_view
-            windows = view(padded, (3, 3), axis=(2, 3))[:, :, ::stride, ::stride]  # type: ignore[call-overload]
+            # im2col: rows (ky, kx, Cin), columns (B, H', W'); 9 slice copies beat one 6-D strided copy.
             columns = self._buffer(key + "col", (3, 3, cin, batch, out_h, out_w))
-            columns[...] = windows.transpose(4, 5, 0, 1, 2, 3)
+            last_y, last_x = stride * (out_h - 1) + 1, stride * (out_w - 1) + 1
+            for ky in range(3):
+                for kx in range(3):
+                    columns[ky, kx] = padded[:, :, ky : ky + last_y : stride, kx : kx + last_x : stride]
             columns = columns.reshape(9 * cin, -1)
         out = self._buffer(key + "out", (conv.weight.shape[0], batch, out_h, out_w))
         flat = out.reshape(conv.weight.shape[0], -1)

@@ -1,0 +1,248 @@
+"""CPU per second of audio: Sound Sentry's pipeline (NumPy runtime, onnxruntime) against YAMNet as Frigate runs it.
+
+    scripts/setup yamnet    # once: ai-edge-litert in its own venv (it pins what Home Assistant pins)
+    scripts/run python -m benchmarks.vs_yamnet [--audio-s 120] [--runs 5] [--busy]
+
+All three get the same audio: --audio-s seconds of real 8 kHz test clips (../shared/data) as int16,
+fed in 20 ms chunks as a camera's packets arrive. Each run is a fresh child process, so every runtime
+uses the threads it chooses itself as the product runs (no *_NUM_THREADS variables are set here); the
+clock is the whole process's CPU time (all its threads, BLAS included) from the first chunk to the last,
+after the model is loaded:
+- Sound Sentry: `Pipeline` at hop 0.25 s (4 windows per second of audio), the model's defaults.
+- YAMNet (../shared/peers/yamnet) as Frigate runs it: audio resampled to 16 kHz (PyAV's FFmpeg
+  resampler, streaming, as Frigate's ffmpeg does), a 0.975 s frame every 0.48 s, int16 / 32768 as
+  float32, one interpreter thread, invoke, read the 521 scores, plus Frigate's RMS / dBFS of the frame.
+Runs are interleaved and each figure is the median of --runs. --busy keeps a CPU-bound process running
+beside the measurements (on a 2-core machine: the other core busy). Also printed: the wall time of
+each `process()` call that completed a window, p95 (the latency the engine adds once a window's
+audio has arrived), and the per-window floor: CPU ms of one predict() of one window, median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+REPO = Path(__file__).resolve().parents[1]
+YAMNET = REPO.parent / "shared" / "peers" / "yamnet" / "yamnet_classification_tflite_1.tflite"
+YAMNET_PYTHON = Path(
+    os.environ.get("SOUND_SENTRY_CACHE") or Path.home() / ".cache" / "sound-sentry",
+    "venv-yamnet",
+    "bin",
+    "python",
+)
+RATE = 8000
+CHUNK = 160  # 20 ms
+RUNTIMES = ("numpy", "onnxruntime", "yamnet")
+
+
+def _chunks(pcm: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
+    return [pcm[i : i + CHUNK] for i in range(0, pcm.size, CHUNK)]
+
+
+def _threads() -> int:
+    return sum(1 for _ in Path("/proc/self/task").iterdir())
+
+
+def child_sound_sentry(runtime: str, pcm: npt.NDArray[np.int16]) -> dict[str, Any]:
+    """The product's pipeline on one runtime; the model chosen and loaded as the integration does."""
+    from benchmarks._common import model_path  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.backends import load_backend  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: PLC0415
+
+    path = model_path()
+    backend = load_backend(path, runtime)  # type: ignore[arg-type]
+    info = ModelInfo.load(path)
+    pipeline = Pipeline(backend, info, hop_s=0.25)
+    chunks = _chunks(pcm)
+    latencies: list[float] = []
+    windows = 0
+    cpu, wall = time.process_time(), time.perf_counter()
+    for chunk in chunks:
+        start = time.perf_counter()
+        out = pipeline.process(chunk)
+        if out.windows:
+            latencies.append(time.perf_counter() - start)
+            windows += len(out.windows)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    window = normalise(FbankExtractor(info.fbank).compute(pcm[: info.window_samples] / 32768.0))[None]
+    per_window = []
+    for _ in range(7):
+        start = time.process_time()
+        for _ in range(20):
+            backend.predict(window)
+        per_window.append((time.process_time() - start) / 20)
+    return {
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "windows": windows,
+        "latencies_s": latencies,
+        "per_window_s": statistics.median(per_window),
+        "threads": _threads(),
+        "model": path.name,
+    }
+
+
+def child_yamnet(pcm: npt.NDArray[np.int16], hop_s: float = 0.48) -> dict[str, Any]:
+    """YAMNet tflite, one thread, as Frigate runs it, on the same 8 kHz audio resampled to 16 kHz."""
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+    import av  # noqa: PLC0415
+
+    interpreter = Interpreter(model_path=str(YAMNET), num_threads=1)
+    interpreter.allocate_tensors()
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+    frame_len, hop = 15_600, round(hop_s * 16_000)
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=16_000)
+    buffer = np.zeros(0, np.int16)
+    next_end = frame_len
+    received = 0
+    frames = 0
+    latencies: list[float] = []
+    chunks = _chunks(pcm)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for chunk in chunks:
+        start = time.perf_counter()
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        for out in resampler.resample(frame):
+            samples = out.to_ndarray().reshape(-1)
+            buffer = np.concatenate([buffer, samples])
+            received += samples.size
+        ran = False
+        while received >= next_end:
+            audio = buffer[buffer.size - (received - next_end) - frame_len :][:frame_len]
+            rms = np.sqrt(np.mean(np.absolute(np.square(audio.astype(np.float32)))))
+            _dbfs = 20 * np.log10(np.abs(rms) / 32767) if rms else -math.inf
+            waveform = (audio / 32768.0).astype(np.float32)
+            interpreter.set_tensor(input_index, waveform)
+            interpreter.invoke()
+            _scores = interpreter.get_tensor(output_index)[0]
+            next_end += hop
+            frames += 1
+            ran = True
+        buffer = buffer[-(frame_len + hop) :]
+        if ran:
+            latencies.append(time.perf_counter() - start)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    waveform = (pcm[:frame_len].astype(np.float32) / 32768.0).astype(np.float32)
+    per_frame = []
+    for _ in range(7):
+        start = time.process_time()
+        for _ in range(20):
+            interpreter.set_tensor(input_index, waveform)
+            interpreter.invoke()
+            interpreter.get_tensor(output_index)
+        per_frame.append((time.process_time() - start) / 20)
+    return {
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "windows": frames,
+        "latencies_s": latencies,
+        "per_window_s": statistics.median(per_frame),
+        "threads": _threads(),
+        "model": YAMNET.name,
+    }
+
+
+def _run_child(runtime: str, pcm_path: Path) -> dict[str, Any]:
+    python = str(YAMNET_PYTHON) if runtime == "yamnet" else sys.executable
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}  # as the product runs
+    result = subprocess.run(
+        [python, "-m", "benchmarks.vs_yamnet", "--child", runtime, str(pcm_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=600,
+    )
+    if result.returncode:
+        raise SystemExit(f"{runtime} run failed:\n{result.stderr[-3000:]}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] if ordered else math.nan
+
+
+def main() -> None:
+    """Parent: prepare the audio, run the children interleaved, print the table and the ratios."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--audio-s", type=float, default=120.0)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--busy", action="store_true", help="keep a CPU-bound process running beside")
+    parser.add_argument("--child", choices=RUNTIMES, help=argparse.SUPPRESS)
+    parser.add_argument("pcm", nargs="?", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        pcm = np.load(args.pcm)
+        result = child_yamnet(pcm) if args.child == "yamnet" else child_sound_sentry(args.child, pcm)
+        print(json.dumps(result))
+        return
+    if not YAMNET_PYTHON.is_file():
+        raise SystemExit(f"{YAMNET_PYTHON} is missing: run scripts/setup yamnet first")
+    from benchmarks.decode import real_audio  # noqa: PLC0415
+
+    pcm = real_audio(args.audio_s)
+    audio_s = pcm.size / RATE
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in RUNTIMES}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            pcm_path = Path(tmp) / "pcm.npy"
+            np.save(pcm_path, pcm)
+            for _ in range(args.runs):
+                for name in RUNTIMES:
+                    results[name].append(_run_child(name, pcm_path))
+    finally:
+        if busy:
+            busy.kill()
+            busy.wait()
+    print(
+        f"{audio_s:.0f} s of real 8 kHz audio in 20 ms chunks, {args.runs} interleaved runs, median; "
+        f"{'another process busy beside' if args.busy else 'nothing else started'}; "
+        f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs"
+    )
+    yamnet_cpu = statistics.median(r["cpu_s"] for r in results["yamnet"]) / audio_s
+    print(
+        "| runtime | model | CPU ms per audio s (min-max) | vs YAMNet | windows per s | "
+        "threads | latency p95 ms | CPU ms per window |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    labels = {
+        "numpy": "Sound Sentry, NumPy runtime, hop 0.25 s",
+        "onnxruntime": "Sound Sentry, onnxruntime, hop 0.25 s",
+        "yamnet": "YAMNet tflite as Frigate, 16 kHz, hop 0.48 s",
+    }
+    for name in RUNTIMES:
+        runs = results[name]
+        cpu = [r["cpu_s"] / audio_s * 1e3 for r in runs]
+        latencies = [x for r in runs for x in r["latencies_s"]]
+        print(
+            f"| {labels[name]} | {runs[0]['model']} | {statistics.median(cpu):.2f} ({min(cpu):.2f}-{max(cpu):.2f}) "
+            f"| {statistics.median(cpu) / (yamnet_cpu * 1e3):.2f}x | {runs[0]['windows'] / audio_s:.2f} "
+            f"| {runs[0]['threads']} | {_p95(latencies) * 1e3:.1f} "
+            f"| {statistics.median(r['per_window_s'] for r in runs) * 1e3:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
