@@ -1,12 +1,11 @@
-"""The training network is the seed card's ResNetSE (FACTS §4); needs torch, so it skips in the HA envs."""
+"""The training network is the seed card's ResNetSE (FACTS §4). Needs torch: not collected in the Home
+Assistant environments (tests/training/conftest.py), which check the exported graph instead."""
 
 from __future__ import annotations
 
-import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from training.model import ResNetSE, count_macs, count_parameters, fold_batchnorm  # noqa: E402
+from training.model import ResNetSE, count_macs, count_parameters, fold_batchnorm
 
 
 def test_parameter_count_and_output_shape() -> None:

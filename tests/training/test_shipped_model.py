@@ -12,23 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.onnx_proto import decode_model
 
-ort = pytest.importorskip("onnxruntime")
-
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
 INTEGRATION_MODELS = REPO / "custom_components" / "sound_sentry" / "models"
 FLOAT = MODELS / "sound_sentry_resnetse.onnx"
-INT8 = MODELS / "sound_sentry_resnetse.int8.onnx"
-SHIPPED = [FLOAT, INT8]
-FIXTURES = [
-    REPO / "tests" / "fixtures" / "resnetse_random.onnx",
-    REPO / "tests" / "fixtures" / "resnetse_random.int8.onnx",
-]
+SHIPPED = [FLOAT]
+FIXTURES = [REPO / "tests" / "fixtures" / "resnetse_random.onnx"]
 LABELS = ["background", "babycry", "glassbreak", "gunshot"]
 
 
