@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from enum import Enum
 import logging
 from pathlib import Path
 from typing import Any
 
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
+import attrs
+from homeassistant.const import (
+    MAJOR_VERSION,
+    MINOR_VERSION,
+    STATE_OFF,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+    Platform,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+from homeassistant.helpers.entity import Entity
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
+from syrupy.location import PyTestLocation
 
-from custom_components.sound_sentry import const
+from custom_components.sound_sentry import const, entry as entry_module
 from custom_components.sound_sentry.const import DOMAIN
 from tests.audio import UdpMicrophone, free_udp_port, scene, write_wav
 from tests.peers import RtspServer
@@ -34,56 +45,49 @@ def any_sound_on(hass: HomeAssistant, device: str) -> bool:
     )
 
 
-def plain(value: Any) -> Any:
-    """An enum member as its value; anything else as it is."""
-    return value.value if isinstance(value, Enum) else value
+class VersionedSnapshotExtension(HomeAssistantSnapshotExtension):
+    """Home Assistant's snapshots (registry entries and states as HA serialises them), one folder per
+    tested Home Assistant version: registry entries gain fields between versions."""
+
+    @classmethod
+    def dirname(cls, *, test_location: PyTestLocation) -> str:
+        folder = Path(test_location.filepath).parent / "snapshots" / f"ha-{MAJOR_VERSION}.{MINOR_VERSION}"
+        return str(folder)
 
 
-def stable_view(hass: HomeAssistant, entry: MockConfigEntry) -> list[dict[str, Any]]:
-    """What users see of each entity, in a form that is the same on every tested HA version."""
-    registry = er.async_get(hass)
-    view = []
-    for entity in sorted(
-        er.async_entries_for_config_entry(registry, entry.entry_id), key=lambda e: e.entity_id
-    ):
-        state = hass.states.get(entity.entity_id)
-        attributes = dict(state.attributes) if state else {}
-        # Plain strings: enum members print differently across Home Assistant versions.
-        view.append(
-            {
-                "entity_id": entity.entity_id,
-                "unique_id": entity.unique_id,
-                "translation_key": entity.translation_key,
-                "device_class": plain(entity.device_class or entity.original_device_class),
-                "entity_category": plain(entity.entity_category),
-                "disabled_by": plain(entity.disabled_by),
-                "unit": entity.unit_of_measurement,
-                "attributes": {
-                    str(key): plain(value)
-                    for key, value in sorted(attributes.items())
-                    if key != "friendly_name"
-                },
-            }
-        )
-    return view
-
-
-async def test_entities_of_a_source(hass: HomeAssistant, snapshot: SnapshotAssertion) -> None:
-    """One device per source with its binary sensors, event, level and (disabled) probability sensors."""
+@pytest.mark.parametrize("platform", [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR])
+async def test_entities_of_a_source(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    monkeypatch: pytest.MonkeyPatch,
+    platform: Platform,
+) -> None:
+    """One device per source with its binary sensors, event, level and probability sensors (all enabled
+    here: `snapshot_platform` wants them so), while its camera cannot be reached (unavailable)."""
+    monkeypatch.setattr(entry_module, "PLATFORMS", [platform])
+    # As core's entity_registry_enabled_by_default fixture: the probability sensors are enabled too.
+    monkeypatch.setattr(Entity, "entity_registry_enabled_default", property(lambda _self: True))
+    snapshot = snapshot.use_extension(VersionedSnapshotExtension)
     entry = rtsp_entry("rtsp://127.0.0.1:9/stream")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        entry_id="01SOUNDSENTRYSNAPSHOT0000",
+        title=entry.title,
+        unique_id="rtsp:127.0.0.1:9/stream",
+        data=entry.data,
+        options=entry.options,
+    )
     entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, unique_id="rtsp:127.0.0.1:9/stream")
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
 
+    await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
     [device] = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
-    assert device.identifiers == {(DOMAIN, entry.entry_id)}
-    assert device.name == "Nursery camera"
-    assert device.manufacturer == "Sound Sentry"
-    view = stable_view(hass, entry)
-    for item in view:
-        item["unique_id"] = item["unique_id"].replace(entry.entry_id, "<entry_id>")
-    assert view == snapshot
+    info = entry.runtime_data.model.info
+    assert (device.model, device.sw_version) == (info.name, info.version)  # from the model's sidecar
+    # The snapshot does not pin the shipped model's name and version (a new model changes them).
+    assert attrs.evolve(device, model="<model name>", sw_version="<model version>") == snapshot(name="device")
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
