@@ -43,7 +43,7 @@ from .engine.model_info import ModelLoadError
 from .engine.sources import SourceError
 from .model import async_get_model
 from .runtime import SoundSentryConfigEntry
-from .source import async_probe, validate_rtsp_url
+from .entry_source import async_probe, validate_rtsp_url
 
 FLOW_ERRORS = {"invalid_url", "cannot_connect", "invalid_auth", "no_audio", "port_in_use"}
 

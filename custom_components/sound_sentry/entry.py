@@ -21,7 +21,7 @@ from .engine.detector import DetectorSettings
 from .engine.model_info import ModelLoadError
 from .model import async_get_model
 from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
-from .source import source_factory
+from .entry_source import source_factory
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 

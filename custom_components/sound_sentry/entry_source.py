@@ -1,4 +1,4 @@
-"""How a config entry's settings become an engine audio source, and how a new source is tried."""
+"""Entry data to an engine audio source: the source factory for (re)connects, and the probe the flows use."""
 
 from __future__ import annotations
 
