@@ -21,6 +21,21 @@ from custom_components.sound_sentry.engine.pipeline import Pipeline
 RATE_HZ = 8000
 
 
+def encode_with_pyav(pcm: np.ndarray, path: Path, codec: str, rate: int, **container_options: str) -> None:
+    """Write 8 kHz `pcm` as `codec` at `rate` with PyAV (the container follows the suffix or `format`)."""
+    fmt = container_options.pop("format", None)
+    with av.open(str(path), "w", format=fmt, options=container_options) as container:
+        stream = container.add_stream(codec, rate=rate, layout="mono")
+        resampler = av.AudioResampler(
+            format=stream.codec_context.format.name, layout="mono", rate=rate, frame_size=960
+        )
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE_HZ
+        for out in [*resampler.resample(frame), *resampler.resample(None)]:
+            container.mux(stream.encode(out))
+        container.mux(stream.encode(None))
+
+
 def read_clip(path: Path) -> npt.NDArray[np.float32]:
     """Decode an 8 kHz mono FLAC of the data set to float32 in [-1, 1]."""
     with av.open(str(path)) as container:

@@ -1,4 +1,5 @@
-"""Real peers for the tests: the GStreamer RTSP server (tests/rtsp_server.py) in a subprocess.
+"""Real peers for the tests: the GStreamer RTSP server (tests/rtsp_server.py) in a subprocess, and an
+HTTP server on loopback.
 
 A pytest plugin (tests/conftest.py lists it): the `rtsp_server` fixture starts servers and always stops
 them. The server needs Debian's /usr/bin/python3 with the gi bindings (`scripts/setup` installs them, on
@@ -8,11 +9,15 @@ the host and in the latest environment's rootfs); SOUND_SENTRY_RTSP_PYTHON overr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import contextlib
+import functools
+import http.server
 import os
 from pathlib import Path
 import select
 import subprocess
 import tempfile
+import threading
 import time
 from typing import Any, Self
 
@@ -138,3 +143,23 @@ def rtsp_server() -> Iterator[Callable[..., RtspServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@contextlib.contextmanager
+def http_server(directory: Path) -> Iterator[str]:
+    """A real HTTP server on loopback serving `directory`; yields its base URL."""
+    handler = functools.partial(QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="test_http_server")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

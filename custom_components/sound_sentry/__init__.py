@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from homeassistant.config_entries import ConfigEntry
     from homeassistant.core import HomeAssistant
 
     from .runtime import SoundSentryConfigEntry
@@ -20,6 +21,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) 
     from .entry import async_setup_entry as setup_entry  # noqa: PLC0415 - see the module docstring
 
     return await setup_entry(hass, entry)
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """Migrate an entry of an older version: see entry.py."""
+    from .entry import async_migrate_entry as migrate_entry  # noqa: PLC0415 - see the module docstring
+
+    return await migrate_entry(hass, entry)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> bool:

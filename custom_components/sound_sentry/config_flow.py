@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import ipaddress
+import traceback
 from typing import Any
-from urllib.parse import urlsplit
 
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
 from homeassistant.const import CONF_NAME, CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
@@ -19,6 +19,7 @@ try:  # Home Assistant 2026.x validates forms with probatio, earlier versions wi
 except ImportError:  # pragma: no cover - exercised on the minimum Home Assistant
     import voluptuous as vol  # type: ignore[no-redef, unused-ignore]
 
+from . import const
 from .const import (
     CONF_CAMERA,
     CONF_CHANNELS,
@@ -40,12 +41,15 @@ from .const import (
     SourceType,
 )
 from .engine.model_info import ModelLoadError
+from .engine.redact import redact_credentials
 from .engine.sources import SourceError
+from .entry_source import NoCameraStreamError, async_probe, unique_id_for, validate_rtsp_url
 from .model import async_get_model
 from .runtime import SoundSentryConfigEntry
-from .entry_source import async_probe, validate_rtsp_url
 
 FLOW_ERRORS = {"invalid_url", "cannot_connect", "invalid_auth", "no_audio", "port_in_use"}
+CAMERA_ERRORS = {"invalid_url": "camera_stream_unsupported", "invalid_auth": "camera_invalid_auth"}
+"""Errors of a camera entity's stream, worded for a camera: the user never typed its URL or login."""
 
 TRANSPORT_SELECTOR = selector.SelectSelector(
     selector.SelectSelectorConfig(options=["tcp", "udp"], translation_key="transport")
@@ -134,26 +138,42 @@ def _is_ip_address(text: str) -> bool:
     return True
 
 
-def unique_id_for(data: Mapping[str, Any]) -> str:
-    """One entry per camera entity, per RTSP stream (whatever the credentials) and per UDP port."""
-    match SourceType(data[CONF_SOURCE_TYPE]):
-        case SourceType.CAMERA:
-            return f"camera:{data[CONF_CAMERA]}"
-        case SourceType.RTSP:
-            parts = urlsplit(data[CONF_URL])
-            return f"rtsp:{(parts.hostname or '').lower()}:{parts.port or 554}{parts.path}"
-        case SourceType.UDP:
-            return f"udp:{data[CONF_PORT]}"
+def _placeholders() -> dict[str, str]:
+    """What the error texts quote (read at call time: the tests shorten the probe)."""
+    return {"probe_seconds": f"{const.PROBE_TIMEOUT_S:g}"}
 
 
 async def _async_try(hass: HomeAssistant, data: Mapping[str, Any]) -> str | None:
     """Try the source: None if audio arrived, else the form error key."""
     try:
         await async_probe(hass, data)
+    except NoCameraStreamError as err:
+        LOGGER.debug("Trying the camera failed: %s", err)
+        return "camera_no_stream"
     except SourceError as err:
         LOGGER.debug("Trying %s failed: %s (%s)", data[CONF_SOURCE_TYPE], err.reason, err)
-        return err.reason if err.reason in FLOW_ERRORS else "cannot_connect"
+        error = err.reason if err.reason in FLOW_ERRORS else "cannot_connect"
+        if data[CONF_SOURCE_TYPE] == SourceType.CAMERA:
+            return CAMERA_ERRORS.get(error, error)
+        return error
+    except Exception as err:  # noqa: BLE001 - a bug must show as "unknown" in the form, not a broken flow
+        # Redacted: an exception from a library may quote a URL with its password.
+        details = redact_credentials("".join(traceback.format_exception(err)))
+        LOGGER.error("Unexpected error trying %s:\n%s", data[CONF_SOURCE_TYPE], details)
+        return "unknown"
     return None
+
+
+def _camera_data(hass: HomeAssistant, user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """A camera form's values as the entry stores them; vol.Invalid for a camera Home Assistant lacks."""
+    entity_id = async_validate_entity_id(er.async_get(hass), user_input[CONF_CAMERA])
+    if hass.states.get(entity_id) is None:
+        raise vol.Invalid(f"no camera {entity_id}")
+    return {
+        CONF_SOURCE_TYPE: SourceType.CAMERA,
+        CONF_CAMERA: entity_id,
+        CONF_TRANSPORT: user_input[CONF_TRANSPORT],
+    }
 
 
 async def _async_default_thresholds(hass: HomeAssistant) -> dict[str, float]:
@@ -165,6 +185,8 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add an audio source: a camera entity, an RTSP URL or an ESPHome microphone over UDP."""
 
     VERSION = 1
+    MINOR_VERSION = 2
+    """1.2: an RTSP entry's unique id keeps the URL's query (NVR channels); rtsps defaults to port 322."""
 
     def __init__(self) -> None:
         self._data: dict[str, Any] = {}
@@ -189,18 +211,20 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
         """A camera entity of Home Assistant; its stream URL is looked up at each connect."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            entity_id = async_validate_entity_id(er.async_get(self.hass), user_input[CONF_CAMERA])
-            data = {
-                CONF_SOURCE_TYPE: SourceType.CAMERA,
-                CONF_CAMERA: entity_id,
-                CONF_TRANSPORT: user_input[CONF_TRANSPORT],
-            }
-            state = self.hass.states.get(entity_id)
-            title = state.name if state is not None else entity_id
-            if (result := await self._async_set_source(data, title, errors)) is not None:
-                return result
+            try:
+                data = _camera_data(self.hass, user_input)
+            except vol.Invalid:
+                errors[CONF_CAMERA] = "camera_not_found"
+            else:
+                state = self.hass.states.get(data[CONF_CAMERA])
+                title = state.name if state is not None else data[CONF_CAMERA]
+                if (result := await self._async_set_source(data, title, errors)) is not None:
+                    return result
         return self.async_show_form(
-            step_id="camera", data_schema=_camera_schema(user_input or {}), errors=errors
+            step_id="camera",
+            data_schema=_camera_schema(user_input or {}),
+            errors=errors,
+            description_placeholders=_placeholders(),
         )
 
     async def async_step_rtsp(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -222,7 +246,10 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
                 if (result := await self._async_set_source(data, user_input[CONF_NAME], errors)) is not None:
                     return result
         return self.async_show_form(
-            step_id="rtsp", data_schema=_rtsp_schema(user_input or {}, with_name=True), errors=errors
+            step_id="rtsp",
+            data_schema=_rtsp_schema(user_input or {}, with_name=True),
+            errors=errors,
+            description_placeholders=_placeholders(),
         )
 
     async def async_step_udp(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -238,7 +265,7 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="udp",
             data_schema=_udp_schema(user_input or {}, with_name=True),
             errors=errors,
-            description_placeholders={"port": str(DEFAULT_UDP_PORT)},
+            description_placeholders={"port": str(DEFAULT_UDP_PORT), **_placeholders()},
         )
 
     async def _async_set_source(
@@ -280,7 +307,10 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
                 if not _is_ip_address(data[CONF_DEVICE_ADDRESS]):
                     errors[CONF_DEVICE_ADDRESS] = "invalid_address"
             elif source_type is SourceType.CAMERA:
-                data |= {CONF_CAMERA: user_input[CONF_CAMERA], CONF_TRANSPORT: user_input[CONF_TRANSPORT]}
+                try:
+                    data = _camera_data(self.hass, user_input)
+                except vol.Invalid:
+                    errors[CONF_CAMERA] = "camera_not_found"
             else:
                 try:
                     data[CONF_URL] = validate_rtsp_url(user_input[CONF_URL])
@@ -304,7 +334,9 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
             SourceType.CAMERA: _camera_schema(defaults),
             SourceType.RTSP: _rtsp_schema(defaults, with_name=False),
         }[source_type]
-        return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
+        return self.async_show_form(
+            step_id="reconfigure", data_schema=schema, errors=errors, description_placeholders=_placeholders()
+        )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """The camera refused the credentials (401)."""
@@ -334,7 +366,7 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
                 }
             ),
             errors=errors,
-            description_placeholders={"name": entry.title},
+            description_placeholders={"name": entry.title, **_placeholders()},
         )
 
 

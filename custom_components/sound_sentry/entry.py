@@ -13,15 +13,17 @@ from .const import (
     CONF_HOLD_S,
     CONF_K,
     CONF_N,
+    CONF_SOURCE_TYPE,
     CONF_THRESHOLD_PREFIX,
     DOMAIN,
     EVENT_CLASSES,
+    SourceType,
 )
 from .engine.detector import DetectorSettings
 from .engine.model_info import ModelLoadError
+from .entry_source import source_factory, unique_id_for
 from .model import async_get_model
 from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
-from .entry_source import source_factory
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 
@@ -56,7 +58,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) 
         model=model,
         source_factory=source_factory(hass, entry.data),
         detector=detector_settings(entry),
-        on_invalid_auth=lambda: entry.async_start_reauth(hass),
+        # A camera entity's credentials belong to its integration: no reauth flow here, a repair issue.
+        on_invalid_auth=None
+        if entry.data[CONF_SOURCE_TYPE] == SourceType.CAMERA
+        else lambda: entry.async_start_reauth(hass),
     )
     entry.runtime_data = runtime
     _async_remove_disabled_class_sensors(hass, entry)
@@ -68,6 +73,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) 
 
     entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop))
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    return True
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """Bring an entry of an older version up to date; False for one from a newer major version."""
+    if entry.version > 1:
+        return False  # made by a newer Sound Sentry: this one cannot know what it holds
+    if entry.minor_version < 2:
+        # 1.2: the unique id of an RTSP stream keeps its query (NVR channels), rtsps defaults to port 322.
+        hass.config_entries.async_update_entry(entry, unique_id=unique_id_for(entry.data), minor_version=2)
     return True
 
 

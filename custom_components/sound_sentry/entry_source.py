@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 import time
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from homeassistant.components.camera import async_get_stream_source
 from homeassistant.const import CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
@@ -23,9 +23,38 @@ from .const import (
     CONF_TRANSPORT,
     SourceType,
 )
-from .engine.sources import AudioSource, RtspSource, SourceError, UdpPcmSource
+from .engine.redact import CREDENTIAL_QUERY_KEYS
+from .engine.sources import AudioSource, FileSource, RtspSource, SourceError, UdpPcmSource
+from .engine.sources.av_sources import RTSP_SCHEMES
 
 CAMERA_URL_TIMEOUT_S = 10.0
+RTSP_DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
+
+
+def unique_id_for(data: Mapping[str, Any]) -> str:
+    """One entry per camera entity, per RTSP stream (whatever the credentials) and per UDP port.
+
+    An RTSP stream is its host, port, path and query: NVRs tell channels apart by the query
+    (`/cam/realmonitor?channel=2`). Credential parameters in the query are left out, like the user-info.
+    """
+    match SourceType(data[CONF_SOURCE_TYPE]):
+        case SourceType.CAMERA:
+            return f"camera:{data[CONF_CAMERA]}"
+        case SourceType.RTSP:
+            parts = urlsplit(data[CONF_URL])
+            port = parts.port or RTSP_DEFAULT_PORTS.get(parts.scheme.lower(), 554)
+            query = urlencode(
+                sorted(
+                    (key, value)
+                    for key, value in parse_qsl(parts.query, keep_blank_values=True)
+                    if key.lower() not in CREDENTIAL_QUERY_KEYS
+                )
+            )
+            return f"rtsp:{(parts.hostname or '').lower()}:{port}{parts.path}" + (
+                f"?{query}" if query else ""
+            )
+        case SourceType.UDP:
+            return f"udp:{data[CONF_PORT]}"
 
 
 def url_with_credentials(url: str, username: str | None, password: str | None) -> str:
@@ -52,10 +81,32 @@ def validate_rtsp_url(url: str) -> str:
     return urlunsplit(parts)
 
 
+class NoCameraStreamError(SourceError):
+    """The camera entity gives no stream URL (a camera that only has snapshots, or one that is off)."""
+
+    def __init__(self, entity_id: str, detail: str = "") -> None:
+        super().__init__("cannot_connect", f"camera {entity_id} gives no stream{detail}")
+
+
 def _rtsp(url: str, transport: Literal["tcp", "udp"]) -> RtspSource:
     return RtspSource(
         url, transport=transport, open_timeout_s=const.OPEN_TIMEOUT_S, read_timeout_s=const.READ_TIMEOUT_S
     )
+
+
+def camera_stream_source(url: str, transport: Literal["tcp", "udp"]) -> AudioSource:
+    """A camera's stream as PyAV opens it.
+
+    RTSP(S) over `transport`; anything else (HTTP(S) MJPEG, HLS, FLV, a go2rtc or Frigate restream over
+    HTTP) as a URL PyAV reads, whose end is a reconnect.
+    """
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        scheme = ""
+    if scheme in RTSP_SCHEMES:
+        return _rtsp(url, transport)
+    return FileSource(url, open_timeout_s=const.OPEN_TIMEOUT_S, read_timeout_s=const.READ_TIMEOUT_S)
 
 
 def source_factory(hass: HomeAssistant, data: Mapping[str, Any]) -> Callable[[], AudioSource]:
@@ -82,10 +133,10 @@ def source_factory(hass: HomeAssistant, data: Mapping[str, Any]) -> Callable[[],
             url = future.result(CAMERA_URL_TIMEOUT_S)
         except Exception as err:  # noqa: BLE001 - any failure of the camera is a failed connect
             future.cancel()
-            raise SourceError("cannot_connect", f"camera {data[CONF_CAMERA]} gave no stream: {err}") from None
+            raise NoCameraStreamError(data[CONF_CAMERA], f": {err}") from None
         if not url:
-            raise SourceError("cannot_connect", f"camera {data[CONF_CAMERA]} has no stream source")
-        return _rtsp(url, transport)
+            raise NoCameraStreamError(data[CONF_CAMERA])
+        return camera_stream_source(url, transport)
 
     return camera_source
 
@@ -114,7 +165,7 @@ async def async_probe(hass: HomeAssistant, data: Mapping[str, Any]) -> None:
         # Resolve the camera's URL here, on the loop, so the probe thread does not wait on the loop.
         url = await async_get_stream_source(hass, data[CONF_CAMERA])
         if not url:
-            raise SourceError("cannot_connect", "the camera has no stream source")
+            raise NoCameraStreamError(data[CONF_CAMERA])
         transport = data.get(CONF_TRANSPORT, "tcp")
-        factory = lambda: _rtsp(url, transport)  # noqa: E731
+        factory = lambda: camera_stream_source(url, transport)  # noqa: E731
     await hass.async_add_executor_job(probe, factory, const.PROBE_TIMEOUT_S)

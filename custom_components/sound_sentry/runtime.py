@@ -52,8 +52,13 @@ class SoundSentryRuntime:
         model: SharedModel,
         source_factory: Callable[[], AudioSource],
         detector: DetectorSettings,
-        on_invalid_auth: Callable[[], None],
+        on_invalid_auth: Callable[[], None] | None,
     ) -> None:
+        """Listen to one source; nothing runs before `start()`.
+
+        `on_invalid_auth` starts a reauth flow. It is None when the credentials are not Sound Sentry's to
+        change (a camera entity's belong to its own integration): then a repair issue says where to fix them.
+        """
         self.hass = hass
         self.entry_id = entry_id
         self.title = title
@@ -96,11 +101,17 @@ class SoundSentryRuntime:
             runner, self._runner = self._runner, None
             await self.hass.async_add_executor_job(runner.stop)
         ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+        ir.async_delete_issue(self.hass, DOMAIN, self.auth_issue_id)
 
     @property
     def issue_id(self) -> str:
         """The repair issue of this source, if it has been down too long."""
         return f"source_down_{self.entry_id}"
+
+    @property
+    def auth_issue_id(self) -> str:
+        """The repair issue of a camera entity whose stream refuses the credentials its camera gave."""
+        return f"camera_invalid_auth_{self.entry_id}"
 
     @property
     def counters(self) -> dict[str, int]:
@@ -183,7 +194,19 @@ class SoundSentryRuntime:
             return
         self.last_error = error
         if error is not None and error.reason == "invalid_auth":
-            self._on_invalid_auth()  # HA starts one reauth flow per entry, however often this is called
+            # The runner now waits an hour before it tries these credentials again.
+            if self._on_invalid_auth is not None:
+                self._on_invalid_auth()  # HA starts one reauth flow per entry, however often this is called
+            else:
+                ir.async_create_issue(
+                    self.hass,
+                    DOMAIN,
+                    self.auth_issue_id,
+                    is_fixable=False,
+                    severity=ir.IssueSeverity.ERROR,
+                    translation_key="camera_invalid_auth",
+                    translation_placeholders={"name": self.title},
+                )
         # Logged once when audio is lost (or never came) and once when it is back, not per retry.
         if connected and not self.connected:
             if self._outage_logged:
@@ -192,6 +215,7 @@ class SoundSentryRuntime:
             self._cancel_repair_timer()
             self._repair_raised = False
             ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+            ir.async_delete_issue(self.hass, DOMAIN, self.auth_issue_id)
         elif not connected:
             if not self._outage_logged:
                 LOGGER.info("%s: no audio (%s); retrying in the background", self.title, error)

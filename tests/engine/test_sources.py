@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 import contextlib
 import csv
-import functools
-import http.server
 import logging
 from pathlib import Path
 import queue
@@ -31,7 +29,8 @@ from custom_components.sound_sentry.engine.sources import (
     SourceRunner,
     UdpPcmSource,
 )
-from tests.peers import RtspServer
+from tests.audio import encode_with_pyav
+from tests.peers import RtspServer, http_server
 
 type ServerFactory = Callable[..., RtspServer]
 
@@ -250,21 +249,6 @@ def test_file_source_errors(tmp_path: Path) -> None:
     assert open_error(FileSource(text)).reason == "no_audio"
 
 
-def encode_with_pyav(pcm: np.ndarray, path: Path, codec: str, rate: int, **container_options: str) -> None:
-    """Write 8 kHz `pcm` as `codec` at `rate` with PyAV (the container follows the suffix or `format`)."""
-    fmt = container_options.pop("format", None)
-    with av.open(str(path), "w", format=fmt, options=container_options) as container:
-        stream = container.add_stream(codec, rate=rate, layout="mono")
-        resampler = av.AudioResampler(
-            format=stream.codec_context.format.name, layout="mono", rate=rate, frame_size=960
-        )
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = OUTPUT_SAMPLE_RATE_HZ
-        for out in [*resampler.resample(frame), *resampler.resample(None)]:
-            container.mux(stream.encode(out))
-        container.mux(stream.encode(None))
-
-
 def best_alignment_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Peak normalised cross-correlation of two signals (lossy encoders add a start-up delay)."""
     x = (a - a.mean()) / (a.std() * a.size)
@@ -294,26 +278,6 @@ def test_file_source_decodes_common_formats(
     # Encoders add priming and pad the last frame; not every muxer (nor FFmpeg version) trims them.
     assert back.size == pytest.approx(original.size, abs=ENCODER_SLACK_S * OUTPUT_SAMPLE_RATE_HZ)
     assert best_alignment_correlation(back, original) > 0.9
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
-
-
-@contextlib.contextmanager
-def http_server(directory: Path) -> Iterator[str]:
-    """A real HTTP server on loopback serving `directory`; yields its base URL."""
-    handler = functools.partial(QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="test_http_server")
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.mark.usefixtures("socket_enabled")
@@ -556,6 +520,39 @@ def test_runner_reports_only_transitions(rtsp_server: ServerFactory) -> None:
         runner.stop(10)
     assert recorder.statuses.qsize() == 1
     assert recorder.statuses.get() == (False, "cannot_connect")
+    assert not runner.is_alive()
+
+
+def test_runner_does_not_hammer_a_camera_that_refuses_the_credentials(rtsp_server: ServerFactory) -> None:
+    """A wrong password is tried once, then not again before `auth_retry_s` (cameras lock accounts)."""
+    server = rtsp_server(user="viewer", password="right")
+    attempts: list[float] = []
+
+    def factory() -> AudioSource:
+        attempts.append(time.monotonic())
+        return RtspSource(server.url("viewer", "wrong"), **SHORT)
+
+    recorder = Recorder()
+    runner = SourceRunner(
+        "locked",
+        factory,
+        on_audio=recorder.on_audio,
+        on_status=recorder.on_status,
+        backoff=Backoff(0.05, 0.05),
+        auth_retry_s=3.0,
+    )
+    runner.start()
+    try:
+        assert recorder.wait_status(False) == "invalid_auth"
+        time.sleep(1.5)  # the Backoff alone would have tried about 30 more times by now
+        assert len(attempts) == 1
+        deadline = time.monotonic() + 10
+        while len(attempts) < 2 and time.monotonic() < deadline:  # the slow retry does come
+            time.sleep(0.05)
+    finally:
+        runner.stop(10)
+    assert len(attempts) == 2
+    assert attempts[1] - attempts[0] >= 3.0
     assert not runner.is_alive()
 
 

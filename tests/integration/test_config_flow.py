@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 import socket
 from unittest.mock import patch
+from urllib.parse import urlsplit
 
 from homeassistant import config_entries
 from homeassistant.const import CONF_NAME, CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
@@ -169,6 +171,72 @@ async def test_rtsp_already_configured(hass: HomeAssistant, rtsp_server: Callabl
         result = await hass.config_entries.flow.async_configure(flow_id, rtsp_input(server.url()))
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+async def test_nvr_channels_are_separate_sources(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    """NVRs tell channels apart by the query (Dahua, Amcrest): each channel is its own entry."""
+    server = rtsp_server(codec="pcmu")  # serves any query on its path, as an NVR serves channels
+    channel_1 = server.url(path="/stream?channel=1&subtype=0")
+    flow_id = await start_flow(hass, "rtsp")
+    await hass.config_entries.flow.async_configure(flow_id, rtsp_input(channel_1))
+    result = await hass.config_entries.flow.async_configure(flow_id, {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    first = result["result"]
+    assert first.unique_id == f"rtsp:127.0.0.1:{server.port}/stream?channel=1&subtype=0"
+
+    flow_id = await start_flow(hass, "rtsp")
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, rtsp_input(server.url(path="/stream?channel=2&subtype=0"))
+    )
+    assert result["step_id"] == "thresholds"
+    hass.config_entries.flow.async_abort(flow_id)
+
+    # The same channel with a password in the query (or the parameters in another order) is the same.
+    flow_id = await start_flow(hass, "rtsp")
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, rtsp_input(server.url(path="/stream?subtype=0&password=x&channel=1"))
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(first.entry_id)
+
+
+@pytest.mark.parametrize(
+    ("url", "unique_id"),
+    [
+        ("rtsp://NVR.local/cam/realmonitor?channel=2", "rtsp:nvr.local:554/cam/realmonitor?channel=2"),
+        (
+            "rtsp://nvr.local:554/cam/realmonitor?channel=2&user=admin",
+            "rtsp:nvr.local:554/cam/realmonitor?channel=2",
+        ),
+        ("rtsps://cam.local/stream", "rtsp:cam.local:322/stream"),
+        ("rtsps://cam.local:322/stream", "rtsp:cam.local:322/stream"),
+        ("rtsp://cam.local/stream", "rtsp:cam.local:554/stream"),
+    ],
+)
+async def test_entries_of_version_1_1_get_the_new_unique_id(
+    hass: HomeAssistant, url: str, unique_id: str
+) -> None:
+    """Migration to 1.2: the unique id keeps the query (minus credentials); rtsps is port 322 by default."""
+    entry = rtsp_entry(url)
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(entry, unique_id=f"rtsp:{urlsplit(url).hostname}:554/x")
+    assert (entry.version, entry.minor_version) == (1, 1)
+    with patch("custom_components.sound_sentry.entry.async_setup_entry", return_value=True):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+    assert (entry.version, entry.minor_version) == (1, 2)
+    assert entry.unique_id == unique_id
+
+
+async def test_an_entry_from_a_newer_major_version_is_not_loaded(hass: HomeAssistant) -> None:
+    entry = rtsp_entry("rtsp://cam.local/stream")
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(entry, version=2)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is config_entries.ConfigEntryState.MIGRATION_ERROR
 
 
 def udp_input(port: int, address: str = "127.0.0.1") -> dict[str, object]:
@@ -351,6 +419,35 @@ async def test_reauth_when_the_camera_answers_401(
     assert entry.data[CONF_PASSWORD] == PASSWORD
     await hass.async_block_till_done()
     await wait_for(hass, lambda: entry.runtime_data.connected)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_refused_credentials_are_not_retried_at_once(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a 401 the source waits for reauth (or an hour), not the usual seconds: no account lockout."""
+    from custom_components.sound_sentry.runtime import SoundSentryRuntime
+
+    from .conftest import wait_for
+
+    attempts = 0
+    build_source = SoundSentryRuntime._build_source
+
+    def counting_build_source(self: SoundSentryRuntime) -> object:
+        nonlocal attempts
+        attempts += 1
+        return build_source(self)
+
+    monkeypatch.setattr(SoundSentryRuntime, "_build_source", counting_build_source)
+    server = rtsp_server(codec="pcmu", user="parent", password=PASSWORD)
+    entry = rtsp_entry(server.url(), username="parent", password="old-password")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(hass, lambda: any(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
+    assert entry.runtime_data.last_error is not None
+    assert entry.runtime_data.last_error.reason == "invalid_auth"
+    await asyncio.sleep(3)  # the reconnect backoff (2 s at first) would have tried again by now
+    assert attempts == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
+AUTH_RETRY_S = 3600.0
+"""After the credentials are refused, the next attempt comes this much later (not the Backoff's
+seconds): many cameras lock an account after a few failed logins. New credentials mean a new runner."""
+
 
 @dataclass
 class Backoff:
@@ -59,7 +63,8 @@ class SourceRunner(threading.Thread):
     `source_factory` runs on every (re)connect, so it can resolve a URL that changes (a camera's stream
     URL). `on_audio` gets every chunk; `on_status(connected, error)` is called only when the state or the
     error's reason changes. Both run in this thread and never after `stop()` returned. A clean end of a
-    source counts as "stream_ended" and is retried like any failure.
+    source counts as "stream_ended" and is retried like any failure, but refused credentials
+    ("invalid_auth") are tried again only after `auth_retry_s`.
     """
 
     def __init__(
@@ -70,12 +75,14 @@ class SourceRunner(threading.Thread):
         on_audio: Callable[[AudioChunk], None],
         on_status: Callable[[bool, SourceError | None], None],
         backoff: Backoff | None = None,
+        auth_retry_s: float = AUTH_RETRY_S,
     ) -> None:
         super().__init__(name=f"sound_sentry_source_{name}", daemon=False)
         self._source_factory = source_factory
         self._on_audio = on_audio
         self._on_status = on_status
         self.backoff = backoff or Backoff()
+        self.auth_retry_s = auth_retry_s
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # guards _source between this thread and stop()
         self._source: AudioSource | None = None
@@ -93,7 +100,7 @@ class SourceRunner(threading.Thread):
             if self._stopping.is_set():
                 break
             self._report(False, error)
-            delay = self.backoff.next_delay()
+            delay = self.auth_retry_s if error.reason == "invalid_auth" else self.backoff.next_delay()
             _LOGGER.debug("%s: next attempt in %.1f s", self.name, delay)
             self._stopping.wait(delay)
 
