@@ -48,6 +48,7 @@ from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline
 from custom_components.sound_sentry.engine.sources import UdpPcmSource
 from custom_components.sound_sentry.engine.sources.av_sources import _PyAvSource
+from custom_components.sound_sentry.entry_source import unique_id_for
 from tests.audio import (
     HOP_SHIFTS_S,
     RATE_HZ,
@@ -102,18 +103,20 @@ def rtsp_entry(
     **option_overrides: Any,
 ) -> MockConfigEntry:
     """An entry for an RTSP URL (credentials apart from the URL, as the flow stores them)."""
+    data = {
+        CONF_SOURCE_TYPE: SourceType.RTSP,
+        CONF_URL: url,
+        CONF_USERNAME: username,
+        CONF_PASSWORD: password,
+        CONF_TRANSPORT: "tcp",
+    }
     return MockConfigEntry(
         domain=DOMAIN,
         title=title,
-        unique_id=f"rtsp:{url}",
-        data={
-            CONF_SOURCE_TYPE: SourceType.RTSP,
-            CONF_URL: url,
-            CONF_USERNAME: username,
-            CONF_PASSWORD: password,
-            CONF_TRANSPORT: "tcp",
-        },
+        unique_id=unique_id_for(data),
+        data=data,
         options=options(**option_overrides),
+        minor_version=2,
     )
 
 
@@ -123,6 +126,7 @@ def udp_entry(port: int, *, address: str = "127.0.0.1", **option_overrides: Any)
         domain=DOMAIN,
         title="Hall microphone",
         unique_id=f"udp:{port}",
+        minor_version=2,
         data={
             CONF_SOURCE_TYPE: SourceType.UDP,
             CONF_PORT: port,

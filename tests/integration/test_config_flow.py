@@ -223,7 +223,9 @@ async def test_entries_of_version_1_1_get_the_new_unique_id(
     """Migration to 1.2: the unique id keeps the query (minus credentials); rtsps is port 322 by default."""
     entry = rtsp_entry(url)
     entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, unique_id=f"rtsp:{urlsplit(url).hostname}:554/x")
+    hass.config_entries.async_update_entry(
+        entry, unique_id=f"rtsp:{urlsplit(url).hostname}:554/x", minor_version=1
+    )
     assert (entry.version, entry.minor_version) == (1, 1)
     with patch("custom_components.sound_sentry.entry.async_setup_entry", return_value=True):
         assert await hass.config_entries.async_setup(entry.entry_id)

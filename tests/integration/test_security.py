@@ -112,9 +112,10 @@ async def test_no_credentials_anywhere(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": "rtsp"})
     flow_id = result["flow_id"]
     for url, user, password in [
-        (refused.url(), USER, PASSWORD),
-        (good.url(user=USER, password=quote(PASSWORD, safe="")), "", ""),
-        ("rtsp://camera.invalid/stream", USER, PASSWORD),
+        # Channel 2 of each: channel 1 (the bare URL) is configured already.
+        (refused.url(path="/stream?channel=2"), USER, PASSWORD),
+        (good.url(user=USER, password=quote(PASSWORD, safe=""), path="/stream?channel=2"), "", ""),
+        ("rtsp://camera.invalid/stream?channel=2", USER, PASSWORD),
     ]:
         result = await hass.config_entries.flow.async_configure(
             flow_id,
