@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 import functools
 import inspect
 import json
+import logging
 import math
 from pathlib import Path
 import socket
@@ -22,10 +24,11 @@ from homeassistant.const import CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAM
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowHandler
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import numpy as np
 import numpy.typing as npt
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.sound_sentry import const, model
 from custom_components.sound_sentry.const import (
@@ -147,6 +150,32 @@ async def wait_for(hass: HomeAssistant, condition: Callable[[], bool], timeout_s
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
         await hass.async_block_till_done()
+
+
+RUNNER_LOGGER = "custom_components.sound_sentry.engine.sources.runner"
+
+
+async def wait_for_retries(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture, entry: MockConfigEntry, count: int
+) -> None:
+    """Let the entry's source thread fail `count` more connection attempts (its backoff grows each time).
+
+    The source thread retries in real time against a real peer: this waits for the attempts it logs
+    ("next attempt in ..."), not for a fixed number of seconds. Needs the runner's debug logging.
+    """
+    caplog.set_level(logging.DEBUG, logger=RUNNER_LOGGER)
+
+    def retries() -> int:
+        text = f"{entry.entry_id}: next attempt in"  # the runner is named sound_sentry_source_<entry id>
+        return sum(1 for r in caplog.records if r.name == RUNNER_LOGGER and text in r.getMessage())
+
+    target = retries() + count
+    await wait_for(hass, lambda: retries() >= target, timeout_s=30)
+
+
+def fire_repair_timer(hass: HomeAssistant) -> None:
+    """Move Home Assistant's clock past the repair delay (const.REPAIR_AFTER_S, a Home Assistant timer)."""
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=const.REPAIR_AFTER_S + 1))
 
 
 # -- Detection plan: which real clips the installed model detects, and at which thresholds ------------

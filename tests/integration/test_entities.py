@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 import logging
 from pathlib import Path
@@ -27,12 +26,12 @@ from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotEx
 from syrupy.assertion import SnapshotAssertion
 from syrupy.location import PyTestLocation
 
-from custom_components.sound_sentry import const, entry as entry_module
+from custom_components.sound_sentry import entry as entry_module
 from custom_components.sound_sentry.const import DOMAIN
 from tests.audio import UdpMicrophone, free_udp_port, scene, write_wav
 from tests.peers import RtspServer
 
-from .conftest import rtsp_entry, udp_entry, wait_for
+from .conftest import fire_repair_timer, rtsp_entry, udp_entry, wait_for, wait_for_retries
 
 CAMERA = "nursery_camera"
 SOUND_SENSORS = ("baby_crying", "glass_breaking", "gunshot")
@@ -175,9 +174,8 @@ async def test_udp_microphone_drives_the_entities(
 
 
 async def test_repair_issue_when_a_source_stays_down(
-    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], monkeypatch: pytest.MonkeyPatch
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
 ) -> None:
-    monkeypatch.setattr(const, "REPAIR_AFTER_S", 1.0)
     server = rtsp_server(codec="pcmu")
     server.stop()  # the port is known, nothing serves it yet
     entry = rtsp_entry(server.url())
@@ -185,10 +183,14 @@ async def test_repair_issue_when_a_source_stays_down(
     assert await hass.config_entries.async_setup(entry.entry_id)
     issues = ir.async_get(hass)
     issue_id = f"source_down_{entry.entry_id}"
-    await wait_for(hass, lambda: issues.async_get_issue(DOMAIN, issue_id) is not None)
+    await wait_for(hass, lambda: entry.runtime_data.last_error is not None)
+    assert issues.async_get_issue(DOMAIN, issue_id) is None  # not before the repair delay
+    fire_repair_timer(hass)  # the delay is a Home Assistant timer: no real 5 minutes
+    await hass.async_block_till_done()
     issue = issues.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
     assert issue.translation_key == "source_down"
-    assert issue.translation_placeholders == {"name": "Nursery camera", "minutes": "0"}
+    assert issue.translation_placeholders == {"name": "Nursery camera", "minutes": "5"}
 
     server.start()
     await wait_for(hass, lambda: issues.async_get_issue(DOMAIN, issue_id) is None, timeout_s=20)
@@ -197,23 +199,22 @@ async def test_repair_issue_when_a_source_stays_down(
 
 
 async def test_repair_issue_for_a_camera_without_audio(
-    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], monkeypatch: pytest.MonkeyPatch
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
 ) -> None:
-    monkeypatch.setattr(const, "REPAIR_AFTER_S", 1.0)
     server = rtsp_server(source="video")
     entry = rtsp_entry(server.url())
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     issues = ir.async_get(hass)
     issue_id = f"source_down_{entry.entry_id}"
-    # The issue names the reason as soon as the source gave one (the camera answered: no audio track).
-    await wait_for(
-        hass,
-        lambda: (
-            (issue := issues.async_get_issue(DOMAIN, issue_id)) is not None
-            and issue.translation_key == "no_audio"
-        ),
-    )
+    # The issue names the reason the source gave (the camera answered: no audio track).
+    runtime = entry.runtime_data
+    await wait_for(hass, lambda: runtime.last_error is not None and runtime.last_error.reason == "no_audio")
+    fire_repair_timer(hass)
+    await hass.async_block_till_done()
+    issue = issues.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "no_audio"
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert issues.async_get_issue(DOMAIN, issue_id) is None
 
@@ -230,7 +231,7 @@ async def test_outage_is_logged_once_and_recovery_once(
     await wait_for(hass, lambda: not entry.runtime_data.connected)
     await wait_for(hass, lambda: entry.runtime_data.last_error is not None)
     # Several failed reconnects later...
-    await asyncio.sleep(3)
+    await wait_for_retries(hass, caplog, entry, 2)
     server.start()
     await wait_for(hass, lambda: entry.runtime_data.connected, timeout_s=20)
     records = [r for r in caplog.records if r.name.startswith("custom_components.sound_sentry")]

@@ -29,7 +29,7 @@ from custom_components.sound_sentry.const import DOMAIN
 from tests.audio import UdpMicrophone, background_bed, free_udp_port
 from tests.peers import RtspServer
 
-from .conftest import Bystander, Resources, rtsp_entry, udp_entry, wait_for
+from .conftest import Bystander, Resources, rtsp_entry, udp_entry, wait_for, wait_for_retries
 
 pytestmark = pytest.mark.usefixtures("no_blocking_calls")
 
@@ -88,7 +88,7 @@ async def test_server_stopped_mid_stream_and_back(
     assert error is not None
     assert error.reason in ("stream_ended", "timeout", "cannot_connect")
     assert f"127.0.0.1:{server.port}/stream" in str(error)
-    await asyncio.sleep(2.5)  # a few failed reconnects: the backoff has grown
+    await wait_for_retries(hass, caplog, entry, 1)  # another failed reconnect: the backoff has grown
     await bystander.check()
 
     server.start()

@@ -25,11 +25,10 @@ from pytest_homeassistant_custom_component import plugins
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.sound_sentry import const
 from custom_components.sound_sentry.const import CONF_TRANSPORT, DOMAIN
 from tests.peers import RtspServer
 
-from .conftest import rtsp_entry, wait_for
+from .conftest import fire_repair_timer, rtsp_entry, wait_for
 
 pytestmark = pytest.mark.usefixtures("no_blocking_calls")
 
@@ -63,7 +62,6 @@ async def test_no_credentials_anywhere(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr(const, "REPAIR_AFTER_S", 1.0)
     if (real := getattr(plugins, "_real_getaddrinfo", None)) is not None:
         monkeypatch.setattr("socket.getaddrinfo", real)  # a real lookup of the unresolvable host
     assert await async_setup_component(hass, "diagnostics", {})
@@ -102,10 +100,9 @@ async def test_no_credentials_anywhere(
     assert runtime["refused"].last_error.reason == "invalid_auth"
     assert runtime["stalling"].last_error.reason == "timeout"
     issues = ir.async_get(hass)
-    await wait_for(
-        hass,
-        lambda: all(issues.async_get_issue(DOMAIN, runtime[n].issue_id) for n in ("leaving", "unresolvable")),
-    )
+    fire_repair_timer(hass)
+    await hass.async_block_till_done()
+    assert all(issues.async_get_issue(DOMAIN, runtime[n].issue_id) for n in ("leaving", "unresolvable"))
 
     # The config flow, given the same credentials: accepted, refused (401), and put into the URL.
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
