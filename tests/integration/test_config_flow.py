@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
+import logging
 import socket
 from unittest.mock import patch
 from urllib.parse import urlsplit
@@ -425,12 +425,17 @@ async def test_reauth_when_the_camera_answers_401(
 
 
 async def test_refused_credentials_are_not_retried_at_once(
-    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], monkeypatch: pytest.MonkeyPatch
+    hass: HomeAssistant,
+    rtsp_server: Callable[..., RtspServer],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """After a 401 the source waits for reauth (or an hour), not the usual seconds: no account lockout."""
     from custom_components.sound_sentry.runtime import SoundSentryRuntime
 
-    from .conftest import wait_for
+    from .conftest import RUNNER_LOGGER, wait_for
+
+    caplog.set_level(logging.DEBUG, logger=RUNNER_LOGGER)
 
     attempts = 0
     build_source = SoundSentryRuntime._build_source
@@ -448,7 +453,8 @@ async def test_refused_credentials_are_not_retried_at_once(
     await wait_for(hass, lambda: any(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
     assert entry.runtime_data.last_error is not None
     assert entry.runtime_data.last_error.reason == "invalid_auth"
-    await asyncio.sleep(3)  # the reconnect backoff (2 s at first) would have tried again by now
+    # The source thread's decision, as it logs it: the next attempt in an hour (not the 2 s backoff).
+    await wait_for(hass, lambda: "next attempt in 3600.0 s" in caplog.text)
     assert attempts == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
 
