@@ -391,3 +391,59 @@ def test_long_chunks_are_classified_in_bounded_batches(
         np.testing.assert_allclose(
             list(got.probabilities.values()), list(want.probabilities.values()), atol=PROB_ATOL
         )
+
+
+# The level floor: quiet windows are not classified.
+
+
+@dataclass
+class CountingBackend:
+    """Says "babycry, certainly" for every window it is asked about, and counts them."""
+
+    name: str = "counting"
+    windows: int = 0
+
+    def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        self.windows += len(features)
+        return np.tile(np.array([0.0, 1.0, 0.0, 0.0], np.float32), (len(features), 1))
+
+
+def noise_at(dbfs: float, seconds: float, seed: int = 0) -> npt.NDArray[np.float32]:
+    """White noise of this RMS level (dBFS)."""
+    noise = np.random.default_rng(seed).standard_normal(round(seconds * RATE))
+    return (noise / np.sqrt(np.mean(noise**2)) * 10 ** (dbfs / 20)).astype(np.float32)
+
+
+def test_quiet_windows_are_not_classified_and_start_no_event(info: ModelInfo) -> None:
+    backend = CountingBackend()
+    pipeline = Pipeline(backend, info, detector=DetectorSettings(thresholds={"babycry": 0.5}, k=1, n=1))
+    assert pipeline.min_level_dbfs == -60.0  # on by default
+    out = pipeline.process(noise_at(-63.0, 10.0))
+    assert len(out.windows) > 30
+    assert backend.windows == 0
+    assert out.events == []
+    assert all(not w.classified and w.probabilities["background"] == 1.0 for w in out.windows)
+    assert all(w.dbfs == pytest.approx(-63.0, abs=0.2) for w in out.windows)
+    # The room gets louder: the model runs and the event starts, with the quiet windows before it.
+    loud = pipeline.process(noise_at(-50.0, 3.0, seed=1))
+    assert backend.windows == sum(w.classified for w in loud.windows) > 0
+    assert [e.label for e in loud.events] == ["babycry"]
+    assert all(w.classified == (w.dbfs >= -60.0) for w in loud.windows)
+
+
+def test_process_window_obeys_the_floor(info: ModelInfo) -> None:
+    backend = CountingBackend()
+    pipeline = Pipeline(backend, info)
+    quiet = pipeline.process_window(noise_at(-70.0, WINDOW / RATE), start_sample=0).windows[0]
+    assert not quiet.classified
+    assert backend.windows == 0
+    loud = pipeline.process_window(noise_at(-40.0, WINDOW / RATE), start_sample=WINDOW).windows[0]
+    assert loud.classified
+    assert loud.probabilities["babycry"] == 1.0
+
+
+def test_no_floor_classifies_every_window(info: ModelInfo) -> None:
+    backend = CountingBackend()
+    out = Pipeline(backend, info, min_level_dbfs=None).process(np.zeros(3 * WINDOW, np.float32))
+    assert backend.windows == len(out.windows) > 0
+    assert all(w.classified for w in out.windows)

@@ -18,6 +18,8 @@ DEFAULT_MAX_BATCH = 64
 """Most windows per `predict()` call: a long chunk is classified in several batches, bounding memory."""
 SILENCE_DBFS = -120.0
 """Level reported for digital silence (log of zero), and the floor of every level."""
+DEFAULT_MIN_LEVEL_DBFS: float | None = -60.0
+"""Windows quieter than this are not classified (None: classify every window); see docs/performance.md."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,9 @@ class WindowResult:
     probabilities: dict[str, float]
     dbfs: float
     """RMS level of the window relative to a full-scale square wave (a full-scale sine is -3.01)."""
+    classified: bool = True
+    """False for a window below the pipeline's level floor: not run through the model; its
+    probabilities are then 1 for background (0 for the others), so it cannot start an event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,8 @@ class Pipeline:
     are exactly those of a one-shot FBANK of its samples. Chunks that complete no window are only
     stored (FBANK runs when a window is due, so tiny chunks cost no more than large ones), and only
     the frames and samples that a future window still needs are kept: memory does not grow with the
-    stream.
+    stream. With `min_level_dbfs`, a window whose RMS level is below it is not classified (see
+    `WindowResult.classified`): in a quiet room the model does not run at all.
 
     Not thread-safe: feed one stream from one thread (or under a lock), and `reset()` between streams.
     """
@@ -79,6 +85,7 @@ class Pipeline:
         hop_s: float = DEFAULT_HOP_S,
         detector: DetectorSettings | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
+        min_level_dbfs: float | None = DEFAULT_MIN_LEVEL_DBFS,
     ) -> None:
         if not (math.isfinite(hop_s) and hop_s > 0):
             raise ValueError(f"hop_s must be a positive number of seconds, not {hop_s}")
@@ -87,6 +94,8 @@ class Pipeline:
         self.backend = backend
         self.info = info
         self.max_batch = max_batch
+        self.min_level_dbfs = min_level_dbfs
+        self._quiet = np.array([label == "background" for label in info.labels], dtype=np.float32)
         self.fbank = FbankExtractor(info.fbank)
         self._shift = info.fbank.frame_shift
         self.window_frames = self.fbank.num_frames(info.window_samples)
@@ -134,13 +143,19 @@ class Pipeline:
         for first in range(0, len(ends), self.max_batch):
             batch = ends[first : first + self.max_batch]
             offset = self._frames_start + self.window_frames
-            features = np.stack(
-                [self._frames[end - offset : end - offset + self.window_frames] for end in batch]
-            )
-            probabilities = self.backend.predict(normalise(features))
-            for end, probs in zip(batch, probabilities, strict=True):
-                start_sample = (end - self.window_frames) * self._shift
-                window = self._result(start_sample, self._window_samples(start_sample), probs)
+            starts = [(end - self.window_frames) * self._shift for end in batch]
+            levels = [level_dbfs(self._window_samples(start)) for start in starts]
+            loud = [i for i, level in enumerate(levels) if self._loud(level)]
+            probabilities = np.tile(self._quiet, (len(batch), 1))
+            if loud:
+                features = np.stack(
+                    [self._frames[batch[i] - offset : batch[i] - offset + self.window_frames] for i in loud]
+                )
+                probabilities[loud] = self.backend.predict(normalise(features))
+            for index, (start_sample, level, probs) in enumerate(
+                zip(starts, levels, probabilities, strict=True)
+            ):
+                window = self._result(start_sample, level, probs, classified=index in loud)
                 windows.append(window)
                 events.extend(self.detector.process(window.end_s, probs))
         self._next_window_end = ends[-1] + self.hop_frames
@@ -155,23 +170,29 @@ class Pipeline:
         samples = to_float(window)
         if samples.size != self.info.window_samples:
             raise ValueError(f"a window has {self.info.window_samples} samples, got {samples.size}")
-        probs = self.backend.predict(normalise(self.fbank.compute(samples))[None])[0]
-        result = self._result(start_sample, samples, probs)
+        level = level_dbfs(samples)
+        loud = self._loud(level)
+        probs = self.backend.predict(normalise(self.fbank.compute(samples))[None])[0] if loud else self._quiet
+        result = self._result(start_sample, level, probs, classified=loud)
         return PipelineOutput([result], self.detector.process(result.end_s, probs))
+
+    def _loud(self, level: float) -> bool:
+        return self.min_level_dbfs is None or level >= self.min_level_dbfs
 
     def _window_samples(self, start_sample: int) -> npt.NDArray[np.float32]:
         offset = start_sample - self._samples_start
         return self._samples[offset : offset + self.info.window_samples]
 
     def _result(
-        self, start_sample: int, samples: npt.NDArray[np.float32], probs: npt.NDArray[np.float32]
+        self, start_sample: int, level: float, probs: npt.NDArray[np.float32], *, classified: bool
     ) -> WindowResult:
         rate = self.info.sample_rate_hz
         return WindowResult(
             start_s=start_sample / rate,
             end_s=(start_sample + self.info.window_samples) / rate,
             probabilities={label: float(p) for label, p in zip(self.info.labels, probs, strict=True)},
-            dbfs=level_dbfs(samples),
+            dbfs=level,
+            classified=classified,
         )
 
     def _trim(self) -> None:
