@@ -8,10 +8,12 @@ fed in 20 ms chunks as a camera's packets arrive. Each run is a fresh child proc
 uses the threads it chooses itself as the product runs (no *_NUM_THREADS variables are set here); the
 clock is the whole process's CPU time (all its threads, BLAS included) from the first chunk to the last,
 after the model is loaded:
-- Sound Sentry: `Pipeline` at hop 0.25 s (4 windows per second of audio), the model's defaults.
+- Sound Sentry: `Pipeline` at hop 0.25 s (4 windows per second of audio), the model's defaults, with
+  the default level floor (-60 dBFS) and without it.
 - YAMNet (../shared/peers/yamnet) as Frigate runs it: audio resampled to 16 kHz (PyAV's FFmpeg
   resampler, streaming, as Frigate's ffmpeg does), a 0.975 s frame every 0.48 s, int16 / 32768 as
-  float32, one interpreter thread, invoke, read the 521 scores, plus Frigate's RMS / dBFS of the frame.
+  float32, one interpreter thread, invoke, read the 521 scores, plus Frigate's RMS / dBFS of the frame;
+  every frame, and with Frigate's default min_volume (frames below RMS 500, about -36 dBFS, skipped).
 Runs are interleaved and each figure is the median of --runs. --busy keeps a CPU-bound process running
 beside the measurements (on a 2-core machine: the other core busy). Also printed: the wall time of
 each `process()` call that completed a window, p95 (the latency the engine adds once a window's
@@ -45,7 +47,15 @@ YAMNET_PYTHON = Path(
 )
 RATE = 8000
 CHUNK = 160  # 20 ms
-RUNTIMES = ("numpy", "onnxruntime", "yamnet")
+LABELS = {
+    "numpy": "Sound Sentry, NumPy runtime",
+    "numpy-no-floor": "Sound Sentry, NumPy runtime, no level floor",
+    "onnxruntime": "Sound Sentry, onnxruntime",
+    "yamnet": "YAMNet as Frigate, every frame",
+    "yamnet-min-volume": "YAMNet as Frigate, min_volume 500 (its default)",
+}
+RUNTIMES = tuple(LABELS)
+FRIGATE_MIN_VOLUME = 500  # RMS of int16 samples, about -36 dBFS: Frigate skips quieter frames
 
 
 def _chunks(pcm: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
@@ -65,12 +75,13 @@ def child_sound_sentry(runtime: str, pcm: npt.NDArray[np.int16]) -> dict[str, An
     from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: PLC0415
 
     path = model_path()
-    backend = load_backend(path, runtime)  # type: ignore[arg-type]
+    backend = load_backend(path, runtime.removesuffix("-no-floor"))  # type: ignore[arg-type]
     info = ModelInfo.load(path)
-    pipeline = Pipeline(backend, info, hop_s=0.25)
+    floor = {"min_level_dbfs": None} if runtime.endswith("-no-floor") else {}
+    pipeline = Pipeline(backend, info, hop_s=0.25, **floor)  # type: ignore[arg-type]
     chunks = _chunks(pcm)
     latencies: list[float] = []
-    windows = 0
+    windows = classified = 0
     cpu, wall = time.process_time(), time.perf_counter()
     for chunk in chunks:
         start = time.perf_counter()
@@ -78,6 +89,7 @@ def child_sound_sentry(runtime: str, pcm: npt.NDArray[np.int16]) -> dict[str, An
         if out.windows:
             latencies.append(time.perf_counter() - start)
             windows += len(out.windows)
+            classified += sum(w.classified for w in out.windows)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     window = normalise(FbankExtractor(info.fbank).compute(pcm[: info.window_samples] / 32768.0))[None]
     per_window = []
@@ -90,6 +102,7 @@ def child_sound_sentry(runtime: str, pcm: npt.NDArray[np.int16]) -> dict[str, An
         "cpu_s": cpu,
         "wall_s": wall,
         "windows": windows,
+        "classified": classified,
         "latencies_s": latencies,
         "per_window_s": statistics.median(per_window),
         "threads": _threads(),
@@ -97,7 +110,7 @@ def child_sound_sentry(runtime: str, pcm: npt.NDArray[np.int16]) -> dict[str, An
     }
 
 
-def child_yamnet(pcm: npt.NDArray[np.int16], hop_s: float = 0.48) -> dict[str, Any]:
+def child_yamnet(pcm: npt.NDArray[np.int16], min_volume: float, hop_s: float = 0.48) -> dict[str, Any]:
     """YAMNet tflite, one thread, as Frigate runs it, on the same 8 kHz audio resampled to 16 kHz."""
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
     import av  # noqa: PLC0415
@@ -111,7 +124,7 @@ def child_yamnet(pcm: npt.NDArray[np.int16], hop_s: float = 0.48) -> dict[str, A
     buffer = np.zeros(0, np.int16)
     next_end = frame_len
     received = 0
-    frames = 0
+    frames = classified = 0
     latencies: list[float] = []
     chunks = _chunks(pcm)
     cpu, wall = time.process_time(), time.perf_counter()
@@ -128,10 +141,12 @@ def child_yamnet(pcm: npt.NDArray[np.int16], hop_s: float = 0.48) -> dict[str, A
             audio = buffer[buffer.size - (received - next_end) - frame_len :][:frame_len]
             rms = np.sqrt(np.mean(np.absolute(np.square(audio.astype(np.float32)))))
             _dbfs = 20 * np.log10(np.abs(rms) / 32767) if rms else -math.inf
-            waveform = (audio / 32768.0).astype(np.float32)
-            interpreter.set_tensor(input_index, waveform)
-            interpreter.invoke()
-            _scores = interpreter.get_tensor(output_index)[0]
+            if rms >= min_volume:
+                waveform = (audio / 32768.0).astype(np.float32)
+                interpreter.set_tensor(input_index, waveform)
+                interpreter.invoke()
+                _scores = interpreter.get_tensor(output_index)[0]
+                classified += 1
             next_end += hop
             frames += 1
             ran = True
@@ -152,6 +167,7 @@ def child_yamnet(pcm: npt.NDArray[np.int16], hop_s: float = 0.48) -> dict[str, A
         "cpu_s": cpu,
         "wall_s": wall,
         "windows": frames,
+        "classified": classified,
         "latencies_s": latencies,
         "per_window_s": statistics.median(per_frame),
         "threads": _threads(),
@@ -160,7 +176,7 @@ def child_yamnet(pcm: npt.NDArray[np.int16], hop_s: float = 0.48) -> dict[str, A
 
 
 def _run_child(runtime: str, pcm_path: Path) -> dict[str, Any]:
-    python = str(YAMNET_PYTHON) if runtime == "yamnet" else sys.executable
+    python = str(YAMNET_PYTHON) if runtime.startswith("yamnet") else sys.executable
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}  # as the product runs
     result = subprocess.run(
         [python, "-m", "benchmarks.vs_yamnet", "--child", runtime, str(pcm_path)],
@@ -194,7 +210,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         pcm = np.load(args.pcm)
-        result = child_yamnet(pcm) if args.child == "yamnet" else child_sound_sentry(args.child, pcm)
+        if args.child.startswith("yamnet"):
+            result = child_yamnet(pcm, FRIGATE_MIN_VOLUME if args.child == "yamnet-min-volume" else 0)
+        else:
+            result = child_sound_sentry(args.child, pcm)
         print(json.dumps(result))
         return
     if not YAMNET_PYTHON.is_file():
@@ -221,27 +240,24 @@ def main() -> None:
         f"{'another process busy beside' if args.busy else 'nothing else started'}; "
         f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs"
     )
-    yamnet_cpu = statistics.median(r["cpu_s"] for r in results["yamnet"]) / audio_s
+    cpu = {name: [r["cpu_s"] / audio_s * 1e3 for r in runs] for name, runs in results.items()}
+    yamnet, frigate = statistics.median(cpu["yamnet"]), statistics.median(cpu["yamnet-min-volume"])
     print(
-        "| runtime | model | CPU ms per audio s (min-max) | vs YAMNet | windows per s | "
-        "threads | latency p95 ms | CPU ms per window |"
+        "| runtime | CPU ms per audio s (min-max) | vs YAMNet every frame | vs Frigate default | "
+        "windows per s | classified | threads | latency p95 ms | CPU ms per window |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    labels = {
-        "numpy": "Sound Sentry, NumPy runtime, hop 0.25 s",
-        "onnxruntime": "Sound Sentry, onnxruntime, hop 0.25 s",
-        "yamnet": "YAMNet tflite as Frigate, 16 kHz, hop 0.48 s",
-    }
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in RUNTIMES:
         runs = results[name]
-        cpu = [r["cpu_s"] / audio_s * 1e3 for r in runs]
+        median = statistics.median(cpu[name])
         latencies = [x for r in runs for x in r["latencies_s"]]
         print(
-            f"| {labels[name]} | {runs[0]['model']} | {statistics.median(cpu):.2f} ({min(cpu):.2f}-{max(cpu):.2f}) "
-            f"| {statistics.median(cpu) / (yamnet_cpu * 1e3):.2f}x | {runs[0]['windows'] / audio_s:.2f} "
-            f"| {runs[0]['threads']} | {_p95(latencies) * 1e3:.1f} "
-            f"| {statistics.median(r['per_window_s'] for r in runs) * 1e3:.3f} |"
+            f"| {LABELS[name]} | {median:.2f} ({min(cpu[name]):.2f}-{max(cpu[name]):.2f}) "
+            f"| {median / yamnet:.2f}x | {median / frigate:.2f}x | {runs[0]['windows'] / audio_s:.2f} "
+            f"| {runs[0]['classified'] / max(1, runs[0]['windows']):.0%} | {runs[0]['threads']} "
+            f"| {_p95(latencies) * 1e3:.1f} | {statistics.median(r['per_window_s'] for r in runs) * 1e3:.3f} |"
         )
+    print(f"Models: {results['numpy'][0]['model']}, {results['yamnet'][0]['model']}.")
 
 
 if __name__ == "__main__":

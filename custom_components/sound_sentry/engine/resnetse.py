@@ -168,9 +168,9 @@ class ResNetSE:
     def __call__(self, features: Array) -> Array:
         """Probabilities [B, classes] of C-contiguous float32 windows [B, frames, mel bins]."""
         batch, frames, mels = features.shape
-        x = self._buffer("input", (1, batch, mels, frames))
-        x[0] = features.transpose(0, 2, 1)
-        x = self._conv(self.stem, x, "stem", relu=True)
+        padded = self._buffer("stem", (1, batch, mels + 2, frames + 2))
+        padded[0, :, 1:-1, 1:-1] = features.transpose(0, 2, 1)
+        x = self._conv(self.stem, padded, "stem", relu=True)
         for index, block in enumerate(self.blocks):
             x = self._block(block, x, str(index))
         pooled = x.mean(axis=3)  # [C, B, H]: time mean
@@ -191,36 +191,41 @@ class ResNetSE:
             buffer = buffers[key, shape] = np.zeros(shape, np.float32)
         return buffer
 
-    def _conv(self, conv: _Conv, x: Array, key: str, *, relu: bool) -> Array:
-        """Convolution of x [Cin, B, H, W] -> [Cout, B, H', W'] as one matrix product, + bias (+ ReLU)."""
+    def _conv(self, conv: _Conv, x: Array, key: str, *, relu: bool, into: Array | None = None) -> Array:
+        """Convolution of x [Cin, B, H, W] -> [Cout, B, H', W'] as one matrix product, + bias (+ ReLU).
+
+        A 3x3 convolution takes x already zero-padded, [Cin, B, H + 2, W + 2]. With `into`, the ReLU
+        writes its result there (the interior of the next 3x3 convolution's padded input).
+        """
         cin, batch, height, width = x.shape
         stride = conv.stride
-        out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
         if conv.size == 1:
             if stride != 1:
                 x = np.ascontiguousarray(x[:, :, ::stride, ::stride])
+            out_h, out_w = x.shape[2:]
             columns = x.reshape(cin, -1)
         else:
-            padded = self._buffer(key + "pad", (cin, batch, height + 2, width + 2))
-            padded[:, :, 1:-1, 1:-1] = x
+            out_h, out_w = (height - 3) // stride + 1, (width - 3) // stride + 1
             # im2col: rows (ky, kx, Cin), columns (B, H', W'); 9 slice copies beat one 6-D strided copy.
             columns = self._buffer(key + "col", (3, 3, cin, batch, out_h, out_w))
             last_y, last_x = stride * (out_h - 1) + 1, stride * (out_w - 1) + 1
             for ky in range(3):
                 for kx in range(3):
-                    columns[ky, kx] = padded[:, :, ky : ky + last_y : stride, kx : kx + last_x : stride]
+                    columns[ky, kx] = x[:, :, ky : ky + last_y : stride, kx : kx + last_x : stride]
             columns = columns.reshape(9 * cin, -1)
         out = self._buffer(key + "out", (conv.weight.shape[0], batch, out_h, out_w))
         flat = out.reshape(conv.weight.shape[0], -1)
         np.matmul(conv.weight, columns, out=flat)
         flat += conv.bias
         if relu:
-            np.maximum(flat, 0.0, out=flat)
+            out = np.maximum(out, 0.0, out=out if into is None else into)
         return out
 
     def _block(self, block: _Block, x: Array, key: str) -> Array:
-        h = self._conv(block.conv1, x, key + "c1", relu=True)
-        h = self._conv(block.conv2, h, key + "c2", relu=True)
+        batch, height, width = x.shape[1:]
+        padded = self._buffer(key + "pad", (block.conv1.weight.shape[0], batch, height + 2, width + 2))
+        self._conv(block.conv1, x, key + "c1", relu=True, into=padded[:, :, 1:-1, 1:-1])
+        h = self._conv(block.conv2, padded, key + "c2", relu=True)
         h = self._conv(block.conv3, h, key + "c3", relu=False)
         channels, batch = h.shape[:2]
         # Squeeze-and-excitation: channel weights from the mean over all positions.
