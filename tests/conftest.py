@@ -3,6 +3,7 @@ package rather than the test plugin's own testing_config (FACTS §2)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -17,9 +18,13 @@ DATA_DIR = Path(os.environ.get("SOUND_SENTRY_DATA") or REPO.parent / "shared" / 
 pytest_plugins = ["tests.peers"] if (Path(__file__).parent / "peers.py").exists() else []
 
 
-@pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
-    """Let Home Assistant load custom integrations in every test."""
+if importlib.util.find_spec("pytest_homeassistant_custom_component") is not None:
+    # Not in the training environment (scripts/train's venv: torch, no Home Assistant), which runs only
+    # tests/training/test_model.py.
+
+    @pytest.fixture(autouse=True)
+    def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+        """Let Home Assistant load custom integrations in every test."""
 
 
 @pytest.fixture(scope="session")
