@@ -262,7 +262,7 @@ def _attribute(buf: memoryview) -> tuple[str, Any]:
 
 @dataclass(frozen=True)
 class _Unsupported:
-    """An attribute of a kind the interpreter never reads (subgraph, sparse tensor, type)."""
+    """An attribute of a kind the NumPy runtime never reads (subgraph, sparse tensor, type)."""
 
     kind: int
 
