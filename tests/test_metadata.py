@@ -14,6 +14,7 @@ from packaging.requirements import Requirement
 import pytest
 
 from custom_components.sound_sentry.const import DOMAIN
+from custom_components.sound_sentry.engine.sources.runner import AUTH_RETRY_S
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "custom_components" / DOMAIN
@@ -139,7 +140,11 @@ RULE_CHECKS = {
     "config-entry-unloading": lambda: "async def async_unload_entry" in _source("entry.py"),
     "integration-owner": lambda: bool(MANIFEST["codeowners"]),
     "parallel-updates": lambda: all("PARALLEL_UPDATES = " in _source(name) for name in _platform_modules()),
-    "reauthentication-flow": lambda: "async_step_reauth_confirm" in _source("config_flow.py"),
+    "reauthentication-flow": lambda: (
+        "async_step_reauth_confirm" in _source("config_flow.py")
+        and AUTH_RETRY_S >= 3600  # refused logins: at most one retry an hour until reauth
+        and "camera_invalid_auth" in STRINGS["issues"]
+    ),
     "reconfiguration-flow": lambda: "async_step_reconfigure" in _source("config_flow.py"),
     "diagnostics": lambda: "async_get_config_entry_diagnostics" in _source("diagnostics.py"),
     "devices": lambda: "DeviceInfo(" in _source("entity.py"),

@@ -386,6 +386,12 @@ async def test_reconfigure_changes_the_url(
         result["flow_id"], {CONF_URL: "ftp://nope", CONF_TRANSPORT: "tcp"}
     )
     assert result["errors"] == {CONF_URL: "invalid_url"}
+    # A well-formed URL where nothing answers: the new source is tried first, and the form says so.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "rtsp://127.0.0.1:9/stream", CONF_TRANSPORT: "tcp"}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert entry.data[CONF_URL] == old.url()
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_URL: new.url(), CONF_TRANSPORT: "tcp"}
     )
