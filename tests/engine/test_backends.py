@@ -119,8 +119,11 @@ def test_batch_equals_single_windows(
     batch = runtime.predict(real_windows[:8])
     singles = np.concatenate([runtime.predict(real_windows[i : i + 1]) for i in range(8)])
     np.testing.assert_allclose(batch, singles, atol=1e-6, rtol=0)
-    # Reused work buffers: another batch size in between changes nothing.
+    # Reused work buffers: another batch size in between changes nothing, and a result is the caller's.
     np.testing.assert_array_equal(runtime.predict(real_windows[:8]), batch)
+    first = runtime.predict(real_windows[:1])
+    runtime.predict(real_windows[1:2])
+    np.testing.assert_array_equal(first, singles[:1])
 
 
 def test_threads_share_one_numpy_backend(real_windows: npt.NDArray[np.float32]) -> None:

@@ -9,13 +9,15 @@ different one fails loudly at load.
 
 The forward pass works channels-first on [C, B, H, W] buffers (B windows, H mel bins, W frames): a 1x1
 convolution is one matrix product over all positions of all windows, a 3x3 one gathers its 9 shifted
-views (im2col, with the stride) into one buffer and multiplies once. Buffers are allocated per batch size
-and thread and reused.
+views (im2col, with the stride) into one buffer and multiplies once. `_Plan` lays the whole pass out once
+per batch size and thread as a list of NumPy calls on preallocated buffers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 import threading
 from typing import Any
 
@@ -166,75 +168,111 @@ class ResNetSE:
         return cls(stem, blocks, fc1, fc2)
 
     def __call__(self, features: Array) -> Array:
-        """Probabilities [B, classes] of C-contiguous float32 windows [B, frames, mel bins]."""
+        """Probabilities [B, classes] of float32 windows [B, frames, mel bins]."""
         batch, frames, mels = features.shape
-        padded = self._buffer("stem", (1, batch, mels + 2, frames + 2))
-        padded[0, :, 1:-1, 1:-1] = features.transpose(0, 2, 1)
-        x = self._conv(self.stem, padded, "stem", relu=True)
-        for index, block in enumerate(self.blocks):
-            x = self._block(block, x, str(index))
-        pooled = x.mean(axis=3)  # [C, B, H]: time mean
-        flat = pooled.transpose(0, 2, 1).reshape(-1, batch)  # ONNX Flatten of [B, C, H]: C-major
-        logits = self.fc2[0] @ (self.fc1[0] @ flat + self.fc1[1]) + self.fc2[1]
-        logits -= logits.max(axis=0)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=0)
-        return np.ascontiguousarray(logits.T)
+        plans: dict[tuple[int, int, int], _Plan] = self._local.__dict__.setdefault("plans", {})
+        plan = plans.get((batch, frames, mels))
+        if plan is None:
+            if len(plans) >= 16:  # many batch sizes seen: start over rather than grow
+                plans.clear()
+            plan = plans[batch, frames, mels] = _Plan(self, batch, frames, mels)
+        np.copyto(plan.input, features.transpose(0, 2, 1))
+        for step in plan.steps:
+            step()
+        return plan.output.T.copy()  # a copy: the plan's buffer is overwritten by the next call
 
-    def _buffer(self, key: str, shape: tuple[int, ...]) -> Array:
-        """A per-thread buffer reused between calls of the same batch size (padding stays zero)."""
-        buffers: dict[tuple[str, tuple[int, ...]], Array] = self._local.__dict__.setdefault("buffers", {})
-        buffer = buffers.get((key, shape))
-        if buffer is None:
-            if len(buffers) > 256:  # many batch sizes seen: start over rather than grow
-                buffers.clear()
-            buffer = buffers[key, shape] = np.zeros(shape, np.float32)
-        return buffer
 
-    def _conv(self, conv: _Conv, x: Array, key: str, *, relu: bool, into: Array | None = None) -> Array:
-        """Convolution of x [Cin, B, H, W] -> [Cout, B, H', W'] as one matrix product, + bias (+ ReLU).
+class _Plan:
+    """The forward pass for one input shape as a flat list of NumPy calls on preallocated buffers.
 
-        A 3x3 convolution takes x already zero-padded, [Cin, B, H + 2, W + 2]. With `into`, the ReLU
-        writes its result there (the interior of the next 3x3 convolution's padded input).
-        """
+    Built once per batch size (and thread): every buffer, view and folded constant is made here, so a
+    call runs only the arithmetic, with no slicing, reshaping or allocation. Layout: channels-first
+    [C, B, H, W] (H mel bins, W frames); a 3x3 convolution reads a zero-padded buffer that the step
+    before writes into.
+    """
+
+    def __init__(self, net: ResNetSE, batch: int, frames: int, mels: int) -> None:
+        self.steps: list[Callable[[], object]] = []
+        padded = np.zeros((1, batch, mels + 2, frames + 2), np.float32)
+        self.input = padded[0, :, 1:-1, 1:-1]
+        x = self._conv(net.stem, padded, relu=True)
+        for block in net.blocks:
+            x = self._block(block, x)
+        channels, _, height, width = x.shape
+        pooled = np.zeros((channels, height, batch), np.float32)  # ONNX Flatten order: C-major, then H
+        self._add(np.add.reduce, x, axis=3, out=pooled.transpose(0, 2, 1))  # time sum; 1/W is in fc1
+        hidden = self._linear((net.fc1[0] / width, net.fc1[1]), pooled.reshape(channels * height, batch))
+        logits = self._linear(net.fc2, hidden)
+        peak = np.zeros((1, batch), np.float32)
+        self._add(np.max, logits, axis=0, keepdims=True, out=peak)
+        self._add(np.subtract, logits, peak, out=logits)
+        self._add(np.exp, logits, out=logits)
+        self._add(np.sum, logits, axis=0, keepdims=True, out=peak)
+        self._add(np.divide, logits, peak, out=logits)
+        self.output = logits
+
+    def _add(self, function: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        self.steps.append(partial(function, *args, **kwargs))
+
+    def _linear(self, layer: tuple[Array, Array], x: Array) -> Array:
+        out = np.zeros((layer[0].shape[0], x.shape[1]), np.float32)
+        self._add(np.matmul, layer[0], x, out=out)
+        self._add(np.add, out, layer[1], out=out)
+        return out
+
+    def _conv(self, conv: _Conv, x: Array, *, relu: bool, into: Array | None = None) -> Array:
+        """Input [Cin, B, H, W] (padded by 1 for a 3x3) -> [Cout, B, H', W'], + bias (+ ReLU, into `into`)."""
         cin, batch, height, width = x.shape
         stride = conv.stride
         if conv.size == 1:
             if stride != 1:
-                x = np.ascontiguousarray(x[:, :, ::stride, ::stride])
+                strided = x[:, :, ::stride, ::stride]
+                x = np.zeros(strided.shape, np.float32)
+                self._add(np.copyto, x, strided)
             out_h, out_w = x.shape[2:]
             columns = x.reshape(cin, -1)
-        else:
+        else:  # im2col: rows (ky, kx, Cin), columns (B, H', W'); 9 slice copies beat one 6-D strided copy
             out_h, out_w = (height - 3) // stride + 1, (width - 3) // stride + 1
-            # im2col: rows (ky, kx, Cin), columns (B, H', W'); 9 slice copies beat one 6-D strided copy.
-            columns = self._buffer(key + "col", (3, 3, cin, batch, out_h, out_w))
+            gathered = np.zeros((3, 3, cin, batch, out_h, out_w), np.float32)
             last_y, last_x = stride * (out_h - 1) + 1, stride * (out_w - 1) + 1
             for ky in range(3):
                 for kx in range(3):
-                    columns[ky, kx] = x[:, :, ky : ky + last_y : stride, kx : kx + last_x : stride]
-            columns = columns.reshape(9 * cin, -1)
-        out = self._buffer(key + "out", (conv.weight.shape[0], batch, out_h, out_w))
+                    self._add(
+                        np.copyto,
+                        gathered[ky, kx],
+                        x[:, :, ky : ky + last_y : stride, kx : kx + last_x : stride],
+                    )
+            columns = gathered.reshape(9 * cin, -1)
+        out = np.zeros((conv.weight.shape[0], batch, out_h, out_w), np.float32)
         flat = out.reshape(conv.weight.shape[0], -1)
-        np.matmul(conv.weight, columns, out=flat)
-        flat += conv.bias
-        if relu:
-            out = np.maximum(out, 0.0, out=out if into is None else into)
-        return out
+        self._add(np.matmul, conv.weight, columns, out=flat)
+        self._add(np.add, flat, conv.bias, out=flat)
+        if not relu:
+            return out
+        target = out if into is None else into
+        self._add(np.maximum, out, 0.0, out=target)
+        return target
 
-    def _block(self, block: _Block, x: Array, key: str) -> Array:
-        batch, height, width = x.shape[1:]
-        padded = self._buffer(key + "pad", (block.conv1.weight.shape[0], batch, height + 2, width + 2))
-        self._conv(block.conv1, x, key + "c1", relu=True, into=padded[:, :, 1:-1, 1:-1])
-        h = self._conv(block.conv2, padded, key + "c2", relu=True)
-        h = self._conv(block.conv3, h, key + "c3", relu=False)
-        channels, batch = h.shape[:2]
-        # Squeeze-and-excitation: channel weights from the mean over all positions.
-        squeezed = h.reshape(channels, batch, -1).mean(axis=2)
-        hidden = np.maximum(block.se1[0] @ squeezed + block.se1[1], 0.0)
-        gate = 1.0 / (1.0 + np.exp(-(block.se2[0] @ hidden + block.se2[1])))
-        h *= gate[:, :, None, None]
-        h += x if block.shortcut is None else self._conv(block.shortcut, x, key + "sc", relu=False)
-        np.maximum(h, 0.0, out=h)
+    def _block(self, block: _Block, x: Array) -> Array:
+        _, batch, height, width = x.shape
+        padded = np.zeros((block.conv1.weight.shape[0], batch, height + 2, width + 2), np.float32)
+        self._conv(block.conv1, x, relu=True, into=padded[:, :, 1:-1, 1:-1])
+        h = self._conv(block.conv2, padded, relu=True)
+        h = self._conv(block.conv3, h, relu=False)
+        channels, _, out_h, out_w = h.shape
+        # Squeeze-and-excitation: a gate per channel from the mean over all positions (1/(H W) is in se1).
+        sums = np.zeros((channels, batch), np.float32)
+        self._add(np.add.reduce, h.reshape(channels, batch, -1), axis=2, out=sums)
+        hidden = self._linear((block.se1[0] / (out_h * out_w), block.se1[1]), sums)
+        self._add(np.maximum, hidden, 0.0, out=hidden)
+        gate = self._linear((-block.se2[0], -block.se2[1]), hidden)  # sigmoid(z) = 1 / (1 + exp(-z))
+        self._add(np.exp, gate, out=gate)
+        self._add(np.add, gate, 1.0, out=gate)
+        self._add(np.reciprocal, gate, out=gate)
+        self._add(np.multiply, h, gate[:, :, None, None], out=h)
+        skip = x if block.shortcut is None else self._conv(block.shortcut, x, relu=False)
+        self._add(np.add, h, skip, out=h)
+        self._add(np.maximum, h, 0.0, out=h)
         return h
 
 
