@@ -2,7 +2,8 @@
 that Sound Sentry's UDP source expects by default.
 
 ESPHome lives in its own venv (`scripts/setup esphome`): found through SOUND_SENTRY_ESPHOME or the cache
-path; the test skips where neither is reachable (as inside the latest environment's chroot).
+path. Missing, the tests fail, except in the latest environment, which may run in the forky rootfs
+without the host's venv: they skip there, and the minimum environment runs them on the host.
 """
 
 from __future__ import annotations
