@@ -149,10 +149,7 @@ async def test_ha_rss(
     path = model_path()
     monkeypatch.setattr(model, "MODEL_PATH", path)
     backend_choice = os.environ.get(BACKEND_ENV, "auto")
-    if backend_choice != "auto":
-        from custom_components.sound_sentry.engine.backends import load_backend  # noqa: PLC0415
-
-        monkeypatch.setattr(model, "load_backend", lambda p: load_backend(p, backend_choice))  # type: ignore[arg-type]
+    monkeypatch.setattr(model, "BACKEND", backend_choice)
     info = ModelInfo.load(path)
     wav = write_wav(tmp_path / "scene.wav", soak_audio(120.0))
     await hass.async_block_till_done()  # type: ignore[attr-defined]

@@ -12,15 +12,14 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
-import numpy as np
-import numpy.typing as npt
 
 from . import const
 from .const import DOMAIN, LOGGER
 from .engine.detector import DetectorSettings, SoundEvent
+from .engine.listener import Listener
+from .engine.model import LoadedModel
 from .engine.pipeline import Pipeline, PipelineOutput, WindowResult
-from .engine.sources import AudioSource, SourceError, SourceRunner
-from .model import SharedModel
+from .engine.sources import AudioSource, SourceError
 
 STATE_INTERVAL_S = 2.0
 """Level and probability sensors report the peak of each interval this long, not every window."""
@@ -49,7 +48,7 @@ class SoundSentryRuntime:
         *,
         entry_id: str,
         title: str,
-        model: SharedModel,
+        model: LoadedModel,
         source_factory: Callable[[], AudioSource],
         detector: DetectorSettings,
         on_invalid_auth: Callable[[], None] | None,
@@ -65,7 +64,6 @@ class SoundSentryRuntime:
         self.model = model
         self.detector_settings = detector
         self._source_factory = source_factory
-        self._pipeline = Pipeline(model.backend, model.info, detector=detector)
         self.connected = False
         self.last_error: SourceError | None = None
         self.active: dict[str, bool] = dict.fromkeys(detector.thresholds, False)
@@ -76,7 +74,7 @@ class SoundSentryRuntime:
         self._last_snapshot = 0.0
         self._state_listeners: list[CALLBACK_TYPE] = []
         self._event_listeners: list[Callable[[SoundEvent], None]] = []
-        self._runner: SourceRunner | None = None
+        self._listener: Listener | None = None
         self._cancel_repair: CALLBACK_TYPE | None = None
         self._outage_logged = False
         self._source: AudioSource | None = None
@@ -88,18 +86,22 @@ class SoundSentryRuntime:
 
     def start(self) -> None:
         """Start the source thread; it connects, and reconnects, by itself."""
-        self._runner = SourceRunner(
-            self.entry_id, self._build_source, on_audio=self._on_audio, on_status=self._on_status
+        self._listener = Listener(
+            self.entry_id,
+            self._build_source,
+            Pipeline(self.model.backend, self.model.info, detector=self.detector_settings),
+            on_output=self._on_output,
+            on_status=self._on_status,
         )
-        self._runner.start()
+        self._listener.start()
         self._schedule_repair()
 
     async def async_stop(self) -> None:
         """Stop and join the source thread (off the loop: joining blocks)."""
         self._cancel_repair_timer()
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await self.hass.async_add_executor_job(runner.stop)
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await self.hass.async_add_executor_job(listener.stop)
         ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
         ir.async_delete_issue(self.hass, DOMAIN, self.auth_issue_id)
 
@@ -144,13 +146,11 @@ class SoundSentryRuntime:
         self._source = self._source_factory()
         return self._source
 
-    def _on_audio(self, chunk: npt.NDArray[np.int16]) -> None:
-        output = self._pipeline.process(chunk)
+    def _on_output(self, output: PipelineOutput) -> None:
         if output.windows:
             self.hass.loop.call_soon_threadsafe(self._async_publish, output)
 
     def _on_status(self, connected: bool, error: SourceError | None) -> None:
-        self._pipeline.reset()  # a new connection is a new stream
         self.hass.loop.call_soon_threadsafe(self._async_set_connected, connected, error)
 
     # -- event loop -------------------------------------------------------------------------------

@@ -282,6 +282,14 @@ def test_model_without_sidecar(flac: Path, tmp_path: Path) -> None:
     assert_one_line_error(cli("scan", str(flac), "--model", str(model)), "model.json")
 
 
+def test_altered_model_is_refused_as_home_assistant_refuses_it(flac: Path, tmp_path: Path) -> None:
+    """The CLI loads the model the one way Home Assistant does: its bytes must match the sidecar's sha256."""
+    model = tmp_path / "model.onnx"
+    model.write_bytes(MODEL.read_bytes()[:-1] + b"\0")
+    model.with_suffix(".json").write_bytes(MODEL.with_suffix(".json").read_bytes())
+    assert_one_line_error(cli("scan", str(flac), "--model", str(model)), "does not match its sidecar")
+
+
 def test_usage_errors_are_one_line() -> None:
     assert_one_line_error(cli(), "required")
     assert_one_line_error(cli("scan"), "PATH_OR_URL")

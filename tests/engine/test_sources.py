@@ -19,6 +19,9 @@ import av
 import numpy as np
 import pytest
 
+from custom_components.sound_sentry.engine.listener import Listener
+from custom_components.sound_sentry.engine.model import load_model
+from custom_components.sound_sentry.engine.pipeline import Pipeline, PipelineOutput
 from custom_components.sound_sentry.engine.sources import (
     OUTPUT_SAMPLE_RATE_HZ,
     AudioSource,
@@ -521,6 +524,42 @@ def test_runner_reports_only_transitions(rtsp_server: ServerFactory) -> None:
     assert recorder.statuses.qsize() == 1
     assert recorder.statuses.get() == (False, "cannot_connect")
     assert not runner.is_alive()
+
+
+def test_listener_classifies_each_connection_as_a_new_stream(rtsp_server: ServerFactory) -> None:
+    """Listener: the source thread feeds the pipeline, which starts afresh (time 0) at every reconnect."""
+    server = rtsp_server()
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "resnetse_random.onnx"
+    loaded = load_model(path, "numpy")
+    outputs: list[PipelineOutput] = []
+    recorder = Recorder()
+    listener = Listener(
+        "listener",
+        lambda: RtspSource(server.url(), **SHORT),
+        Pipeline(loaded.backend, loaded.info),
+        on_output=outputs.append,
+        on_status=recorder.on_status,
+        backoff=Backoff(0.1, 0.5),
+    )
+    listener.start()
+    try:
+        assert recorder.wait_status(True) is None
+        deadline = time.monotonic() + 20
+        while sum(len(o.windows) for o in outputs) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = [w for o in outputs for w in o.windows]
+        assert first[0].start_s == 0.0
+        assert first[-1].start_s > 0.0
+        server.restart()
+        assert recorder.wait_status(False) in ("stream_ended", "timeout")
+        assert recorder.wait_status(True) is None
+        outputs.clear()
+        while not any(o.windows for o in outputs) and time.monotonic() < deadline + 20:
+            time.sleep(0.05)
+        assert next(w for o in outputs for w in o.windows).start_s == 0.0  # reset: a new stream
+    finally:
+        listener.stop(10)
+    assert not listener.is_alive()
 
 
 def test_runner_does_not_hammer_a_camera_that_refuses_the_credentials(rtsp_server: ServerFactory) -> None:

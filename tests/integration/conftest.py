@@ -46,6 +46,7 @@ from custom_components.sound_sentry.const import (
     EVENT_CLASSES,
     SourceType,
 )
+from custom_components.sound_sentry.engine import model as engine_model
 from custom_components.sound_sentry.engine.detector import DetectorSettings
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline
@@ -370,7 +371,7 @@ def no_blocking_calls(
         (UdpPcmSource, "open"),
         (UdpPcmSource, "read"),
         (Pipeline, "process"),
-        (model, "load_backend"),
+        (engine_model, "load_backend"),
         (ModelInfo, "load"),
         (socket.socket, "bind"),
     ]:

@@ -39,12 +39,14 @@ from typing import NoReturn, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from .backends import ModelLoadError, load_backend
+from .backends import ModelLoadError
 from .detector import DetectorSettings, SoundEvent
+from .listener import Listener
+from .model import load_model
 from .model_info import ModelInfo
 from .pipeline import DEFAULT_HOP_S, Pipeline, PipelineOutput, WindowResult, to_float
 from .redact import redact_url
-from .sources import AudioSource, FileSource, RtspSource, SourceError, SourceRunner, UdpPcmSource
+from .sources import AudioSource, FileSource, RtspSource, SourceError, UdpPcmSource
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "sound_sentry_resnetse.onnx"
 PAD_DBFS = -70.0
@@ -131,12 +133,12 @@ def _build_pipeline(args: argparse.Namespace) -> Pipeline:
     if not model.is_file():
         hint = "the trained model is not installed here" if model == DEFAULT_MODEL else "check --model"
         raise CliError(f"model file {model} not found: {hint}")
-    info = ModelInfo.load(model)
+    loaded = load_model(model, args.backend)
+    info = loaded.info
     settings = DetectorSettings(
         thresholds=_thresholds(args.threshold, info), k=info.k, n=info.n, hold_s=info.hold_s
     )
-    backend = load_backend(model, args.backend)
-    return Pipeline(backend, info, hop_s=args.hop_s, detector=settings)
+    return Pipeline(loaded.backend, info, hop_s=args.hop_s, detector=settings)
 
 
 # scan
@@ -283,13 +285,10 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
     finite = "://" not in args.url
     stop = threading.Event()
     connected_once = threading.Event()
-    lock = threading.Lock()
     failures: list[SourceError] = []
 
-    def on_audio(chunk: npt.NDArray[np.int16]) -> None:
-        with lock:
-            events = pipeline.process(chunk).events
-        for event in events:
+    def on_output(output: PipelineOutput) -> None:
+        for event in output.events:
             change = "started" if event.active else "ended"
             print(
                 f"{time.strftime('%H:%M:%S')}  {event.time_s:9.2f} s  {event.label:<11} {change:<8} "
@@ -299,8 +298,6 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
             )
 
     def on_status(connected: bool, error: SourceError | None) -> None:
-        with lock:
-            pipeline.reset()  # a new connection is a new stream
         if connected:
             connected_once.set()
             print(f"listening to {redact_url(args.url)} (Ctrl-C to stop)", file=sys.stderr, flush=True)
@@ -310,15 +307,15 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
         else:
             print(f"disconnected: {error}; reconnecting", file=sys.stderr, flush=True)
 
-    runner = SourceRunner("cli", factory, on_audio=on_audio, on_status=on_status)
+    listener = Listener("cli", factory, pipeline, on_output=on_output, on_status=on_status)
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    runner.start()
+    listener.start()
     try:
-        while not stop.wait(0.1) and runner.is_alive():
+        while not stop.wait(0.1) and listener.is_alive():
             pass
     finally:
-        runner.stop()
+        listener.stop()
     if failures:
         if finite and connected_once.is_set() and failures[0].reason == "stream_ended":
             print(f"end of {redact_url(args.url)}", file=sys.stderr, flush=True)

@@ -1,0 +1,58 @@
+"""A live source classified: the source thread feeding a pipeline, for Home Assistant and the CLI alike."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .pipeline import Pipeline, PipelineOutput
+    from .sources import AudioChunk, AudioSource, Backoff, SourceError
+
+from .sources import SourceRunner
+
+
+class Listener:
+    """Read a live source in its own thread (`SourceRunner`) and classify it (`Pipeline`).
+
+    The pipeline starts afresh at every status change: a new connection is a new stream. `on_output`
+    gets the output of every chunk, `on_status(connected, error)` every change of the connection; both
+    run in the source thread and never after `stop()` returned.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source_factory: Callable[[], AudioSource],
+        pipeline: Pipeline,
+        *,
+        on_output: Callable[[PipelineOutput], None],
+        on_status: Callable[[bool, SourceError | None], None],
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self._on_output = on_output
+        self._on_status = on_status
+        self.runner = SourceRunner(
+            name, source_factory, on_audio=self._audio, on_status=self._status, backoff=backoff
+        )
+
+    def _audio(self, chunk: AudioChunk) -> None:
+        self._on_output(self.pipeline.process(chunk))
+
+    def _status(self, connected: bool, error: SourceError | None) -> None:
+        self.pipeline.reset()
+        self._on_status(connected, error)
+
+    def start(self) -> None:
+        """Start the source thread; it connects, and reconnects, by itself."""
+        self.runner.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the source thread and join it."""
+        self.runner.stop(timeout)
+
+    def is_alive(self) -> bool:
+        """Whether the source thread still runs."""
+        return self.runner.is_alive()
