@@ -42,6 +42,7 @@ class RtspServer:
         user: str | None = None,
         password: str | None = None,
         port: int = 0,
+        tls: bool = False,
     ) -> None:
         self.codec = codec
         self.user = user
@@ -56,13 +57,16 @@ class RtspServer:
             self._args += ["--stall-after-s", str(stall_after_s)]
         if user is not None:
             self._args += ["--user", user, "--password", password or ""]
+        self.scheme = "rtsps" if tls else "rtsp"
+        if tls:  # a self-signed certificate, as cameras have (tests/fixtures, a test-only key)
+            self._args += ["--tls-pem", str(Path(__file__).with_name("fixtures") / "rtsps_self_signed.pem")]
         self._proc: subprocess.Popen[str] | None = None
         self._stderr: Any = None
 
     def url(self, user: str | None = None, password: str | None = None, path: str = "/stream") -> str:
         """The stream's URL, with user-info when given."""
         userinfo = f"{user}:{password}@" if user is not None else ""
-        return f"rtsp://{userinfo}127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://{userinfo}127.0.0.1:{self.port}{path}"
 
     def start(self) -> Self:
         """Start the server and wait until it serves (READY)."""

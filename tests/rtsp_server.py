@@ -23,7 +23,7 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
 
 # Encoder and RTP payloader per codec, with the rate the feeder produces by default.
 CODECS = {
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--stall-after-s", type=float, help="stop sending media after this much audio")
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--tls-pem", help="certificate and key in one PEM file: serve rtsps:// instead")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -147,11 +148,16 @@ def main() -> None:
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))
-    if args.user is not None:
+    if args.user is not None or args.tls_pem:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string("media.factory.role", "viewer")
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
+        if args.user is not None:
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
+        else:
+            auth.set_default_token(token)  # anyone may watch
+        if args.tls_pem:
+            auth.set_tls_certificate(Gio.TlsCertificate.new_from_file(args.tls_pem))
         server.set_auth(auth)
         permissions = GstRtspServer.RTSPPermissions()
         permissions.add_permission_for_role("viewer", "media.factory.access", True)

@@ -172,6 +172,15 @@ def test_rtsp_wrong_path_is_invalid_url(rtsp_server: ServerFactory) -> None:
     assert open_error(RtspSource(server.url(path="/nope"), **SHORT)).reason == "invalid_url"
 
 
+def test_rtsps_with_a_self_signed_certificate(rtsp_server: ServerFactory) -> None:
+    """Cameras serve rtsps with self-signed certificates (UniFi Protect); newer FFmpeg refuses them unasked."""
+    server = rtsp_server(tls=True, user="viewer", password="right")
+    assert server.url().startswith("rtsps://")
+    with RtspSource(server.url("viewer", "right"), **SHORT) as source:
+        assert_is_tone(read_at_least(source, 12000)[-8000:])
+    assert open_error(RtspSource(server.url("viewer", "wrong"), **SHORT)).reason == "invalid_auth"
+
+
 def test_rtsp_401_is_invalid_auth(rtsp_server: ServerFactory) -> None:
     server = rtsp_server(user="viewer", password="right")
     assert open_error(RtspSource(server.url(), **SHORT)).reason == "invalid_auth"

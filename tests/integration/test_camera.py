@@ -91,6 +91,24 @@ async def test_camera_source_follows_the_cameras_url(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_camera_whose_stream_is_rtsps(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    """UniFi Protect and others give rtsps:// with a self-signed certificate."""
+    camera = await setup_camera(hass)
+    camera.url = rtsp_server(codec="aac", tls=True).url()
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": "camera"})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_CAMERA: "camera.nursery", CONF_TRANSPORT: "tcp"}
+    )
+    assert result["step_id"] == "thresholds", result.get("errors")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    entry = result["result"]
+    await wait_for(hass, lambda: entry.runtime_data.windows_classified > 0)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_camera_without_a_stream(hass: HomeAssistant) -> None:
     await setup_camera(hass)  # url stays None
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})

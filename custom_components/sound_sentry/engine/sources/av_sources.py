@@ -192,9 +192,12 @@ class RtspSource(_PyAvSource):
             raise ValueError(f"transport must be 'tcp' or 'udp', not {transport!r}")
         self.transport = transport
         self.description = f"{redact_url(url)} ({transport})"
-        super().__init__(
-            url, {"rtsp_transport": transport, "allowed_media_types": "audio"}, open_timeout_s, read_timeout_s
-        )
+        options = {"rtsp_transport": transport, "allowed_media_types": "audio"}
+        if url[:6].lower() == "rtsps:":
+            # Cameras serve rtsps with self-signed certificates (UniFi Protect, Reolink...), which newer
+            # FFmpeg refuses by default; the stream is still encrypted, as go2rtc and Frigate read it.
+            options["tls_verify"] = "0"
+        super().__init__(url, options, open_timeout_s, read_timeout_s)
 
     def open(self) -> None:
         """Check the URL's scheme, then connect."""
