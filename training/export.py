@@ -1,8 +1,9 @@
-"""Export a ResNetSE to ONNX (BatchNorm folded, softmax output) and to int8 QDQ, with JSON sidecars.
+"""Export a ResNetSE to ONNX (BatchNorm folded, softmax output, float32) with its JSON sidecar.
 
 `python -m training.export --random OUT_STEM` writes a seeded, randomly initialised network (with
-non-trivial BatchNorm statistics) as OUT_STEM.onnx / .json and OUT_STEM.int8.onnx / .json: the small
-test fixtures other parts of the project run.
+non-trivial BatchNorm statistics) as OUT_STEM.onnx / .json: the small test fixture other parts of the
+project run. The product ships float32 only: int8 was slower on the CPUs measured, and onnxruntime's
+int8 results depend on the CPU's instruction set.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from pathlib import Path
 import tempfile
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import onnx
 import torch
 
@@ -63,61 +62,13 @@ def export_onnx(model: ResNetSE, path: Path) -> None:
     onnx.save(graph, str(path))
 
 
-class _Windows:
-    """onnxruntime CalibrationDataReader over an array of feature windows."""
-
-    def __init__(self, windows: npt.NDArray[np.float32], batch: int = 16) -> None:
-        self._batches = iter([windows[i : i + batch] for i in range(0, len(windows), batch)])
-
-    def get_next(self) -> dict[str, npt.NDArray[np.float32]] | None:
-        batch = next(self._batches, None)
-        return None if batch is None else {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)}
-
-
-def quantize_int8(float_path: Path, int8_path: Path, calibration: npt.NDArray[np.float32]) -> None:
-    """Static int8 QDQ quantisation (symmetric int8 weights per channel, int8 activations) calibrated on windows."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_static,
-    )
-
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared),
-            str(int8_path),
-            _Windows(calibration),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            # Conv and Gemm carry all the multiply-adds; the SE gates, softmax and adds stay float.
-            op_types_to_quantize=["Conv", "Gemm", "MatMul"],
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
-        )
-    graph = onnx.load(str(int8_path))
-    # The pre-processing step declares every onnxruntime domain; keep only those the nodes use.
-    used = {node.domain for node in graph.graph.node}
-    kept = [entry for entry in graph.opset_import if entry.domain in used or entry.domain == ""]
-    del graph.opset_import[:]
-    graph.opset_import.extend(kept)
-    onnx.checker.check_model(graph)
-    graph.doc_string = "Sound Sentry ResNetSE (FACTS §4), int8 QDQ (onnxruntime static quantisation)"
-    onnx.save(graph, str(int8_path))
-
-
 def sha256(path: Path) -> str:
     """Hex SHA-256 of a file."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def sidecar_path(onnx_path: Path) -> Path:
-    """`foo.onnx` -> `foo.json`, `foo.int8.onnx` -> `foo.int8.json`."""
+    """`foo.onnx` -> `foo.json`."""
     return onnx_path.with_suffix(".json")
 
 
@@ -182,53 +133,21 @@ def random_model(seed: int = 0) -> ResNetSE:
     return model.eval()
 
 
-def calibration_windows(count: int, split: str = "train", seed: int = 0) -> npt.NDArray[np.float32]:
-    """`count` real feature windows from `split`, balanced over the classes (energy-centred)."""
-    from training.audio import energy_centre, features, fit_window, load_audio, read_manifest
-
-    rng = np.random.default_rng(seed)
-    clips = [c for c in read_manifest() if c.split == split]
-    chosen = []
-    for index, label in enumerate(LABELS):
-        pool = [c for c in clips if c.label == label]
-        take = count // len(LABELS) + (1 if index < count % len(LABELS) else 0)
-        chosen += [pool[i] for i in rng.choice(len(pool), size=take, replace=False)]
-    out = []
-    for clip in chosen:
-        samples = load_audio(clip.path)
-        out.append(features(fit_window(samples, energy_centre(samples))))
-    return np.stack(out).astype(np.float32)
-
-
-def export_pair(
+def export_model(
     model: ResNetSE,
     stem: Path,
-    calibration: npt.NDArray[np.float32],
     *,
     name: str,
     version: str,
     detection: dict[str, Any],
-    metrics: dict[str, dict[str, Any]] | None = None,
+    metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
-) -> tuple[Path, Path]:
-    """Write STEM.onnx, STEM.int8.onnx and their sidecars; return the two model paths."""
-    float_path = stem.with_name(stem.name + ".onnx")
-    int8_path = stem.with_name(stem.name + ".int8.onnx")
-    export_onnx(model, float_path)
-    quantize_int8(float_path, int8_path, calibration)
-    metrics = metrics or {}
-    write_sidecar(
-        float_path,
-        name=name,
-        version=version,
-        detection=detection,
-        metrics=metrics.get("float32"),
-        extra=extra,
-    )
-    write_sidecar(
-        int8_path, name=name, version=version, detection=detection, metrics=metrics.get("int8"), extra=extra
-    )
-    return float_path, int8_path
+) -> Path:
+    """Write STEM.onnx and its sidecar; return the model's path."""
+    path = stem.with_name(stem.name + ".onnx")
+    export_onnx(model, path)
+    write_sidecar(path, name=name, version=version, detection=detection, metrics=metrics, extra=extra)
+    return path
 
 
 def main() -> None:
@@ -240,7 +159,6 @@ def main() -> None:
     parser.add_argument("--random", action="store_true", help="export a seeded random network")
     parser.add_argument("--checkpoint", type=Path, help="a state_dict saved by training.train")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--calibration-windows", type=int, default=32)
     args = parser.parse_args()
     if args.random:
         model = random_model(args.seed)
@@ -252,12 +170,9 @@ def main() -> None:
         name, version = "sound_sentry_resnetse", "dev"
     else:
         parser.error("pass --random or --checkpoint")
-    calibration = calibration_windows(args.calibration_windows, seed=args.seed)
     extra = {"note": "randomly initialised test fixture: its outputs mean nothing"} if args.random else None
-    for path in export_pair(
-        model, args.stem, calibration, name=name, version=version, detection=DEFAULT_DETECTION, extra=extra
-    ):
-        print(f"wrote {path} ({path.stat().st_size} bytes) and {sidecar_path(path)}")
+    path = export_model(model, args.stem, name=name, version=version, detection=DEFAULT_DETECTION, extra=extra)
+    print(f"wrote {path} ({path.stat().st_size} bytes) and {sidecar_path(path)}")
 
 
 if __name__ == "__main__":
