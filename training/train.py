@@ -57,6 +57,11 @@ def selection_score(probs: np.ndarray, labels: np.ndarray) -> tuple[float, dict[
     return float(min(recalls.values()) + np.mean(list(recalls.values()))) / 2, recalls
 
 
+def replace_seed(args: argparse.Namespace, seed: int) -> argparse.Namespace:
+    """A copy of the arguments with another seed (each data-parallel process draws its own windows)."""
+    return argparse.Namespace(**{**vars(args), "seed": seed})
+
+
 def soft_targets(labels: torch.Tensor, teacher: torch.Tensor, weight: float) -> torch.Tensor:
     """One-hot labels; with `weight` > 0, an event window's target moves towards background by how little
     of its class the teacher hears there: (1 - w + w q) for the class, w (1 - q) for background."""
@@ -129,19 +134,50 @@ def make_sampler(clips: list[Clip], args: argparse.Namespace, log: Log) -> Frame
 
 
 def train(args: argparse.Namespace, run_dir: Path, log: Log) -> Path:
-    """Train; return the path of the best checkpoint on val."""
+    """Train (in `--processes` data-parallel processes of one thread each); return the best checkpoint."""
+    if args.processes <= 1:
+        return _train(args, run_dir, log, rank=0, world=1)
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:  # a free loopback port for the processes to meet on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_worker, args=(args, run_dir, port), nprocs=args.processes, join=True)
+    return run_dir / "best.pt"
+
+
+def _worker(rank: int, args: argparse.Namespace, run_dir: Path, port: int) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=args.processes)
+    try:
+        log = run_logger(run_dir) if rank == 0 else (lambda _message: None)
+        _train(args, run_dir, log, rank=rank, world=args.processes)
+    finally:
+        dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, run_dir: Path, log: Log, *, rank: int, world: int) -> Path:
+    """The training loop of one process; rank 0 evaluates, logs and saves."""
     torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
+    np.random.seed(args.seed + rank)
     t0 = time.time()
     clips = read_clips(args.data, args.extra_sources)
-    sampler = make_sampler(clips, args, log)
+    sampler = make_sampler(clips, replace_seed(args, args.seed + rank), log)
     val_clips = load_clips(
         [c for c in read_clips(choice_data(args.data), args.extra_sources) if c.split == "val" and not held_out(c, args.hold_out)]
-    )
-    val_x, val_y = fixed_windows(val_clips, seed=args.seed)
+    ) if rank == 0 else []
+    val_x, val_y = fixed_windows(val_clips, seed=args.seed) if rank == 0 else (np.zeros(0), np.zeros(0))
     log(f"{len(val_clips)} val clips, {len(val_x)} val windows; ready in {time.time() - t0:.0f} s")
-    model = ResNetSE()
+    net = ResNetSE()
+    model: torch.nn.Module = net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    batch = args.batch // world
     steps = args.windows // args.batch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.05, anneal_strategy="cos"
@@ -152,17 +188,19 @@ def train(args: argparse.Namespace, run_dir: Path, log: Log) -> Path:
     for step in range(1, steps + 1):
         model.train()
         tick = time.time()
-        x, y, teacher = sampler.batch(args.batch)
+        x, y, teacher = sampler.batch(batch)
         data_s += time.time() - tick
         targets = soft_targets(y, teacher, args.distill)
         targets = targets * (1 - args.label_smoothing) + args.label_smoothing / len(LABELS)
-        loss = torch.sum(-targets * F.log_softmax(model(x), -1), dim=-1).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(x)
+        loss = torch.sum(-targets * F.log_softmax(logits.float(), -1), dim=-1).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         scheduler.step()
         if args.mine_every and step % args.mine_every == 0 and step < steps:
-            mine_hard_negatives(model, sampler, args, log)
+            mine_hard_negatives(net, sampler, args, log)
         if step % 100 == 0:
             elapsed = time.time() - started
             log(
@@ -170,14 +208,15 @@ def train(args: argparse.Namespace, run_dir: Path, log: Log) -> Path:
                 f"{step * args.batch / elapsed:.0f} windows/s (data {data_s / elapsed:.0%}); "
                 f"{elapsed / step * (steps - step) / 60:.1f} min left"
             )
-        if (step % eval_every == 0 and step >= steps // 3) or step == steps:
-            score, recalls = selection_score(predict(model, val_x), val_y)
+        if rank == 0 and ((step % eval_every == 0 and step >= steps // 3) or step == steps):
+            score, recalls = selection_score(predict(net, val_x), val_y)
             improved = score >= best_score
             if improved:
                 best_score = score
-                torch.save(model.state_dict(), best_path)
+                torch.save(net.state_dict(), best_path)
             log(f"val step {step}: score {score:.4f} {json.dumps(recalls)}{' (best)' if improved else ''}")
-    torch.save(model.state_dict(), run_dir / "last.pt")
+    if rank == 0:
+        torch.save(net.state_dict(), run_dir / "last.pt")
     elapsed = time.time() - started
     log(
         f"training took {elapsed / 60:.1f} min: {steps * args.batch:,} windows at "
@@ -275,7 +314,14 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--mine-keep", type=float, default=0.05, help="top share of them kept (if > 0.5)")
     parser.add_argument("--mine-pool", type=int, default=4000, help="hard negatives kept (newest)")
     parser.add_argument("--hard-share", type=float, default=0.3, help="share of background drawn from the pool")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of a single-process run")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="data-parallel processes of one thread each (one per core)"
+    )
+    parser.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=True,
+        help="bfloat16 autocast for the network's forward pass (about 1.8x faster on AVX-512 CPUs; weights stay float32)",
+    )
     parser.add_argument("--name", default=MODEL_STEM, help="file stem of the exported model")
     parser.add_argument("--run", default="shipped", help="name of the folder under training/runs/")
     parser.add_argument("--checkpoint", type=Path, help="skip training: ship this state_dict")
