@@ -36,6 +36,8 @@ MEL_BINS = 24
 LOG10 = math.log(10.0)
 SILENT = -30.0
 """Log power of frames outside a clip (about -130 dB): the noise floor always covers it."""
+MIN_EVENT_FRAMES = 30
+"""An event window holds at least this many frames (0.3 s) from one of the event's active frames on."""
 ACTIVE_DB = 25.0
 """An event clip's frames within this many dB of its loudest frame are where the event is."""
 
@@ -160,10 +162,11 @@ class FrameSampler:
         return int(self.rng.integers(0, length - WINDOW_FRAMES + 1))
 
     def _event_start(self, clip: int) -> int:
-        """A start that puts one of the clip's active frames anywhere in the window (onsets late in the
-        window included: that is what a live stream sees first)."""
+        """A start that puts one of the clip's active frames anywhere in the window up to 0.3 s before its
+        end (onsets late in the window included: that is what a live stream sees first, and what makes
+        detection fast; an event's last 10 ms alone would be a click, not an event)."""
         anchor = int(self.rng.choice(self.active[clip]))
-        return anchor - int(self.rng.integers(0, WINDOW_FRAMES))
+        return anchor - int(self.rng.integers(0, WINDOW_FRAMES - MIN_EVENT_FRAMES))
 
     def background_window(self, variant: int | None = None) -> tuple[npt.NDArray[np.float32], int, int]:
         """(frames, clip, start) of one background window, mined hard negatives at their share."""
