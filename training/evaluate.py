@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
+from custom_components.sound_sentry.engine.pipeline import DEFAULT_MIN_LEVEL_DBFS
 from training.audio import (
     LABELS,
     WINDOW_SAMPLES,
@@ -75,11 +76,14 @@ class OnnxModel:
         """Probabilities of a stack of windows (small batches: cache-friendly, ~30% less CPU than 256)."""
         if len(feats) == 0:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
+        quiet = unclassified(feats)
         out = [
             self.session.run(["probabilities"], {"features": np.ascontiguousarray(feats[i : i + batch])})[0]
             for i in range(0, len(feats), batch)
         ]
-        return np.concatenate(out).astype(np.float32)
+        probs = np.concatenate(out).astype(np.float32)
+        probs[quiet] = np.eye(len(LABELS), dtype=np.float32)[0]
+        return probs
 
 
 def quiet_noise(size: int, seed: int) -> Array:
@@ -89,15 +93,28 @@ def quiet_noise(size: int, seed: int) -> Array:
 
 
 def stream_windows(samples: Array) -> tuple[Array, npt.NDArray[np.float64]]:
-    """Normalised features of the windows a live stream classifies, and each window's end time (s)."""
+    """Normalised features of the windows a live stream classifies, and each window's end time (s).
+
+    As in the integration's pipeline, a window quieter than its level floor is not classified: its
+    features are replaced by NaN, which `OnnxModel.predict` turns into "background, certain"."""
     frames = FbankExtractor().compute(samples)
     if len(frames) < WINDOW_FRAMES:
         return np.zeros((0, WINDOW_FRAMES, frames.shape[1]), dtype=np.float32), np.zeros(0)
     starts = np.arange(0, len(frames) - WINDOW_FRAMES + 1, HOP_FRAMES)
     windows = np.lib.stride_tricks.sliding_window_view(frames, WINDOW_FRAMES, axis=0)[starts]
     feats = normalise(np.ascontiguousarray(windows.transpose(0, 2, 1)))
+    square = np.concatenate([[0.0], np.cumsum(np.square(samples, dtype=np.float64))])
+    mean_square = (square[starts * 80 + WINDOW_SAMPLES] - square[starts * 80]) / WINDOW_SAMPLES
+    level = 10 * np.log10(np.maximum(mean_square, 1e-30))
+    if DEFAULT_MIN_LEVEL_DBFS is not None:
+        feats[level < DEFAULT_MIN_LEVEL_DBFS] = np.nan
     ends = (starts * 80 + WINDOW_SAMPLES) / SAMPLE_RATE_HZ
     return feats, ends
+
+
+def unclassified(feats: Array) -> npt.NDArray[np.bool_]:
+    """Windows below the level floor (see `stream_windows`)."""
+    return np.isnan(feats[:, 0, 0]) if len(feats) else np.zeros(0, dtype=bool)
 
 
 @dataclass
