@@ -7,13 +7,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch", reason="the training environment (scripts/train) has torch")
-
-from training.audio import LABELS, read_manifest  # noqa: E402
-from training.augment import AugmentSettings, FrameSampler  # noqa: E402
-from training.frames import VARIANTS, ClipFrames  # noqa: E402
-from training.train import held_out, soft_targets  # noqa: E402
+from training.audio import LABELS, read_manifest
+from training.augment import AugmentSettings, FrameSampler
+from training.frames import VARIANTS, ClipFrames
+from training.train import held_out, soft_targets
 
 
 def _sampler(settings: AugmentSettings | None = None, teacher: dict | None = None) -> FrameSampler:
