@@ -65,8 +65,8 @@ class AugmentSettings:
     """Share of event windows mixed into a background window (else only the noise floor)."""
     background_pair: float = 0.5
     """Share of background windows that are two background sounds at once."""
-    noise_floor_db: tuple[float, float] = (-80.0, -10.0)
-    """Noise floor relative to the window's loudness: from near-silent rooms to noise-dominated ones."""
+    noise_floor_db: tuple[float, float] = (-80.0, -25.0)
+    """Noise floor relative to the sound's loudness: from near-silent rooms to noisy cheap microphones."""
     quiet_background: float = 0.08
     """Share of background windows that are a quiet room: the sound far below the noise floor."""
     codec: float = 0.5
@@ -261,7 +261,9 @@ class FrameSampler:
         starts = torch.randint(0, len(self.noise) - WINDOW_FRAMES, (size,), generator=self.generator)
         noise = torch.stack([self.noise[i : i + WINDOW_FRAMES] for i in starts.tolist()])
         floor = level_fore + db(self._uniform(size, *s.noise_floor_db))
-        out = torch.logaddexp(mixed, noise + floor[:, None, None])
+        # Microphone noise is rarely white: a random tilt of -6..+2 dB per octave (pink-ish to white).
+        noise_tilt = db(self._uniform(size, -6.0, 2.0)[:, None] * self._log_freq[None, :])
+        out = torch.logaddexp(mixed, noise + floor[:, None, None] + noise_tilt[:, None, :])
         out = out - out.mean(dim=1, keepdim=True)
         return spec_augment(out, self.generator, s.spec_time_masks, s.spec_mel_masks)
 
