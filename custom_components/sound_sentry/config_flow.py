@@ -181,6 +181,19 @@ async def _async_default_thresholds(hass: HomeAssistant) -> dict[str, float]:
     return {label: float(model.info.thresholds[label]) for label in EVENT_CLASSES}
 
 
+async def _async_curve_placeholders(hass: HomeAssistant, thresholds: Mapping[str, float]) -> dict[str, str]:
+    """The model's measured operating curve for the threshold forms (threshold → false alarms, recall)."""
+    curve = (await async_get_model(hass)).info.operating_curve
+    if curve is None:
+        return {"curve_hours": "-", "curve_k": "-", "curve_n": "-", **{f"curve_{label}": "-" for label in EVENT_CLASSES}}
+    return {
+        "curve_hours": f"{curve.background_hours:.1f}",
+        "curve_k": str(curve.k),
+        "curve_n": str(curve.n),
+        **{f"curve_{label}": curve.summary(label, float(thresholds[label])) for label in EVENT_CLASSES},
+    }
+
+
 class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add an audio source: a camera entity, an RTSP URL or an ESPHome microphone over UDP."""
 
@@ -293,7 +306,11 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
                 CONF_HOLD_S: model.info.hold_s,
             }
             return self.async_create_entry(title=self._title, data=self._data, options=options)
-        return self.async_show_form(step_id="thresholds", data_schema=vol.Schema(_threshold_fields(defaults)))
+        return self.async_show_form(
+            step_id="thresholds",
+            data_schema=vol.Schema(_threshold_fields(defaults)),
+            description_placeholders=await _async_curve_placeholders(self.hass, defaults),
+        )
 
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Change where the audio comes from (URL, credentials, port...) without losing the device."""
@@ -423,4 +440,9 @@ class SoundSentryOptionsFlow(OptionsFlow):
                 ),
             }
         )
-        return self.async_show_form(step_id="init", data_schema=schema, errors=errors)
+        return self.async_show_form(
+            step_id="init",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=await _async_curve_placeholders(self.hass, thresholds),
+        )

@@ -28,6 +28,8 @@ from custom_components.sound_sentry.const import (
     DOMAIN,
     SourceType,
 )
+from custom_components.sound_sentry.engine.model_info import ModelInfo
+from custom_components.sound_sentry.model import MODEL_PATH
 from tests.audio import UdpMicrophone, free_udp_port
 from tests.peers import RtspServer
 
@@ -60,6 +62,14 @@ async def test_rtsp_source_creates_entry_with_thresholds(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "thresholds"
+    # The shipped model's measured operating curve, in the form's words (threshold → alarms/day, recall).
+    info = ModelInfo.load(MODEL_PATH)
+    assert info.operating_curve is not None
+    placeholders = result["description_placeholders"]
+    assert placeholders["curve_hours"] == f"{info.operating_curve.background_hours:.1f}"
+    for label in ("babycry", "glassbreak", "gunshot"):
+        assert placeholders[f"curve_{label}"] == info.operating_curve.summary(label, info.thresholds[label])
+        assert f"{info.thresholds[label]:g} → " in placeholders[f"curve_{label}"]
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"threshold_babycry": 0.6, "threshold_glassbreak": 0.7, "threshold_gunshot": 0.8}
     )

@@ -37,6 +37,62 @@ _FBANK_FIELDS = frozenset(field.name for field in fields(FbankSettings))
 
 
 @dataclass(frozen=True, kw_only=True)
+class CurvePoint:
+    """One threshold of a class at the model's default k-of-n, as measured on recordings never trained on."""
+
+    threshold: float
+    false_alarms_per_day: float
+    recall: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperatingCurve:
+    """What each threshold costs and buys: false alarms per day of background and the share of events heard."""
+
+    background_hours: float
+    """Hours of background the false alarms were counted in: 0 alarms means fewer than ~24 / hours a day."""
+    k: int
+    n: int
+    classes: Mapping[str, tuple[CurvePoint, ...]]
+
+    @classmethod
+    def from_json(cls, raw: Any) -> OperatingCurve:
+        """Parse the sidecar's `operating_curve`."""
+        return cls(
+            background_hours=float(raw["background_hours"]),
+            k=int(raw["k"]),
+            n=int(raw["n"]),
+            classes={
+                str(label): tuple(
+                    CurvePoint(
+                        threshold=float(row["threshold"]),
+                        false_alarms_per_day=float(row["false_alarms_per_day"]),
+                        recall=float(row["recall"]),
+                    )
+                    for row in rows
+                )
+                for label, rows in dict(raw["classes"]).items()
+            },
+        )
+
+    def summary(self, label: str, current: float, count: int = 4) -> str:
+        """A short line for a settings form, e.g. `0.5 → 40/day, 99% · 0.97 → 0 in 3.2 h, 93%`: a few
+        thresholds spread over the curve plus the one nearest `current`."""
+        points = self.classes.get(label, ())
+        if not points:
+            return "-"
+        nearest = min(points, key=lambda p: abs(p.threshold - current))
+        spread = [points[round(i * (len(points) - 1) / (count - 1))] for i in range(count)]
+        chosen = sorted({*spread, nearest}, key=lambda p: p.threshold)
+        return " · ".join(
+            f"{p.threshold:g} → "
+            + (f"{p.false_alarms_per_day:.3g}/day" if p.false_alarms_per_day > 0 else f"0 in {self.background_hours:.1f} h")
+            + f", {p.recall:.0%}"
+            for p in chosen
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelInfo:
     """What the runtime needs to know about a model besides its weights."""
 
@@ -59,6 +115,8 @@ class ModelInfo:
     """Default: seconds without a passing window before an event ends."""
     sha256: str
     """Expected hex SHA-256 of the .onnx file."""
+    operating_curve: OperatingCurve | None = None
+    """Measured false alarms and recall per threshold, when the sidecar has them."""
 
     @classmethod
     def load(cls, onnx_path: Path | str) -> ModelInfo:
@@ -110,6 +168,7 @@ class ModelInfo:
             n=int(detection["n"]),
             hold_s=float(detection["hold_s"]),
             sha256=str(raw["sha256"]).lower(),
+            operating_curve=OperatingCurve.from_json(raw["operating_curve"]) if "operating_curve" in raw else None,
         )
 
     def detector_settings(self) -> DetectorSettings:
