@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
-from custom_components.sound_sentry.engine.pipeline import DEFAULT_MIN_LEVEL_DBFS
+from custom_components.sound_sentry.engine.level import DEFAULT_MIN_LEVEL_DBFS
 from training.audio import (
     LABELS,
     WINDOW_SAMPLES,

@@ -14,13 +14,8 @@ from custom_components.sound_sentry.engine.backends import ModelBackend, load_ba
 from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector, SoundEvent
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
 from custom_components.sound_sentry.engine.model_info import ModelInfo
-from custom_components.sound_sentry.engine.pipeline import (
-    SILENCE_DBFS,
-    Pipeline,
-    WindowResult,
-    level_dbfs,
-    to_float,
-)
+from custom_components.sound_sentry.engine.level import SILENCE_DBFS, level_dbfs
+from custom_components.sound_sentry.engine.pipeline import Pipeline, WindowResult, to_float
 from tests.audio import scene
 
 REPO = Path(__file__).resolve().parents[2]

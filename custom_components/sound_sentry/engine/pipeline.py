@@ -11,15 +11,12 @@ import numpy.typing as npt
 from .backends import ModelBackend
 from .detector import DetectorSettings, EventDetector, SoundEvent
 from .fbank import FbankExtractor, normalise
+from .level import DEFAULT_MIN_LEVEL_DBFS, level_dbfs
 from .model_info import ModelInfo
 
 DEFAULT_HOP_S = 0.25
 DEFAULT_MAX_BATCH = 64
 """Most windows per `predict()` call: a long chunk is classified in several batches, bounding memory."""
-SILENCE_DBFS = -120.0
-"""Level reported for digital silence (log of zero), and the floor of every level."""
-DEFAULT_MIN_LEVEL_DBFS: float | None = -60.0
-"""Windows quieter than this are not classified (None: classify every window); see docs/performance.md."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +51,6 @@ def to_float(pcm: npt.ArrayLike) -> npt.NDArray[np.float32]:
     if not np.issubdtype(samples.dtype, np.floating):
         raise TypeError(f"PCM must be int16 or float in [-1, 1], not {samples.dtype}")
     return samples.astype(np.float32, copy=False).reshape(-1)
-
-
-def level_dbfs(samples: npt.NDArray[np.float32]) -> float:
-    """RMS level in dBFS, floored at SILENCE_DBFS (digital silence gives exactly that)."""
-    mean_square = float(np.mean(np.square(samples, dtype=np.float64))) if samples.size else 0.0
-    return max(SILENCE_DBFS, 10.0 * math.log10(mean_square)) if mean_square > 0 else SILENCE_DBFS
 
 
 class Pipeline:
