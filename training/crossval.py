@@ -93,6 +93,14 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
 
 
+def balanced_accuracy(labels: np.ndarray, clip_max: np.ndarray) -> float:
+    """Mean per-class recall of the clip decision: the event class with the highest window probability
+    if that probability is at least 0.5, else background."""
+    events = clip_max[:, 1:]
+    decided = np.where(events.max(axis=1) >= 0.5, events.argmax(axis=1) + 1, 0)
+    return float(np.mean([np.mean(decided[labels == i] == i) for i in range(len(LABELS)) if np.any(labels == i)]))
+
+
 def score_fold(model: ResNetSE, events: list[Clip], background: list[Clip]) -> dict[str, object]:
     """The fold's figures (see the module docstring) and the raw clip scores for pooling."""
     event_scores = clip_scores(model, events)
@@ -112,9 +120,7 @@ def score_fold(model: ResNetSE, events: list[Clip], background: list[Clip]) -> d
         }
     result["per_class"] = per_class
     labels = np.array([c.label_index for c in events] + [0] * len(background))
-    decided = np.concatenate([event_scores[:, 1].argmax(1), background_scores[:, 1].argmax(1)])
-    recalls = [float(np.mean(decided[labels == i] == i)) for i in range(len(LABELS)) if np.any(labels == i)]
-    result["balanced_accuracy"] = float(np.mean(recalls))
+    result["balanced_accuracy"] = balanced_accuracy(labels, np.concatenate([event_scores[:, 0], background_scores[:, 0]]))
     result["raw"] = {
         "event_labels": [c.label_index for c in events],
         "event_max": event_scores[:, 0].tolist(),
@@ -168,6 +174,9 @@ def summary(out_dir: Path) -> str:
     accuracies = []
     for path in sorted(out_dir.glob("*/result.json")):
         result = json.loads(path.read_text())
+        raw = result["raw"]
+        labels = np.array(raw["event_labels"] + [0] * len(raw["background_max"]))
+        result["balanced_accuracy"] = balanced_accuracy(labels, np.array(raw["event_max"] + raw["background_max"]))
         cells = []
         for label in LABELS[1:]:
             values = result["per_class"].get(label)

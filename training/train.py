@@ -121,6 +121,10 @@ def make_sampler(clips: list[Clip], args: argparse.Namespace, log: Log) -> Frame
     from training.teacher import teacher_scores
 
     everything = list(clips)
+    if args.synth:
+        from training.synth import synth_clips
+
+        everything += synth_clips(args.synth)
     indices = [i for i, c in enumerate(everything) if c.split == "train" and not held_out(c, args.hold_out)]
     variants = [dataset_frames(everything, variant, log).subset(indices) for variant in VARIANTS]
     train_clips = [everything[i] for i in indices]
@@ -294,6 +298,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--distill", type=float, default=0.0, help="weight of the teacher's scores in event targets (0: off)"
     )
+    parser.add_argument("--synth", type=int, default=0, help="synthetic glass breaks added to train (training.synth)")
     parser.add_argument("--evaluations", type=int, default=12, help="val checks (in the last two thirds)")
     parser.add_argument(
         "--data", choices=DATA_CHOICES, default="all", help="training data (training.audio.read_clips)"
