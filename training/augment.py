@@ -43,7 +43,7 @@ ACTIVE_DB = 25.0
 
 
 def db(value: float | torch.Tensor) -> float | torch.Tensor:
-    """dB of power as a shift of log power."""
+    """DB of power as a shift of log power."""
     return value * LOG10 / 10.0
 
 
@@ -97,8 +97,10 @@ class FrameSampler:
         settings: AugmentSettings | None = None,
         teacher: dict[str, dict[str, list[float]]] | None = None,
     ) -> None:
-        """`variants[v].of(i)` are the frames of `clips[i]` in variant VARIANTS[v]; `teacher` maps a clip's
-        path to its teacher scores per class and teacher window (`training.teacher`)."""
+        """`variants[v].of(i)` are the frames of `clips[i]` in variant VARIANTS[v].
+
+        `teacher` maps a clip's path to its teacher scores per class and teacher window (`training.teacher`).
+        """
         self.settings = settings or AugmentSettings()
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
@@ -114,7 +116,11 @@ class FrameSampler:
         self.active: list[npt.NDArray[np.int64]] = []
         for index in range(len(clips)):
             loud = self.loudness[frames.offsets[index] : frames.offsets[index + 1]]
-            self.active.append(np.flatnonzero(loud >= loud.max() - db(ACTIVE_DB)) if lengths[index] else np.zeros(1, np.int64))
+            self.active.append(
+                np.flatnonzero(loud >= loud.max() - db(ACTIVE_DB))
+                if lengths[index]
+                else np.zeros(1, np.int64)
+            )
         self.teacher: list[npt.NDArray[np.float32] | None] = []
         """Per clip: the teacher's score of the clip's own class per 0.5 s window, rescaled so that the
         median of the class's best windows is 1 (the tagger's scores are poorly calibrated)."""
@@ -126,7 +132,9 @@ class FrameSampler:
         for clip in self.clips:
             scores = (teacher or {}).get(str(clip.path), {}).get(clip.label)
             self.teacher.append(
-                None if scores is None else np.minimum(1.0, np.array(scores, np.float32) / reference[clip.label])
+                None
+                if scores is None
+                else np.minimum(1.0, np.array(scores, np.float32) / reference[clip.label])
             )
         self.noise = torch.from_numpy(noise_frames())
         self.hard_negatives: list[tuple[int, int]] = []
@@ -134,7 +142,7 @@ class FrameSampler:
         self.hard_share = 0.0
         freqs = torch.from_numpy(mel_centres_hz()).float()
         self._log_freq = torch.log2(freqs / 1000.0)
-        self._tele = (torch.relu(torch.log2(300.0 / freqs)) + torch.relu(torch.log2(freqs / 3400.0)))
+        self._tele = torch.relu(torch.log2(300.0 / freqs)) + torch.relu(torch.log2(freqs / 3400.0))
 
     # --- drawing clips and slices -------------------------------------------------------------------
 
@@ -162,9 +170,11 @@ class FrameSampler:
         return int(self.rng.integers(0, length - WINDOW_FRAMES + 1))
 
     def _event_start(self, clip: int) -> int:
-        """A start that puts one of the clip's active frames anywhere in the window up to 0.3 s before its
-        end (onsets late in the window included: that is what a live stream sees first, and what makes
-        detection fast; an event's last 10 ms alone would be a click, not an event)."""
+        """A start that puts one of the clip's active frames anywhere up to 0.3 s before the window's end.
+
+        Onsets late in the window are included: that is what a live stream sees first, and what makes
+        detection fast; an event's last 10 ms alone would be a click, not an event.
+        """
         anchor = int(self.rng.choice(self.active[clip]))
         return anchor - int(self.rng.integers(0, WINDOW_FRAMES - MIN_EVENT_FRAMES))
 
@@ -188,9 +198,14 @@ class FrameSampler:
         index = int(np.clip(round((start + WINDOW_FRAMES / 2 - 100) / 50), 0, len(scores) - 1))
         return float(scores[index])
 
-    def raw_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(foreground [B,192,24], context [B,192,24], has_context [B], labels [B], teacher [B]) before
-        augmentation; teacher is the rescaled teacher score of event windows (NaN where there is none)."""
+    def raw_batch(
+        self, size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(foreground, context, has_context, labels, teacher) of a batch, before augmentation.
+
+        Shapes [B,192,24], [B,192,24], [B], [B], [B]; teacher is the rescaled teacher score of event
+        windows (NaN where there is none).
+        """
         s = self.settings
         labels = np.where(
             self.rng.random(size) < s.background_share, 0, self.rng.integers(1, len(LABELS), size)
@@ -245,18 +260,29 @@ class FrameSampler:
             has_context[:, None, None], torch.logaddexp(fore, context + shift[:, None, None]), fore
         )
         quiet = (labels == 0) & self._chance(size, s.quiet_background)
-        mixed = mixed - torch.where(quiet, self._uniform(size, 30.0, 70.0), torch.zeros(size))[:, None, None] * (LOG10 / 10)
+        mixed = mixed - torch.where(quiet, self._uniform(size, 30.0, 70.0), torch.zeros(size))[
+            :, None, None
+        ] * (LOG10 / 10)
         # Microphone / room colouring and the telephone band.
         eq = self._chance(size, s.eq)[:, None]
         tilt = self._uniform(size, -6.0, 6.0)[:, None] * self._log_freq[None, :] / 2.0
         centre = self._uniform(size, -2.5, 2.0)[:, None]
-        bump = self._uniform(size, -6.0, 6.0)[:, None] * torch.exp(-((self._log_freq[None, :] - centre) ** 2) / 0.5)
+        bump = self._uniform(size, -6.0, 6.0)[:, None] * torch.exp(
+            -((self._log_freq[None, :] - centre) ** 2) / 0.5
+        )
         curve = torch.where(eq, tilt + bump, torch.zeros(size, MEL_BINS))
         tele = self._chance(size, s.telephone_band)[:, None]
         curve = curve - torch.where(tele, self._uniform(size, 12.0, 24.0)[:, None] * self._tele[None, :], 0.0)
         mixed = mixed + db(curve)[:, None, :]
-        mixed = _reverb(mixed, self._chance(size, s.reverb), self._uniform(size, 0.2, 1.0), self._uniform(size, -3.0, 10.0))
-        mixed = _agc(mixed, self._chance(size, s.agc), self._uniform(size, 0.2, 2.0), self._uniform(size, 0.3, 0.9))
+        mixed = _reverb(
+            mixed,
+            self._chance(size, s.reverb),
+            self._uniform(size, 0.2, 1.0),
+            self._uniform(size, -3.0, 10.0),
+        )
+        mixed = _agc(
+            mixed, self._chance(size, s.agc), self._uniform(size, 0.2, 2.0), self._uniform(size, 0.3, 0.9)
+        )
         # The noise floor under everything, at a level relative to the (unquieted) sound.
         starts = torch.randint(0, len(self.noise) - WINDOW_FRAMES, (size,), generator=self.generator)
         noise = torch.stack([self.noise[i : i + WINDOW_FRAMES] for i in starts.tolist()])
@@ -279,7 +305,9 @@ def _level(frames: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(masked, dim=1) - torch.log(mask.sum(dim=1).float())
 
 
-def _reverb(frames: torch.Tensor, on: torch.Tensor, rt60_s: torch.Tensor, drr_db: torch.Tensor) -> torch.Tensor:
+def _reverb(
+    frames: torch.Tensor, on: torch.Tensor, rt60_s: torch.Tensor, drr_db: torch.Tensor
+) -> torch.Tensor:
     """A diffuse exponential tail added in the power domain (0.5 s of it at most per frame)."""
     rows = torch.nonzero(on).flatten()
     if len(rows) == 0:
@@ -311,16 +339,18 @@ def _agc(frames: torch.Tensor, on: torch.Tensor, tau_s: torch.Tensor, strength: 
     taps = torch.arange(300, dtype=torch.float32)
     kernel = (1 - alpha[:, None]) * alpha[:, None] ** taps[None, :]
     padded = torch.cat([loud[:, :1].expand(-1, 299), loud], dim=1)
-    smooth = torch.nn.functional.conv1d(
-        padded[None], kernel.flip(1)[:, None, :], groups=len(rows)
-    )[0] / kernel.sum(dim=1, keepdim=True)
+    smooth = torch.nn.functional.conv1d(padded[None], kernel.flip(1)[:, None, :], groups=len(rows))[
+        0
+    ] / kernel.sum(dim=1, keepdim=True)
     gain = -strength[rows, None] * (smooth - smooth.mean(dim=1, keepdim=True))
     out = frames.clone()
     out[rows] = frames[rows] + gain[:, :, None]
     return out
 
 
-def spec_augment(batch: torch.Tensor, generator: torch.Generator, time_masks: int = 2, mel_masks: int = 2) -> torch.Tensor:
+def spec_augment(
+    batch: torch.Tensor, generator: torch.Generator, time_masks: int = 2, mel_masks: int = 2
+) -> torch.Tensor:
     """Time masks (<= 20 frames) and mel masks (<= 3 bins) per window, set to the mean (0)."""
     size, frames, bins = batch.shape
     time_index, mel_index = torch.arange(frames)[None, :], torch.arange(bins)[None, :]

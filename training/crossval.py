@@ -14,7 +14,6 @@ one background source, trains the recipe, and scores what it never heard:
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 import time
@@ -31,7 +30,13 @@ from training.train import held_out, parser as train_parser, predict, run_logger
 
 def _groups(label: str, source: str, split: str) -> list[str]:
     clips = read_clips("shared")
-    return sorted({f"{label}:{source}:{c.group}" for c in clips if c.label == label and c.source == source and c.split == split})
+    return sorted(
+        {
+            f"{label}:{source}:{c.group}"
+            for c in clips
+            if c.label == label and c.source == source and c.split == split
+        }
+    )
 
 
 def folds() -> dict[str, tuple[str, ...]]:
@@ -90,15 +95,23 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     for value in np.unique(scores):  # average ranks of ties
         tied = scores == value
         ranks[tied] = ranks[tied].mean()
-    return float((ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
+    return float(
+        (ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2)
+        / (len(positive) * len(negative))
+    )
 
 
 def balanced_accuracy(labels: np.ndarray, clip_max: np.ndarray) -> float:
-    """Mean per-class recall of the clip decision: the event class with the highest window probability
-    if that probability is at least 0.5, else background."""
+    """Mean per-class recall of the clip decision.
+
+    The decision is the event class with the highest window probability if that is at least 0.5, else
+    background.
+    """
     events = clip_max[:, 1:]
     decided = np.where(events.max(axis=1) >= 0.5, events.argmax(axis=1) + 1, 0)
-    return float(np.mean([np.mean(decided[labels == i] == i) for i in range(len(LABELS)) if np.any(labels == i)]))
+    return float(
+        np.mean([np.mean(decided[labels == i] == i) for i in range(len(LABELS)) if np.any(labels == i)])
+    )
 
 
 def score_fold(model: ResNetSE, events: list[Clip], background: list[Clip]) -> dict[str, object]:
@@ -120,7 +133,9 @@ def score_fold(model: ResNetSE, events: list[Clip], background: list[Clip]) -> d
         }
     result["per_class"] = per_class
     labels = np.array([c.label_index for c in events] + [0] * len(background))
-    result["balanced_accuracy"] = balanced_accuracy(labels, np.concatenate([event_scores[:, 0], background_scores[:, 0]]))
+    result["balanced_accuracy"] = balanced_accuracy(
+        labels, np.concatenate([event_scores[:, 0], background_scores[:, 0]])
+    )
     result["raw"] = {
         "event_labels": [c.label_index for c in events],
         "event_max": event_scores[:, 0].tolist(),
@@ -133,7 +148,9 @@ def main() -> None:
     """Run the folds asked for, then print the pooled table of every fold run under the tag."""
     parser = train_parser()
     parser.description = __doc__
-    parser.add_argument("--fold", action="append", choices=sorted(folds()), help="fold(s) to run (default: all)")
+    parser.add_argument(
+        "--fold", action="append", choices=sorted(folds()), help="fold(s) to run (default: all)"
+    )
     parser.add_argument("--tag", default="recipe", help="name of this recipe's results")
     parser.add_argument("--summary", action="store_true", help="only print the table of stored folds")
     args = parser.parse_args()
@@ -176,17 +193,23 @@ def summary(out_dir: Path) -> str:
         result = json.loads(path.read_text())
         raw = result["raw"]
         labels = np.array(raw["event_labels"] + [0] * len(raw["background_max"]))
-        result["balanced_accuracy"] = balanced_accuracy(labels, np.array(raw["event_max"] + raw["background_max"]))
+        result["balanced_accuracy"] = balanced_accuracy(
+            labels, np.array(raw["event_max"] + raw["background_max"])
+        )
         cells = []
         for label in LABELS[1:]:
             values = result["per_class"].get(label)
             if values:
-                cells.append(f"{values['recall_at_1pct_bg']:.0%} (AUC {values['auc']:.3f}, n={values['clips']})")
+                cells.append(
+                    f"{values['recall_at_1pct_bg']:.0%} (AUC {values['auc']:.3f}, n={values['clips']})"
+                )
                 pooled[label] += [values["recall_at_1pct_bg"]] * values["clips"]
             else:
                 cells.append("-")
         accuracies.append(result["balanced_accuracy"])
-        lines.append(f"| {path.parent.name} | " + " | ".join(cells) + f" | {result['balanced_accuracy']:.1%} |")
+        lines.append(
+            f"| {path.parent.name} | " + " | ".join(cells) + f" | {result['balanced_accuracy']:.1%} |"
+        )
     if accuracies:
         means = [f"**{np.mean(v):.0%}**" if v else "-" for v in pooled.values()]
         lines.append("| all (clip-weighted) | " + " | ".join(means) + f" | **{np.mean(accuracies):.1%}** |")

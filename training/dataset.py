@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from training.audio import WINDOW_SAMPLES, Clip, features, load_audio
 
+
 def loud_starts(samples: npt.NDArray[np.float32], keep: float = 0.5, hop: int = 400) -> npt.NDArray[np.int64]:
     """Window starts (every `hop` samples) whose energy is at least `keep` of the loudest window's."""
     if samples.size <= WINDOW_SAMPLES:

@@ -96,7 +96,8 @@ def stream_windows(samples: Array) -> tuple[Array, npt.NDArray[np.float64]]:
     """Normalised features of the windows a live stream classifies, and each window's end time (s).
 
     As in the integration's pipeline, a window quieter than its level floor is not classified: its
-    features are replaced by NaN, which `OnnxModel.predict` turns into "background, certain"."""
+    features are replaced by NaN, which `OnnxModel.predict` turns into "background, certain".
+    """
     frames = FbankExtractor().compute(samples)
     if len(frames) < WINDOW_FRAMES:
         return np.zeros((0, WINDOW_FRAMES, frames.shape[1]), dtype=np.float32), np.zeros(0)
@@ -272,7 +273,12 @@ def metrics_at(streams: SplitStreams, detection: dict[str, Any]) -> dict[str, An
     confusion = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
     latencies: dict[str, list[float]] = {label: [] for label in LABELS[1:]}
     for clip, probs, times, onset, end in zip(
-        streams.event_clips, streams.event_probs, streams.event_times, streams.event_onsets, streams.event_ends, strict=True
+        streams.event_clips,
+        streams.event_probs,
+        streams.event_times,
+        streams.event_onsets,
+        streams.event_ends,
+        strict=True,
     ):
         starts = [s for s in detect(probs, times, settings) if onset <= s[1] <= end + HOLD_S]
         predicted = max(starts, key=lambda s: s[2])[0] if starts else "background"
@@ -389,7 +395,9 @@ def choose_detection(
     bg_times = streams.background_times.tolist()
     during = [
         (times >= onset) & (times <= end + HOLD_S)
-        for times, onset, end in zip(streams.event_times, streams.event_onsets, streams.event_ends, strict=True)
+        for times, onset, end in zip(
+            streams.event_times, streams.event_onsets, streams.event_ends, strict=True
+        )
     ]
     budget = int(FALSE_ALARMS_PER_HOUR * streams.background_hours + 1e-9)
     best: tuple[tuple[float, ...], dict[str, Any]] | None = None
@@ -471,7 +479,13 @@ def operating_curve(path: Path, detection: dict[str, Any], data: str = "shared")
         rows = []
         for threshold in THRESHOLD_CANDIDATES:
             alarms = sum(
-                _count_starts((s.background_probs[:, index] >= threshold).tolist(), s.background_times.tolist(), k, n, HOLD_S)
+                _count_starts(
+                    (s.background_probs[:, index] >= threshold).tolist(),
+                    s.background_times.tolist(),
+                    k,
+                    n,
+                    HOLD_S,
+                )
                 for s in splits
             )
             hits = total = 0
@@ -483,7 +497,12 @@ def operating_curve(path: Path, detection: dict[str, Any], data: str = "shared")
                         continue
                     during = (times >= onset) & (times <= end + HOLD_S)
                     total += 1
-                    hits += _count_starts((probs[during, index] >= threshold).tolist(), times[during].tolist(), k, n, HOLD_S) > 0
+                    hits += (
+                        _count_starts(
+                            (probs[during, index] >= threshold).tolist(), times[during].tolist(), k, n, HOLD_S
+                        )
+                        > 0
+                    )
             rows.append(
                 {
                     "threshold": threshold,
@@ -516,12 +535,15 @@ def format_table(name: str, metrics: dict[str, Any]) -> str:
             f"**{metrics['false_alarms_per_hour']:.2f} per hour** (by class: {metrics['false_alarms_by_class']}; "
             f"sources: {metrics['false_alarm_sources'] or 'none'})"
         ),
-        f"- loudest-window accuracy (argmax, one window per clip): {metrics['window_accuracy']:.1%}; "
-        f"balanced accuracy of the scenes: {metrics.get('balanced_accuracy', float('nan')):.1%}",
+        (
+            f"- loudest-window accuracy (argmax, one window per clip): {metrics['window_accuracy']:.1%}; "
+            f"balanced accuracy of the scenes: {metrics.get('balanced_accuracy', float('nan')):.1%}"
+        ),
         "- latency, onset -> end of the window that started the event: "
         + (
             ", ".join(
-                f"{label} p50 {v['p50']:.2f} s / p95 {v['p95']:.2f} s" for label, v in metrics.get("latency_s", {}).items()
+                f"{label} p50 {v['p50']:.2f} s / p95 {v['p95']:.2f} s"
+                for label, v in metrics.get("latency_s", {}).items()
             )
             or "n/a"
         ),

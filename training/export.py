@@ -171,7 +171,9 @@ def main() -> None:
     else:
         parser.error("pass --random or --checkpoint")
     extra = {"note": "randomly initialised test fixture: its outputs mean nothing"} if args.random else None
-    path = export_model(model, args.stem, name=name, version=version, detection=DEFAULT_DETECTION, extra=extra)
+    path = export_model(
+        model, args.stem, name=name, version=version, detection=DEFAULT_DETECTION, extra=extra
+    )
     print(f"wrote {path} ({path.stat().st_size} bytes) and {sidecar_path(path)}")
 
 

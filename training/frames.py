@@ -167,7 +167,9 @@ def clip_frames(
     partial = path.with_suffix(".partial.npz")
     np.savez(partial, frames=result.frames, offsets=result.offsets)
     partial.rename(path)
-    log(f"frames of {len(clips)} clips ({variant}): {len(result.frames):,} frames in {time.time() - started:.0f} s")
+    log(
+        f"frames of {len(clips)} clips ({variant}): {len(result.frames):,} frames in {time.time() - started:.0f} s"
+    )
     return result
 
 

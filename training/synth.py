@@ -38,25 +38,34 @@ def glass_break(rng: np.random.Generator) -> npt.NDArray[np.float32]:
     burst = rng.standard_normal(impact_len) * np.exp(-np.arange(impact_len) / (impact_len / 4))
     out[start : start + impact_len] += burst * rng.uniform(0.5, 1.0)
     thump_len = int(0.08 * SAMPLE_RATE_HZ)
-    out[start : start + thump_len] += _damped(rng, thump_len, rng.uniform(80, 300), rng.uniform(0.01, 0.04)) * rng.uniform(0.1, 0.6)
+    out[start : start + thump_len] += _damped(
+        rng, thump_len, rng.uniform(80, 300), rng.uniform(0.01, 0.04)
+    ) * rng.uniform(0.1, 0.6)
     # The shards: a dense shower of grains that thins out, then a few pieces falling later. Most grains
     # are short noise bursts (dense breaks sound broadband, like crackle), some ring as damped resonances.
     spread = rng.uniform(0.2, 1.5)
     count = int(rng.uniform(80, 500))
     onsets = start + (rng.exponential(spread / 3, count) * SAMPLE_RATE_HZ).astype(int)
     falls = int(rng.integers(0, 30))
-    later = start + int(rng.uniform(0.3, 0.9) * SAMPLE_RATE_HZ) + (rng.exponential(0.15, falls) * SAMPLE_RATE_HZ).astype(int)
+    later = (
+        start
+        + int(rng.uniform(0.3, 0.9) * SAMPLE_RATE_HZ)
+        + (rng.exponential(0.15, falls) * SAMPLE_RATE_HZ).astype(int)
+    )
     tonal_share = rng.uniform(0.05, 0.5)
     for onset in np.concatenate([onsets, later]):
         if rng.random() < tonal_share:
             length = int(rng.uniform(0.02, 0.15) * SAMPLE_RATE_HZ)
             grain = sum(
-                _damped(rng, length, rng.uniform(1500, 3900), rng.uniform(0.004, 0.05)) * rng.uniform(0.2, 1.0)
+                _damped(rng, length, rng.uniform(1500, 3900), rng.uniform(0.004, 0.05))
+                * rng.uniform(0.2, 1.0)
                 for _ in range(int(rng.integers(1, 4)))
             )
         else:
             length = int(rng.uniform(0.003, 0.03) * SAMPLE_RATE_HZ)
-            grain = rng.standard_normal(length) * np.exp(-np.arange(length) / max(1.0, length / rng.uniform(2, 6)))
+            grain = rng.standard_normal(length) * np.exp(
+                -np.arange(length) / max(1.0, length / rng.uniform(2, 6))
+            )
         if onset + length >= out.size:
             continue
         level = np.exp(-(onset - start) / SAMPLE_RATE_HZ / spread) * rng.uniform(0.1, 1.0)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 import json
-from pathlib import Path
 import sys
 import time
 
@@ -58,8 +57,10 @@ def teacher_windows(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]
 CACHE_VERSION = 1
 
 
-def teacher_scores(clips: Sequence[Clip], log: Callable[[str], None] = print) -> dict[str, dict[str, list[float]]]:
-    """clip path -> class -> score per teacher window (cry and gunshot clips only), cached per clip."""
+def teacher_scores(
+    clips: Sequence[Clip], log: Callable[[str], None] = print
+) -> dict[str, dict[str, list[float]]]:
+    """Clip path -> class -> score per teacher window (cry and gunshot clips only), cached per clip."""
     path = cache_dir() / "teacher" / f"mn04-v{CACHE_VERSION}.json"
     stored: dict[str, dict[str, list[float]]] = json.loads(path.read_text()) if path.is_file() else {}
     missing = [c for c in clips if c.label in CLASSES and str(c.path) not in stored]
@@ -87,7 +88,9 @@ def _score(clips: Sequence[Clip], log: Callable[[str], None]) -> dict[str, dict[
         samples = load_audio(clip.path)
         seconds += samples.size / 8000
         probs = teacher.predict(model, mel, teacher_windows(samples))
-        out[str(clip.path)] = {label: probs[:, cols].max(axis=1).round(4).tolist() for label, cols in columns.items()}
+        out[str(clip.path)] = {
+            label: probs[:, cols].max(axis=1).round(4).tolist() for label, cols in columns.items()
+        }
     elapsed = time.time() - started
     log(
         f"teacher scored {len(clips)} clips ({seconds / 3600:.2f} h) in {elapsed:.0f} s "
@@ -98,14 +101,20 @@ def _score(clips: Sequence[Clip], log: Callable[[str], None]) -> dict[str, dict[
 
 def main() -> None:
     """Score the training data's event clips and print how the teacher hears each class."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default="all", help="training data (training.audio.read_clips)")
     args = parser.parse_args()
     clips = read_clips(args.data)
     scores = teacher_scores(clips)
     for label in CLASSES:
         own = [max(v[label]) for c in clips if c.label == label and (v := scores.get(str(c.path)))]
-        other = [max(v[label]) for c in clips if c.label in CLASSES and c.label != label and (v := scores.get(str(c.path)))]
+        other = [
+            max(v[label])
+            for c in clips
+            if c.label in CLASSES and c.label != label and (v := scores.get(str(c.path)))
+        ]
         print(
             f"{label}: best window of its own clips median {np.median(own):.3f} (p10 {np.quantile(own, 0.1):.3f}); "
             f"of the other class's clips median {np.median(other):.3f} (p90 {np.quantile(other, 0.9):.3f})"

@@ -63,8 +63,11 @@ def replace_seed(args: argparse.Namespace, seed: int) -> argparse.Namespace:
 
 
 def soft_targets(labels: torch.Tensor, teacher: torch.Tensor, weight: float) -> torch.Tensor:
-    """One-hot labels; with `weight` > 0, an event window's target moves towards background by how little
-    of its class the teacher hears there: (1 - w + w q) for the class, w (1 - q) for background."""
+    """One-hot labels, softened by the teacher's score q of event windows when `weight` > 0.
+
+    An event window's target moves towards background by how little of its class the teacher hears
+    there: (1 - w + w q) for the class, w (1 - q) for background.
+    """
     targets = F.one_hot(labels, len(LABELS)).float()
     if weight <= 0:
         return targets
@@ -82,9 +85,13 @@ def held_out(clip: Clip, hold_out: Sequence[str]) -> bool:
         parts = unit.split(":", 2)
         if len(parts) == 1 and clip.source == parts[0]:
             return True
-        if len(parts) >= 2 and clip.label == parts[0] and clip.source == parts[1]:
-            if len(parts) == 2 or clip.group == parts[2] or clip.group.startswith(parts[2] + "+"):
-                return True
+        if (
+            len(parts) >= 2
+            and clip.label == parts[0]
+            and clip.source == parts[1]
+            and (len(parts) == 2 or clip.group == parts[2] or clip.group.startswith(parts[2] + "+"))
+        ):
+            return True
     return False
 
 
@@ -156,7 +163,9 @@ def _worker(rank: int, args: argparse.Namespace, run_dir: Path, port: int) -> No
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=args.processes)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=args.processes
+    )
     try:
         log = run_logger(run_dir) if rank == 0 else (lambda _message: None)
         _train(args, run_dir, log, rank=rank, world=args.processes)
@@ -171,9 +180,17 @@ def _train(args: argparse.Namespace, run_dir: Path, log: Log, *, rank: int, worl
     t0 = time.time()
     clips = read_clips(args.data, args.extra_sources)
     sampler = make_sampler(clips, replace_seed(args, args.seed + rank), log)
-    val_clips = load_clips(
-        [c for c in read_clips(choice_data(args.data), args.extra_sources) if c.split == "val" and not held_out(c, args.hold_out)]
-    ) if rank == 0 else []
+    val_clips = (
+        load_clips(
+            [
+                c
+                for c in read_clips(choice_data(args.data), args.extra_sources)
+                if c.split == "val" and not held_out(c, args.hold_out)
+            ]
+        )
+        if rank == 0
+        else []
+    )
     val_x, val_y = fixed_windows(val_clips, seed=args.seed) if rank == 0 else (np.zeros(0), np.zeros(0))
     log(f"{len(val_clips)} val clips, {len(val_x)} val windows; ready in {time.time() - t0:.0f} s")
     net = ResNetSE()
@@ -240,7 +257,13 @@ def choice_data(data: str) -> str:
 
 
 def ship(
-    checkpoint: Path, run_dir: Path, log: Log, *, data: str = "shared", name: str = MODEL_STEM, copy: bool = True
+    checkpoint: Path,
+    run_dir: Path,
+    log: Log,
+    *,
+    data: str = "shared",
+    name: str = MODEL_STEM,
+    copy: bool = True,
 ) -> None:
     """Export, choose detection defaults on val, measure on test, write models/ and the integration's copy."""
     from training import evaluate
@@ -298,7 +321,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--distill", type=float, default=0.0, help="weight of the teacher's scores in event targets (0: off)"
     )
-    parser.add_argument("--synth", type=int, default=0, help="synthetic glass breaks added to train (training.synth)")
+    parser.add_argument(
+        "--synth", type=int, default=0, help="synthetic glass breaks added to train (training.synth)"
+    )
     parser.add_argument("--evaluations", type=int, default=12, help="val checks (in the last two thirds)")
     parser.add_argument(
         "--data", choices=DATA_CHOICES, default="all", help="training data (training.audio.read_clips)"
@@ -314,17 +339,23 @@ def parser() -> argparse.ArgumentParser:
         default=(),
         help="comma-separated units left out of training: SOURCE, LABEL:SOURCE or LABEL:SOURCE:GROUP",
     )
-    parser.add_argument("--mine-every", type=int, default=1000, help="steps between hard-negative mining (0: off)")
+    parser.add_argument(
+        "--mine-every", type=int, default=1000, help="steps between hard-negative mining (0: off)"
+    )
     parser.add_argument("--mine-count", type=int, default=2000, help="background windows scored per mining")
     parser.add_argument("--mine-keep", type=float, default=0.05, help="top share of them kept (if > 0.5)")
     parser.add_argument("--mine-pool", type=int, default=4000, help="hard negatives kept (newest)")
-    parser.add_argument("--hard-share", type=float, default=0.3, help="share of background drawn from the pool")
+    parser.add_argument(
+        "--hard-share", type=float, default=0.3, help="share of background drawn from the pool"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads of a single-process run")
     parser.add_argument(
         "--processes", type=int, default=2, help="data-parallel processes of one thread each (one per core)"
     )
     parser.add_argument(
-        "--bf16", action=argparse.BooleanOptionalAction, default=True,
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="bfloat16 autocast for the network's forward pass (about 1.8x faster on AVX-512 CPUs; weights stay float32)",
     )
     parser.add_argument("--name", default=MODEL_STEM, help="file stem of the exported model")

@@ -185,7 +185,12 @@ async def _async_curve_placeholders(hass: HomeAssistant, thresholds: Mapping[str
     """The model's measured operating curve for the threshold forms (threshold → false alarms, recall)."""
     curve = (await async_get_model(hass)).info.operating_curve
     if curve is None:
-        return {"curve_hours": "-", "curve_k": "-", "curve_n": "-", **{f"curve_{label}": "-" for label in EVENT_CLASSES}}
+        return {
+            "curve_hours": "-",
+            "curve_k": "-",
+            "curve_n": "-",
+            **{f"curve_{label}": "-" for label in EVENT_CLASSES},
+        }
     return {
         "curve_hours": f"{curve.background_hours:.1f}",
         "curve_k": str(curve.k),

@@ -13,8 +13,8 @@ import pytest
 from custom_components.sound_sentry.engine.backends import ModelBackend, load_backend
 from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector, SoundEvent
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
-from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.level import SILENCE_DBFS, level_dbfs
+from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline, WindowResult, to_float
 from tests.audio import scene
 

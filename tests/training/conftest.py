@@ -7,4 +7,8 @@ of their own: `TRAIN_MODULE=pytest scripts/train tests/training/test_model.py te
 
 import os
 
-collect_ignore = ["test_model.py", "test_augment.py"] if os.environ.get("SOUND_SENTRY_ENV") in {"latest", "minimum"} else []
+collect_ignore = (
+    ["test_model.py", "test_augment.py"]
+    if os.environ.get("SOUND_SENTRY_ENV") in {"latest", "minimum"}
+    else []
+)

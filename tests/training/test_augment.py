@@ -71,7 +71,9 @@ def test_teacher_scores_soften_event_targets() -> None:
 
 
 def test_hold_out_units() -> None:
-    clip = replace(read_manifest()[0], label="gunshot", source="kaggle_gunshot", group="kaggle_gunshot:MG-42+x")
+    clip = replace(
+        read_manifest()[0], label="gunshot", source="kaggle_gunshot", group="kaggle_gunshot:MG-42+x"
+    )
     assert held_out(clip, ("kaggle_gunshot",))
     assert held_out(clip, ("gunshot:kaggle_gunshot",))
     assert held_out(clip, ("gunshot:kaggle_gunshot:kaggle_gunshot:MG-42",))

@@ -29,7 +29,9 @@ def test_a_window_on_a_frame_boundary_is_a_slice_of_the_clip_frames(data_dir: Pa
     frames = extractor.compute(samples)
     for start_frame in (0, 1, 37, 100):
         window = samples[start_frame * 80 : start_frame * 80 + WINDOW_SAMPLES]
-        np.testing.assert_allclose(frames[start_frame : start_frame + 192], extractor.compute(window), atol=1e-5)
+        np.testing.assert_allclose(
+            frames[start_frame : start_frame + 192], extractor.compute(window), atol=1e-5
+        )
 
 
 def test_mixing_is_logaddexp_of_log_mel_power(data_dir: Path) -> None:
@@ -50,8 +52,12 @@ def test_mixing_is_logaddexp_of_log_mel_power(data_dir: Path) -> None:
     assert np.median(errors) < 0.5 * np.median(louder_only)  # the mix is heard: the test can fail
 
 
-@pytest.mark.parametrize(("variant", "max_error_db"), [("pcmu", -30.0), ("pcma", -30.0), ("aac", -12.0), ("opus", -10.0)])
-def test_codec_variants_are_the_same_audio_time_aligned(data_dir: Path, variant: str, max_error_db: float) -> None:
+@pytest.mark.parametrize(
+    ("variant", "max_error_db"), [("pcmu", -30.0), ("pcma", -30.0), ("aac", -12.0), ("opus", -10.0)]
+)
+def test_codec_variants_are_the_same_audio_time_aligned(
+    data_dir: Path, variant: str, max_error_db: float
+) -> None:
     samples = _clips("babycry", 1, 3 * WINDOW_SAMPLES)[0]
     out = codec_round_trip(samples, variant)
     assert out.shape == samples.shape

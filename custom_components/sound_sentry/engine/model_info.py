@@ -76,8 +76,10 @@ class OperatingCurve:
         )
 
     def summary(self, label: str, current: float, count: int = 4) -> str:
-        """A short line for a settings form, e.g. `0.5 → 40/day, 99% · 0.97 → 0 in 3.2 h, 93%`: a few
-        thresholds spread over the curve plus the one nearest `current`."""
+        """A short line for a settings form, e.g. `0.5 → 40/day, 99% · 0.97 → 0 in 3.2 h, 93%`.
+
+        A few thresholds spread over the curve, plus the one nearest `current`.
+        """
         points = self.classes.get(label, ())
         if not points:
             return "-"
@@ -86,7 +88,11 @@ class OperatingCurve:
         chosen = sorted({*spread, nearest}, key=lambda p: p.threshold)
         return " · ".join(
             f"{p.threshold:g} → "
-            + (f"{p.false_alarms_per_day:.3g}/day" if p.false_alarms_per_day > 0 else f"0 in {self.background_hours:.1f} h")
+            + (
+                f"{p.false_alarms_per_day:.3g}/day"
+                if p.false_alarms_per_day > 0
+                else f"0 in {self.background_hours:.1f} h"
+            )
             + f", {p.recall:.0%}"
             for p in chosen
         )
@@ -168,7 +174,9 @@ class ModelInfo:
             n=int(detection["n"]),
             hold_s=float(detection["hold_s"]),
             sha256=str(raw["sha256"]).lower(),
-            operating_curve=OperatingCurve.from_json(raw["operating_curve"]) if "operating_curve" in raw else None,
+            operating_curve=OperatingCurve.from_json(raw["operating_curve"])
+            if "operating_curve" in raw
+            else None,
         )
 
     def detector_settings(self) -> DetectorSettings:
