@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from collections.abc import Callable
+import csv
 from dataclasses import dataclass
 import functools
 import json
@@ -137,6 +138,45 @@ class SplitStreams:
     """Probabilities of each clip's loudest window (window accuracy, as the seed card reports)."""
     window_labels: npt.NDArray[np.int64]
     seconds_per_window: float
+
+
+US8K_CLASSES = (
+    "air_conditioner",
+    "car_horn",
+    "children_playing",
+    "dog_bark",
+    "drilling",
+    "engine_idling",
+    "gun_shot",
+    "jackhammer",
+    "siren",
+    "street_music",
+)
+
+
+@functools.cache
+def _built_categories(root: Path) -> dict[str, str]:
+    path = root / "categories.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as handle:
+        return {str(root / row["path"]): row["category"] for row in csv.DictReader(handle)}
+
+
+def sound_kind(clip: Clip) -> str:
+    """What a background clip sounds like, for the false-alarm report.
+
+    The ESC-50 category, the UrbanSound8K or DCASE 2016 class, the built set's category, else the source.
+    """
+    if clip.esc50_category is not None:
+        return clip.kind
+    stem = Path(clip.original).stem
+    if clip.source == "urbansound8k":
+        return f"us8k:{US8K_CLASSES[int(stem.split('-')[1])]}"
+    if clip.source == "dcase2016_task2":
+        return f"dcase:{stem.rstrip('0123456789')}"
+    category = _built_categories(clip.path.parents[2]).get(str(clip.path))
+    return f"built:{category}" if category else clip.source
 
 
 def split_clips(split: str, data: str = "shared") -> list[Clip]:
@@ -306,7 +346,7 @@ def metrics_at(streams: SplitStreams, detection: dict[str, Any]) -> dict[str, An
             "clips": actual,
         }
     by_class = Counter(label for label, _t, _p in false_alarms)
-    sources = Counter(streams.background_clips[i].kind for i in fired_in)
+    sources = Counter(sound_kind(streams.background_clips[i]) for i in fired_in)
     window_accuracy = float(np.mean(streams.window_probs.argmax(1) == streams.window_labels))
     return {
         "per_class": per_class,
