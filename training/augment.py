@@ -28,8 +28,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from custom_components.sound_sentry.engine.fbank import FbankSettings, mel_centres_hz
 from training.audio import LABELS, Clip
-from training.frames import VARIANTS, ClipFrames, noise_frames
+from training.frames import ClipFrames, noise_frames
 
 WINDOW_FRAMES = 192
 MEL_BINS = 24
@@ -45,13 +46,6 @@ ACTIVE_DB = 25.0
 def db(value: float | torch.Tensor) -> float | torch.Tensor:
     """DB of power as a shift of log power."""
     return value * LOG10 / 10.0
-
-
-def mel_centres_hz(bins: int = MEL_BINS, low: float = 20.0, high: float = 4000.0) -> npt.NDArray[np.float64]:
-    """Centre frequencies of the FBANK's mel bins (Kaldi's mel scale)."""
-    mel = lambda f: 1127.0 * np.log1p(f / 700.0)  # noqa: E731
-    points = np.linspace(mel(low), mel(high), bins + 2)[1:-1]
-    return 700.0 * (np.exp(points / 1127.0) - 1.0)
 
 
 @dataclass(frozen=True)
@@ -140,7 +134,7 @@ class FrameSampler:
         self.hard_negatives: list[tuple[int, int]] = []
         """(clip index, first frame) of background windows the model took for an event (mining)."""
         self.hard_share = 0.0
-        freqs = torch.from_numpy(mel_centres_hz()).float()
+        freqs = torch.from_numpy(mel_centres_hz(FbankSettings())).float()
         self._log_freq = torch.log2(freqs / 1000.0)
         self._tele = torch.relu(torch.log2(300.0 / freqs)) + torch.relu(torch.log2(freqs / 3400.0))
 
@@ -365,8 +359,3 @@ def spec_augment(
         start = (torch.rand(size, generator=generator) * (bins - width)).long()
         in_mel |= (mel_index >= start[:, None]) & (mel_index < (start + width)[:, None])
     return batch.masked_fill(in_time[:, :, None] | in_mel[:, None, :], 0.0)
-
-
-def variant_names() -> tuple[str, ...]:
-    """The cached variants a sampler reads, in order."""
-    return VARIANTS

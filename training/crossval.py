@@ -23,7 +23,7 @@ import torch
 
 from training.audio import LABELS, Clip, load_audio, read_clips
 from training.audio_paths import REPO_ROOT
-from training.evaluate import PAD_S, SAMPLE_RATE_HZ, quiet_noise, stream_windows, unclassified
+from training.evaluate import PAD_S, SAMPLE_RATE_HZ, background_where_quiet, quiet_noise, stream_windows
 from training.model import ResNetSE
 from training.train import held_out, parser as train_parser, predict, run_logger, train
 
@@ -78,10 +78,9 @@ def clip_scores(model: ResNetSE, clips: list[Clip]) -> np.ndarray:
     for index, clip in enumerate(clips):
         samples = np.concatenate([pad, load_audio(clip.path), pad])
         feats, _ends = stream_windows(samples + quiet_noise(samples.size, index))
-        quiet = unclassified(feats)
-        probs = np.tile(np.eye(len(LABELS), dtype=np.float32)[0], (max(1, len(feats)), 1))
-        if (~quiet).any():
-            probs[~quiet] = predict(model, feats[~quiet])
+        probs = background_where_quiet(feats, lambda loud: predict(model, loud))
+        if len(probs) == 0:  # shorter than a window: nothing heard
+            probs = np.eye(len(LABELS), dtype=np.float32)[:1]
         out.append(np.stack([probs.max(axis=0), probs.mean(axis=0)]))
     return np.stack(out)
 

@@ -75,16 +75,26 @@ class OnnxModel:
 
     def predict(self, feats: Array, batch: int = 16) -> Array:
         """Probabilities of a stack of windows (small batches: cache-friendly, ~30% less CPU than 256)."""
-        if len(feats) == 0:
-            return np.zeros((0, len(LABELS)), dtype=np.float32)
-        quiet = unclassified(feats)
-        out = [
-            self.session.run(["probabilities"], {"features": np.ascontiguousarray(feats[i : i + batch])})[0]
-            for i in range(0, len(feats), batch)
-        ]
-        probs = np.concatenate(out).astype(np.float32)
-        probs[quiet] = np.eye(len(LABELS), dtype=np.float32)[0]
-        return probs
+        return background_where_quiet(
+            feats,
+            lambda loud: np.concatenate(
+                [
+                    self.session.run(
+                        ["probabilities"], {"features": np.ascontiguousarray(loud[i : i + batch])}
+                    )[0]
+                    for i in range(0, len(loud), batch)
+                ]
+            ),
+        )
+
+
+def background_where_quiet(feats: Array, predict: Callable[[Array], Array]) -> Array:
+    """`predict` on the windows loud enough to classify; the others are "background, certain", as live."""
+    probs = np.tile(np.eye(len(LABELS), dtype=np.float32)[0], (len(feats), 1))
+    loud = ~unclassified(feats)
+    if loud.any():
+        probs[loud] = predict(feats[loud])
+    return probs
 
 
 def quiet_noise(size: int, seed: int) -> Array:

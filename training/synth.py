@@ -10,8 +10,6 @@ test split.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import numpy.typing as npt
 
@@ -99,9 +97,3 @@ def synth_clips(count: int, seed: int = 20261130) -> list[Clip]:
             )
         )
     return clips
-
-
-def preview(out: Path, count: int = 8) -> None:
-    """Write a few synthetic breaks as WAV-like FLACs to listen to or look at (`training.data.review`)."""
-    for index in range(count):
-        write_flac(out / f"synth_glass_{index}.flac", glass_break(np.random.default_rng([1, index])))

@@ -31,11 +31,23 @@ def _mel(freq_hz: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return 1127.0 * np.log1p(np.asarray(freq_hz, dtype=np.float64) / 700.0)
 
 
-def mel_filterbank(settings: FbankSettings, fft_size: int) -> npt.NDArray[np.float32]:
-    """Triangular mel weights, shape (num_mel_bins, fft_size // 2 + 1); the Nyquist bin gets 0."""
+def _mel_edges(settings: FbankSettings) -> tuple[float, float]:
+    """The mel scale's lowest and highest edge, in mel."""
     nyquist = settings.sample_rate_hz / 2
     high = settings.high_freq_hz if settings.high_freq_hz > 0 else nyquist + settings.high_freq_hz
-    mel_low, mel_high = _mel(settings.low_freq_hz), _mel(high)
+    return float(_mel(settings.low_freq_hz)), float(_mel(high))
+
+
+def mel_centres_hz(settings: FbankSettings) -> npt.NDArray[np.float64]:
+    """Centre frequency of each mel bin, in Hz."""
+    mel_low, mel_high = _mel_edges(settings)
+    centres = np.linspace(mel_low, mel_high, settings.num_mel_bins + 2)[1:-1]
+    return 700.0 * np.expm1(centres / 1127.0)
+
+
+def mel_filterbank(settings: FbankSettings, fft_size: int) -> npt.NDArray[np.float32]:
+    """Triangular mel weights, shape (num_mel_bins, fft_size // 2 + 1); the Nyquist bin gets 0."""
+    mel_low, mel_high = _mel_edges(settings)
     delta = (mel_high - mel_low) / (settings.num_mel_bins + 1)
     left = mel_low + delta * np.arange(settings.num_mel_bins)[:, None]
     center, right = left + delta, left + 2 * delta
