@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 import socket
@@ -200,3 +201,135 @@ class OfflineEngine:
         if column.size < n:
             return 0.0
         return max(float(np.sort(column[i : i + n])[-k]) for i in range(column.size - n + 1))
+
+
+# -- Smoke and CO alarms: synthetic T3 / T4 patterns with realistic variation -------------------------
+
+
+@dataclass(frozen=True)
+class AlarmSound:
+    """How one synthetic alarm sounds: its pattern, tone and timing (seconds, Hz)."""
+
+    tones: int
+    on_s: float
+    off_s: float
+    pause_s: float
+    frequency_hz: float
+    square: bool = False
+    """A 520 Hz-style square wave (odd harmonics up to 4 kHz) instead of a piezo's near-sine."""
+    jitter: float = 0.0
+    """Each tone's on and off time varies by up to this fraction (a real alarm's timer)."""
+    warble: float = 0.0
+    """Peak frequency modulation as a fraction of the frequency (a piezo's drift within a tone)."""
+
+    @property
+    def cycle_s(self) -> float:
+        return self.tones * self.on_s + (self.tones - 1) * self.off_s + self.pause_s
+
+
+T3_PIEZO = AlarmSound(tones=3, on_s=0.5, off_s=0.5, pause_s=1.5, frequency_hz=3100.0)
+T4_PIEZO = AlarmSound(tones=4, on_s=0.1, off_s=0.1, pause_s=5.0, frequency_hz=3100.0)
+T3_520 = AlarmSound(tones=3, on_s=0.5, off_s=0.5, pause_s=1.5, frequency_hz=520.0, square=True)
+
+
+def varied_alarm(base: AlarmSound, rng: np.random.Generator, *, timing: float = 0.08) -> AlarmSound:
+    """`base` as one real alarm might sound: its times off by up to `timing` (the standards allow 10%),
+    its frequency anywhere in the band (piezo 2.8-3.5 kHz, square 520 Hz +-8%), tones jittered and warbled."""
+
+    def scaled(value: float) -> float:
+        return value * (1 + rng.uniform(-timing, timing))
+
+    frequency = rng.uniform(2800, 3500) if not base.square else 520.0 * rng.uniform(0.92, 1.08)
+    return AlarmSound(
+        tones=base.tones,
+        on_s=scaled(base.on_s),
+        off_s=scaled(base.off_s),
+        pause_s=scaled(base.pause_s),
+        frequency_hz=frequency,
+        square=base.square,
+        jitter=0.03,
+        warble=0.005,
+    )
+
+
+def alarm_signal(
+    sound: AlarmSound, cycles: int, *, level_dbfs: float = -20.0, seed: int = 0
+) -> npt.NDArray[np.float32]:
+    """`cycles` cycles of `sound` at 8 kHz, its tones at `level_dbfs` RMS, ending after the last pause."""
+    rng = np.random.default_rng(seed)
+    parts: list[npt.NDArray[np.float64]] = []
+    for _ in range(cycles):
+        for tone in range(sound.tones):
+            on = sound.on_s * (1 + rng.uniform(-sound.jitter, sound.jitter))
+            n = round(on * RATE_HZ)
+            t = np.arange(n) / RATE_HZ
+            # A slow warble of the frequency, as a piezo drifts.
+            phase = (
+                2
+                * np.pi
+                * sound.frequency_hz
+                * (t + sound.warble * np.sin(2 * np.pi * 7 * t) / (2 * np.pi * 7))
+            )
+            if sound.square:  # band-limited square wave: odd harmonics below 4 kHz
+                wave = sum(
+                    np.sin(k * phase) / k
+                    for k in range(1, 40, 2)
+                    if k * sound.frequency_hz < 0.95 * RATE_HZ / 2
+                )
+            else:  # a piezo: near-sine with a little second-harmonic distortion folded in band
+                wave = np.sin(phase) + 0.05 * np.sin(2 * phase + 0.3) * (2 * sound.frequency_hz < RATE_HZ / 2)
+            wave = np.asarray(wave, dtype=np.float64)
+            wave /= np.sqrt(np.mean(wave**2))
+            ramp = min(n // 2, round(0.004 * RATE_HZ))  # 4 ms attack and release
+            envelope = np.ones(n)
+            envelope[:ramp] = np.linspace(0, 1, ramp)
+            envelope[n - ramp :] = np.linspace(1, 0, ramp)
+            parts.append(wave * envelope * 10 ** (level_dbfs / 20))
+            last = tone == sound.tones - 1
+            gap = (sound.pause_s if last else sound.off_s) * (1 + rng.uniform(-sound.jitter, sound.jitter))
+            parts.append(np.zeros(round(gap * RATE_HZ)))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def room_reverb(
+    samples: npt.NDArray[np.float32], *, rt60_s: float, direct_db: float = 0.0, seed: int = 0
+) -> npt.NDArray[np.float32]:
+    """`samples` in a room: a direct path plus an exponentially decaying diffuse tail (RT60 `rt60_s`),
+    the tail's energy `direct_db` below the direct sound's (the direct-to-reverberant ratio)."""
+    rng = np.random.default_rng(seed)
+    n = round(rt60_s * RATE_HZ)
+    t = np.arange(n) / RATE_HZ
+    tail = rng.standard_normal(n) * 10 ** (-3 * t / rt60_s)  # -60 dB at rt60_s
+    tail[: round(0.003 * RATE_HZ)] = 0  # the first reflections arrive after a few ms
+    tail *= 10 ** (-direct_db / 20) / np.sqrt(np.sum(tail**2))
+    response = np.concatenate([[1.0], tail[1:]])
+    size = samples.size + n - 1
+    fft = 1 << (size - 1).bit_length()
+    wet = np.fft.irfft(np.fft.rfft(samples, fft) * np.fft.rfft(response, fft), fft)[: samples.size]
+    return wet.astype(np.float32)
+
+
+def mix_at_snr(
+    signal: npt.NDArray[np.float32],
+    background: npt.NDArray[np.float32],
+    snr_db: float,
+    *,
+    lead_s: float,
+    tail_s: float,
+    signal_rms: float | None = None,
+) -> npt.NDArray[np.float32]:
+    """`signal` added to `background` (looped as needed) after `lead_s`, then `tail_s` of background.
+
+    The background is scaled so that the signal's RMS while it sounds (`signal_rms`, default: over its
+    samples louder than -30 dB of its peak) is `snr_db` above the background's RMS. Clipped to [-1, 1].
+    """
+    if signal_rms is None:
+        loud = np.abs(signal) > np.abs(signal).max() * 10 ** (-30 / 20)
+        signal_rms = float(np.sqrt(np.mean(np.square(signal[loud], dtype=np.float64))))
+    start = round(lead_s * RATE_HZ)
+    total = start + signal.size + round(tail_s * RATE_HZ)
+    bed = np.resize(background, total).astype(np.float64)
+    bed_rms = float(np.sqrt(np.mean(bed**2))) or 1.0
+    out = bed * (signal_rms / bed_rms) * 10 ** (-snr_db / 20)
+    out[start : start + signal.size] += signal
+    return np.clip(out, -1.0, 1.0).astype(np.float32)

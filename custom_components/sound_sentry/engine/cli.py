@@ -9,7 +9,12 @@ missed. An input shorter than one window is centred in white noise at -70 dBFS t
 model only takes whole windows); that window's times are those of the padded window, 0 to 1.935 s.
 By default it prints a table of the detections (start and end of each debounced event, as the stream
 time at which the detector decided) per input; with --jsonl one JSON object per window instead:
-{"file": ..., "start_s": ..., "end_s": ..., "probs": {"background": ..., ...}, "dbfs": ...}.
+{"file": ..., "start_s": ..., "end_s": ..., "probs": {"background": ..., ...}, "dbfs": ...}, and one
+per smoke or CO alarm start or end: {"file": ..., "event": "smoke_alarm", "active": true, "time_s": ...,
+"frequency_hz": ..., "cycles": ...}.
+
+Both commands also listen for smoke alarms (temporal-three pattern) and CO alarms (temporal-four) by
+their tone cadence, without the model (--no-alarms: not).
 
 `listen` runs live until Ctrl-C (SIGINT) or SIGTERM and prints each event as it starts and ends. It
 takes rtsp:// and rtsps:// URLs, udp://SENDER:PORT for raw PCM datagrams from an ESPHome microphone
@@ -39,6 +44,7 @@ from typing import NoReturn, TextIO
 import numpy as np
 import numpy.typing as npt
 
+from .alarm import AlarmSettings
 from .backends import ModelLoadError
 from .detector import DetectorSettings, SoundEvent
 from .listener import Listener
@@ -138,7 +144,8 @@ def _build_pipeline(args: argparse.Namespace) -> Pipeline:
     settings = DetectorSettings(
         thresholds=_thresholds(args.threshold, info), k=info.k, n=info.n, hold_s=info.hold_s
     )
-    return Pipeline(loaded.backend, info, hop_s=args.hop_s, detector=settings)
+    alarms = None if args.no_alarms else AlarmSettings(sample_rate_hz=info.sample_rate_hz)
+    return Pipeline(loaded.backend, info, hop_s=args.hop_s, detector=settings, alarms=alarms)
 
 
 # scan
@@ -156,12 +163,28 @@ def _window_json(name: str, window: WindowResult) -> str:
     )
 
 
+def _alarm_json(name: str, event: SoundEvent) -> str:
+    return json.dumps(
+        {"file": name, "event": event.label, "active": event.active, "time_s": round(event.time_s, 3)}
+        | dict(event.details)
+    )
+
+
+def _details(event: SoundEvent) -> str:
+    """What an event's table row or line says about it: the model's peak, an alarm's tone."""
+    if event.details:
+        return f"{event.details['frequency_hz']:.0f} Hz, {event.details['cycles']:.0f} cycles"
+    return f"peak {event.peak_probability:.2f}"
+
+
 @dataclass
 class _Detection:
     label: str
     start_s: float
     end_s: float | None
     peak: float
+    note: str = ""
+    """An alarm's tone (its frequency and cycles); empty for the model's classes."""
 
 
 class _Table:
@@ -179,14 +202,18 @@ class _Table:
         """Take one chunk's output (windows and events in time order)."""
         events: dict[float, list[SoundEvent]] = {}
         for event in output.events:
-            events.setdefault(event.time_s, []).append(event)
+            if event.label in self.labels:
+                events.setdefault(event.time_s, []).append(event)
+            else:  # an alarm pattern's: not tied to a window
+                self._alarm(event)
         for window in output.windows:
             self.windows += 1
             self.end_s = max(self.end_s, window.end_s)
             for label in self.labels:
                 self.highest[label] = max(self.highest[label], window.probabilities[label])
             for detection in self._running.values():  # the peak so far of an event still running
-                detection.peak = max(detection.peak, window.probabilities[detection.label])
+                if detection.label in window.probabilities:
+                    detection.peak = max(detection.peak, window.probabilities[detection.label])
             for event in events.pop(window.end_s, []):
                 if event.active:
                     self._running[event.label] = detection = _Detection(
@@ -196,6 +223,14 @@ class _Table:
                 elif (ended := self._running.pop(event.label, None)) is not None:
                     ended.end_s, ended.peak = event.time_s, event.peak_probability
 
+    def _alarm(self, event: SoundEvent) -> None:
+        if event.active:
+            detection = _Detection(event.label, event.time_s, None, event.peak_probability, _details(event))
+            self._running[event.label] = detection
+            self.detections.append(detection)
+        elif (ended := self._running.pop(event.label, None)) is not None:
+            ended.end_s, ended.note = event.time_s, _details(event)
+
     def print(self, name: str, backend: str, out: TextIO) -> None:
         """Print the input's name, then one line per detection."""
         print(f"{name}: {self.end_s:.2f} s, {self.windows} windows ({backend})", file=out)
@@ -204,9 +239,12 @@ class _Table:
             print(f"  no detections (highest probabilities: {highest})", file=out)
             return
         print(f"  {'detected':>9}  {'ended':>9}  {'class':<11} peak", file=out)
-        for row in self.detections:
+        for row in sorted(self.detections, key=lambda row: row.start_s):
             until = f"{row.end_s:7.2f} s" if row.end_s is not None else "(running)"
-            print(f"  {row.start_s:7.2f} s  {until:>9}  {row.label:<11} {row.peak:.2f}", file=out)
+            print(
+                f"  {row.start_s:7.2f} s  {until:>9}  {row.label:<11} {row.note or f'{row.peak:.2f}'}",
+                file=out,
+            )
 
 
 def cmd_scan(args: argparse.Namespace, out: TextIO) -> int:
@@ -222,6 +260,9 @@ def cmd_scan(args: argparse.Namespace, out: TextIO) -> int:
                     if args.jsonl:
                         for window in output.windows:
                             print(_window_json(shown, window), file=out)
+                        for event in output.events:
+                            if event.details:
+                                print(_alarm_json(shown, event), file=out)
                     else:
                         table.add(output)
                     out.flush()
@@ -292,7 +333,7 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
             change = "started" if event.active else "ended"
             print(
                 f"{time.strftime('%H:%M:%S')}  {event.time_s:9.2f} s  {event.label:<11} {change:<8} "
-                f"peak {event.peak_probability:.2f}",
+                f"{_details(event)}",
                 file=out,
                 flush=True,
             )
@@ -359,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="CLASS=P",
         help="detection threshold of a class (babycry, glassbreak, gunshot); repeatable",
+    )
+    common.add_argument(
+        "--no-alarms", action="store_true", help="do not listen for smoke and CO alarm patterns"
     )
     common.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{scan,listen}")

@@ -43,7 +43,11 @@ class SoundEvent:
     time_s: float
     """Stream time of the window that caused the transition (its end)."""
     peak_probability: float
-    """Highest probability of the event so far (at start: over the voting windows)."""
+    """Highest probability of the event so far (at start: over the voting windows); 1.0 for an alarm
+    pattern (`alarm.py`), which has no probability."""
+    details: Mapping[str, float] = field(default_factory=dict)
+    """What else the detector knows: for an alarm pattern the tone's `frequency_hz` and the `cycles`
+    heard; empty for the model's classes."""
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from .alarm import AlarmPatternDetector, AlarmSettings
 from .backends import ModelBackend
 from .detector import DetectorSettings, EventDetector, SoundEvent
 from .fbank import FbankExtractor, normalise
@@ -63,7 +64,9 @@ class Pipeline:
     stored (FBANK runs when a window is due, so tiny chunks cost no more than large ones), and only
     the frames and samples that a future window still needs are kept: memory does not grow with the
     stream. With `min_level_dbfs`, a window whose RMS level is below it is not classified (see
-    `WindowResult.classified`): in a quiet room the model does not run at all.
+    `WindowResult.classified`): in a quiet room the model does not run at all. With `alarms`, an
+    `AlarmPatternDetector` hears every chunk too (quiet ones included) and its smoke and CO alarm
+    starts and ends join the model's events, in time order.
 
     Not thread-safe: feed one stream from one thread (or under a lock), and `reset()` between streams.
     """
@@ -77,6 +80,7 @@ class Pipeline:
         detector: DetectorSettings | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         min_level_dbfs: float | None = DEFAULT_MIN_LEVEL_DBFS,
+        alarms: AlarmSettings | None = None,
     ) -> None:
         if not (math.isfinite(hop_s) and hop_s > 0):
             raise ValueError(f"hop_s must be a positive number of seconds, not {hop_s}")
@@ -98,12 +102,18 @@ class Pipeline:
         self.hop_s = self.hop_frames * self._shift / info.sample_rate_hz
         """The hop actually used: `hop_s` rounded to whole frames."""
         self.detector = EventDetector(list(info.labels), detector or info.detector_settings())
+        if alarms is not None and alarms.sample_rate_hz != info.sample_rate_hz:
+            raise ValueError(f"alarms at {alarms.sample_rate_hz} Hz, the model at {info.sample_rate_hz} Hz")
+        self.alarms = AlarmPatternDetector(alarms) if alarms is not None else None
+        """The smoke / CO alarm pattern detector, if asked for (it runs on the same PCM as the model)."""
         self.reset()
 
     def reset(self) -> None:
         """Start over, as for a new stream: no audio, no events, time 0."""
         self.fbank.reset()
         self.detector.reset()
+        if self.alarms is not None:
+            self.alarms.reset()
         # Buffers with the absolute index (since reset) of their first element.
         self._frames = np.zeros((0, self.info.fbank.num_mel_bins), dtype=np.float32)
         self._frames_start = 0
@@ -117,6 +127,15 @@ class Pipeline:
     def process(self, pcm: npt.ArrayLike) -> PipelineOutput:
         """Feed a chunk of 8 kHz mono PCM (any length); return the windows it completed and their events."""
         samples = to_float(pcm)
+        alarms = self.alarms.process(samples) if self.alarms is not None else []
+        output = self._classify(samples)
+        if alarms:
+            output.events.extend(alarms)
+            output.events.sort(key=lambda event: event.time_s)
+        return output
+
+    def _classify(self, samples: npt.NDArray[np.float32]) -> PipelineOutput:
+        """The model's part of `process()`."""
         if samples.size:
             self._pending.append(samples)
             self._pending_size += samples.size

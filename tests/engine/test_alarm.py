@@ -1,0 +1,318 @@
+"""Smoke and CO alarms by their pattern: synthetic T3 / T4 alarms in real background, and what must not count."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+import re
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from custom_components.sound_sentry.engine.alarm import (
+    CO_ALARM,
+    SMOKE_ALARM,
+    AlarmPatternDetector,
+    AlarmSettings,
+)
+from custom_components.sound_sentry.engine.backends import load_backend
+from custom_components.sound_sentry.engine.detector import SoundEvent
+from custom_components.sound_sentry.engine.level import level_dbfs
+from custom_components.sound_sentry.engine.model_info import ModelInfo
+from custom_components.sound_sentry.engine.pipeline import Pipeline
+from tests.audio import (
+    RATE_HZ,
+    T3_520,
+    T3_PIEZO,
+    T4_PIEZO,
+    AlarmSound,
+    alarm_signal,
+    background_bed,
+    manifest,
+    mix_at_snr,
+    read_clip,
+    room_reverb,
+    varied_alarm,
+)
+from training.audio_paths import extra_data_dir
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = REPO / "tests" / "fixtures" / "resnetse_random.onnx"
+LEAD_S = 2.0
+CYCLES = 3
+SOUNDS = {
+    "t3_piezo": (T3_PIEZO, SMOKE_ALARM),
+    "t4_piezo": (T4_PIEZO, CO_ALARM),
+    "t3_520hz": (T3_520, SMOKE_ALARM),
+}
+
+
+def run(
+    samples: npt.NDArray[np.float32], chunk: int = 160, settings: AlarmSettings | None = None
+) -> list[SoundEvent]:
+    """The detector's events over `samples` fed in chunks of `chunk` samples (20 ms, as a camera)."""
+    detector = AlarmPatternDetector(settings)
+    events: list[SoundEvent] = []
+    for start in range(0, samples.size, chunk):
+        events.extend(detector.process(samples[start : start + chunk]))
+    return events
+
+
+def random_chunks(samples: npt.NDArray[np.float32], seed: int) -> Iterator[npt.NDArray[np.float32]]:
+    rng = np.random.default_rng(seed)
+    position = 0
+    while position < samples.size:
+        size = int(rng.integers(1, 5000))
+        yield samples[position : position + size]
+        position += size
+
+
+@pytest.fixture(scope="module")
+def bed(data_dir: Path) -> npt.NDArray[np.float32]:
+    """A minute of real room background (test-split recordings), at its own level."""
+    return background_bed(data_dir, 60.0, gain=1.0, clips=20)
+
+
+def scene(
+    bed: npt.NDArray[np.float32], sound: AlarmSound, snr_db: float, *, rt60_s: float | None, seed: int
+) -> npt.NDArray[np.float32]:
+    """`CYCLES` cycles of `sound` after `LEAD_S` of background, then 3 cycles of background alone."""
+    signal = alarm_signal(sound, CYCLES, seed=seed)
+    if rt60_s is not None:
+        signal = room_reverb(signal, rt60_s=rt60_s, seed=seed)
+    return mix_at_snr(signal, bed, snr_db, lead_s=LEAD_S, tail_s=3 * sound.cycle_s)
+
+
+@pytest.mark.parametrize("name", sorted(SOUNDS))
+def test_alarms_in_real_background_turn_on_within_two_cycles_and_off_after(
+    name: str, bed: npt.NDArray[np.float32]
+) -> None:
+    """Each pattern, varied as real alarms vary (frequency, timing within the standards' 10%, jitter,
+    harmonics), in real room background at 20, 10 and 5 dB SNR, dry and with room reverb: it starts its
+    own alarm (only that one) within two cycles of the first tone (three if one cycle is missed), at the
+    tone's frequency, and ends it once the pattern stops. Piezo T3 alarms are all heard, T4 all but at
+    most one, the 520 Hz square wave in at least 6 of 9 cases."""
+    base, label = SOUNDS[name]
+    rng = np.random.default_rng(16)
+    misses, late = [], []
+    for snr_db in (20, 10, 5):
+        for rt60_s in (None, 0.3, 0.5):
+            sound = varied_alarm(base, rng)
+            events = run(scene(bed, sound, snr_db, rt60_s=rt60_s, seed=snr_db))
+            case = (
+                f"{snr_db} dB, reverb {rt60_s}: {[(e.label, e.active, round(e.time_s, 2)) for e in events]}"
+            )
+            if [(e.label, e.active) for e in events] != [(label, True), (label, False)]:
+                misses.append(case)
+                continue
+            start, end = events
+            # The tone's frequency; a square wave's may be reported as its 5th or 7th harmonic (heard in
+            # the piezo band when its fundamental was masked).
+            assert any(
+                abs(start.details["frequency_hz"] - k * sound.frequency_hz) <= 0.03 * k * sound.frequency_hz
+                for k in ((1, 5, 7) if sound.square else (1,))
+            ), case
+            assert start.details["cycles"] == 2
+            # On at the end of the second cycle's tones (plus a block of analysis), or, when a cycle
+            # was missed, the third's.
+            second_group_end = LEAD_S + sound.cycle_s + sound.tones * (sound.on_s + sound.off_s)
+            assert start.time_s <= second_group_end + sound.cycle_s + 0.5, case
+            if start.time_s > second_group_end + 0.5:
+                late.append(case)
+            # Off once the pattern stopped: within `end_after_cycles` (2) cycles of its last, not before.
+            last_cycle_end = LEAD_S + CYCLES * sound.cycle_s
+            assert last_cycle_end - sound.pause_s <= end.time_s <= last_cycle_end + 2 * sound.cycle_s, case
+    # The 520 Hz square wave is harder (room hum and voices share its band), and so is T4 in a
+    # reverberant room (its 0.1 s gaps fill up): see the README's limits and benchmarks/alarms.py.
+    allowed = 3 if base.square else 1 if base.tones == 4 else 0
+    assert len(misses) <= allowed, misses
+    assert len(late) <= 1, late
+
+
+def test_at_0_db_snr_most_alarms_are_still_heard(bed: npt.NDArray[np.float32]) -> None:
+    """At 0 dB SNR (the alarm as loud as the room) with reverb, nearly every alarm is still heard."""
+    rng = np.random.default_rng(0)
+    heard = total = 0
+    for base, label in SOUNDS.values():
+        for seed in range(4):
+            events = run(scene(bed, varied_alarm(base, rng), 0, rt60_s=0.4, seed=seed))
+            total += 1
+            heard += any(e.label == label and e.active for e in events)
+            assert all(e.label == label for e in events)
+    assert heard >= total - 2, f"{heard} of {total}"
+
+
+def test_any_chunking_gives_the_same_events(bed: npt.NDArray[np.float32]) -> None:
+    samples = scene(bed, T3_PIEZO, 10, rt60_s=0.3, seed=1)
+    expected = run(samples, chunk=samples.size)
+    assert [e.label for e in expected] == [SMOKE_ALARM, SMOKE_ALARM]
+    detector = AlarmPatternDetector()
+    for seed in (1, 2):
+        detector.reset()
+        events = [e for chunk in random_chunks(samples, seed) for e in detector.process(chunk)]
+        assert events == expected
+    assert run(samples, chunk=1)[:1] == expected[:1]
+
+
+def test_reset_forgets_a_half_heard_pattern(bed: npt.NDArray[np.float32]) -> None:
+    """One cycle before a reset and one after are not two cycles."""
+    one_cycle = mix_at_snr(alarm_signal(T3_PIEZO, 1), bed, 20, lead_s=1.0, tail_s=0.0)
+    detector = AlarmPatternDetector()
+    assert detector.process(one_cycle) == []
+    detector.reset()
+    assert detector.process(one_cycle) == []
+    assert detector.active == {SMOKE_ALARM: False, CO_ALARM: False}
+
+
+def test_only_the_patterns_asked_for_are_reported(bed: npt.NDArray[np.float32]) -> None:
+    samples = scene(bed, T3_PIEZO, 20, rt60_s=None, seed=0)
+    assert run(samples, settings=AlarmSettings(labels=(CO_ALARM,))) == []
+    assert {e.label for e in run(samples, settings=AlarmSettings(labels=(SMOKE_ALARM,)))} == {SMOKE_ALARM}
+
+
+def test_a_quiet_alarm_below_the_level_gate_is_ignored(bed: npt.NDArray[np.float32]) -> None:
+    settings = AlarmSettings()
+    quiet = alarm_signal(T3_PIEZO, CYCLES, level_dbfs=settings.min_tone_dbfs - 6)
+    assert run(np.concatenate([np.zeros(RATE_HZ, np.float32), quiet])) == []
+    audible = alarm_signal(T3_PIEZO, CYCLES, level_dbfs=settings.min_tone_dbfs + 6)
+    silence = np.zeros(10 * RATE_HZ, np.float32)
+    assert [e.active for e in run(np.concatenate([silence, audible, silence]))] == [True, False]
+
+
+# -- What must not count -----------------------------------------------------------------------------
+
+
+def off_pattern(**changes: float) -> AlarmSound:
+    return replace(T3_PIEZO, **changes)
+
+
+@pytest.mark.parametrize(
+    "sound",
+    [
+        pytest.param(off_pattern(on_s=0.35, off_s=0.35), id="t3-tones-30pct-fast"),
+        pytest.param(off_pattern(on_s=0.65, off_s=0.65), id="t3-tones-30pct-slow"),
+        pytest.param(off_pattern(pause_s=0.5), id="beeping-every-second"),
+        pytest.param(off_pattern(pause_s=2.5), id="t3-pause-a-second-too-long"),
+        pytest.param(off_pattern(tones=2, pause_s=2.0), id="two-tones"),
+        pytest.param(off_pattern(tones=5, pause_s=1.5), id="five-tones"),
+        pytest.param(replace(T4_PIEZO, on_s=0.2, off_s=0.2), id="t4-twice-as-slow"),
+        pytest.param(replace(T4_PIEZO, tones=6), id="six-short-tones"),
+        pytest.param(replace(T4_PIEZO, pause_s=2.0), id="t4-pause-too-short"),
+    ],
+)
+def test_patterns_outside_the_tolerances_are_not_alarms(
+    sound: AlarmSound, bed: npt.NDArray[np.float32]
+) -> None:
+    assert run(mix_at_snr(alarm_signal(sound, 4), bed, 20, lead_s=1.0, tail_s=2.0)) == []
+
+
+def test_continuous_tones_are_not_alarms(bed: npt.NDArray[np.float32]) -> None:
+    t = np.arange(20 * RATE_HZ) / RATE_HZ
+    for frequency in (520.0, 3100.0):
+        tone = (0.1 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+        assert run(mix_at_snr(tone, bed, 20, lead_s=1.0, tail_s=1.0)) == []
+
+
+def test_silence_and_white_noise_are_not_alarms() -> None:
+    noise = np.random.default_rng(0).standard_normal(30 * RATE_HZ).astype(np.float32) * 0.1
+    assert run(np.zeros(30 * RATE_HZ, np.float32)) == []
+    assert run(noise) == []
+
+
+def esc50_clips(data_dir: Path, target: int) -> list[Path]:
+    """Every ESC-50 clip of one category in the data set (the target is the file name's last number)."""
+    pattern = re.compile(rf"-{target}\.flac$")
+    return [
+        data_dir / row["path"]
+        for row in manifest(data_dir)
+        if row["source"] == "esc50" and pattern.search(row["path"])
+    ]
+
+
+@pytest.mark.parametrize(("target", "category"), [(38, "clock_alarm"), (42, "siren")])
+def test_esc50_clock_alarms_and_sirens_are_not_smoke_or_co_alarms(
+    data_dir: Path, target: int, category: str
+) -> None:
+    """All ESC-50 clips of the category, back to back as one stream (then each alone, looped to 20 s)."""
+    clips = [read_clip(path) for path in esc50_clips(data_dir, target)]
+    assert len(clips) >= 20, category
+    assert run(np.concatenate(clips)) == []
+    for clip in clips:
+        assert run(np.resize(clip, 20 * RATE_HZ)) == [], category
+
+
+def test_the_built_sets_beeps_alarms_and_sirens_are_not_smoke_or_co_alarms() -> None:
+    """The built set's (training/data/build) clips named like beeps, bells, alarms and sirens, each looped."""
+    folder = extra_data_dir()
+    if not (folder / "manifest.csv").is_file():
+        pytest.skip(f"the built set is not at {folder} (python -m training.data.build)")
+    words = re.compile(r"beep|bell|alarm|siren|ring|buzz|clock|timer|phone", re.IGNORECASE)
+    paths = [folder / row["path"] for row in manifest(folder) if words.search(Path(row["path"]).stem)]
+    assert paths
+    for path in paths:
+        clip = read_clip(path)
+        if clip.size:
+            assert run(np.resize(clip, max(clip.size, 20 * RATE_HZ))) == [], path.name
+
+
+# -- In the pipeline ----------------------------------------------------------------------------------
+
+
+def test_the_pipeline_reports_alarms_among_its_events_even_below_its_level_floor(
+    bed: npt.NDArray[np.float32],
+) -> None:
+    """A quiet T3 (tones at -63 dBFS: the windows stay under the model's -60 dBFS floor, so the model never
+    runs) fed in 20 ms chunks, most of which complete no window: the pipeline still reports the alarm."""
+    info = ModelInfo.load(MODEL)
+    pipeline = Pipeline(load_backend(MODEL, "numpy"), info, alarms=AlarmSettings())
+    samples = np.concatenate(
+        [np.zeros(RATE_HZ, np.float32), alarm_signal(T3_PIEZO, CYCLES, level_dbfs=-63.0)]
+    )
+    samples = np.concatenate([samples, np.zeros(8 * RATE_HZ, np.float32)])
+    assert level_dbfs(samples) < pipeline.min_level_dbfs
+    outputs = [pipeline.process(samples[i : i + 160]) for i in range(0, samples.size, 160)]
+    windows = [w for o in outputs for w in o.windows]
+    events = [e for o in outputs for e in o.events]
+    assert windows
+    assert not any(w.classified for w in windows)
+    assert [(e.label, e.active) for e in events] == [(SMOKE_ALARM, True), (SMOKE_ALARM, False)]
+    pipeline.reset()
+    assert pipeline.alarms is not None
+    assert pipeline.alarms.active == {SMOKE_ALARM: False, CO_ALARM: False}
+    plain = Pipeline(load_backend(MODEL, "numpy"), info)
+    assert plain.alarms is None
+    events = [e for i in range(0, samples.size, 160) for e in plain.process(samples[i : i + 160]).events]
+    assert not [e for e in events if e.label in (SMOKE_ALARM, CO_ALARM)]
+
+
+# -- Bad input ----------------------------------------------------------------------------------------
+
+
+def test_bad_settings_and_input_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="unknown alarm labels"):
+        AlarmSettings(labels=("fire",))
+    with pytest.raises(ValueError, match="sample_rate_hz"):
+        AlarmSettings(sample_rate_hz=4000)
+    with pytest.raises(ValueError, match="hop_s"):
+        AlarmSettings(hop_s=0)
+    with pytest.raises(ValueError, match="tonal_share"):
+        AlarmSettings(tonal_share_on=0.2, tonal_share_off=0.4)
+    with pytest.raises(TypeError, match="float"):
+        AlarmPatternDetector().process(np.zeros(10, dtype=np.int16))  # type: ignore[arg-type]
+    info = ModelInfo.load(MODEL)
+    with pytest.raises(ValueError, match="Hz"):
+        Pipeline(load_backend(MODEL, "numpy"), info, alarms=AlarmSettings(sample_rate_hz=16000))
+
+
+def test_cli_scan_prints_alarms(tmp_path: Path, bed: npt.NDArray[np.float32]) -> None:
+    from tests.audio import write_wav
+    from tests.engine.test_cli import scan
+
+    path = write_wav(
+        tmp_path / "t3.wav", mix_at_snr(alarm_signal(T3_PIEZO, CYCLES), bed, 10, lead_s=2, tail_s=10)
+    )
+    rows = [line.split() for line in scan(str(path)).stdout.splitlines()]
+    assert any(SMOKE_ALARM in row and "Hz," in row for row in rows), rows
+    assert not any(SMOKE_ALARM in line for line in scan("--no-alarms", str(path)).stdout.splitlines())
