@@ -28,11 +28,17 @@ class SoundSentryBinarySensorDescription(BinarySensorEntityDescription):
     always_available: bool = False
 
 
+ALARM_DEVICE_CLASSES = {
+    "smoke_alarm": BinarySensorDeviceClass.SMOKE,
+    "co_alarm": BinarySensorDeviceClass.CO,
+}
+
+
 def _sound(label: str) -> SoundSentryBinarySensorDescription:
     return SoundSentryBinarySensorDescription(
         key=label,
         translation_key=label,
-        device_class=BinarySensorDeviceClass.SOUND,
+        device_class=ALARM_DEVICE_CLASSES.get(label, BinarySensorDeviceClass.SOUND),
         is_on_fn=lambda runtime: runtime.active.get(label, False),
     )
 
@@ -50,9 +56,9 @@ LISTENING = SoundSentryBinarySensorDescription(
 async def async_setup_entry(
     hass: HomeAssistant, entry: SoundSentryConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """One sound sensor per enabled class, and the Listening sensor."""
+    """One sound sensor per enabled class (smoke and CO alarms included), and the Listening sensor."""
     runtime = entry.runtime_data
-    descriptions = [_sound(label) for label in runtime.detector_settings.thresholds]
+    descriptions = [_sound(label) for label in runtime.detected_labels]
     async_add_entities(
         SoundSentryBinarySensor(runtime, entry.entry_id, description)
         for description in [*descriptions, LISTENING]

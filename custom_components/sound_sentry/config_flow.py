@@ -34,6 +34,7 @@ from .const import (
     CONF_THRESHOLD_PREFIX,
     CONF_TRANSPORT,
     DEFAULT_UDP_PORT,
+    DETECTABLE_CLASSES,
     DOMAIN,
     EVENT_CLASSES,
     LOGGER,
@@ -203,8 +204,9 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add an audio source: a camera entity, an RTSP URL or an ESPHome microphone over UDP."""
 
     VERSION = 1
-    MINOR_VERSION = 2
-    """1.2: an RTSP entry's unique id keeps the URL's query (NVR channels); rtsps defaults to port 322."""
+    MINOR_VERSION = 3
+    """1.2: an RTSP entry's unique id keeps the URL's query (NVR channels); rtsps defaults to port 322.
+    1.3: smoke and CO alarms among the sounds to detect (on)."""
 
     def __init__(self) -> None:
         self._data: dict[str, Any] = {}
@@ -305,7 +307,7 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
             model = await async_get_model(self.hass)
             options = {
                 **{key: float(value) for key, value in user_input.items()},
-                CONF_ENABLED_CLASSES: list(EVENT_CLASSES),
+                CONF_ENABLED_CLASSES: list(DETECTABLE_CLASSES),
                 CONF_K: model.info.k,
                 CONF_N: model.info.n,
                 CONF_HOLD_S: model.info.hold_s,
@@ -425,7 +427,7 @@ class SoundSentryOptionsFlow(OptionsFlow):
                     CONF_ENABLED_CLASSES, default=current[CONF_ENABLED_CLASSES]
                 ): selector.SelectSelector(
                     selector.SelectSelectorConfig(
-                        options=list(EVENT_CLASSES), multiple=True, translation_key="sound_class"
+                        options=list(DETECTABLE_CLASSES), multiple=True, translation_key="sound_class"
                     )
                 ),
                 vol.Required(CONF_K, default=current[CONF_K]): selector.NumberSelector(

@@ -45,6 +45,7 @@ async def async_get_config_entry_diagnostics(
             "hold_s": runtime.detector_settings.hold_s,
             "active": dict(runtime.active),
         },
+        "alarms": {"labels": runtime.alarm_labels},
         "recent_windows": [
             {
                 "end_s": round(window.end_s, 2),

@@ -9,16 +9,19 @@ from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import entity_registry as er
 
 from .const import (
+    ALARM_CLASSES,
     CONF_ENABLED_CLASSES,
     CONF_HOLD_S,
     CONF_K,
     CONF_N,
     CONF_SOURCE_TYPE,
     CONF_THRESHOLD_PREFIX,
+    DETECTABLE_CLASSES,
     DOMAIN,
     EVENT_CLASSES,
     SourceType,
 )
+from .engine.alarm import AlarmSettings
 from .engine.detector import DetectorSettings
 from .engine.model_info import ModelLoadError
 from .entry_source import source_factory, unique_id_for
@@ -33,12 +36,20 @@ def detector_settings(entry: ConfigEntry) -> DetectorSettings:
     options = entry.options
     return DetectorSettings(
         thresholds={
-            label: options[f"{CONF_THRESHOLD_PREFIX}{label}"] for label in options[CONF_ENABLED_CLASSES]
+            label: options[f"{CONF_THRESHOLD_PREFIX}{label}"]
+            for label in options[CONF_ENABLED_CLASSES]
+            if label in EVENT_CLASSES
         },
         k=int(options[CONF_K]),
         n=int(options[CONF_N]),
         hold_s=float(options[CONF_HOLD_S]),
     )
+
+
+def alarm_settings(entry: ConfigEntry) -> AlarmSettings | None:
+    """The smoke and CO alarms the entry listens for (None: neither)."""
+    labels = [label for label in ALARM_CLASSES if label in entry.options[CONF_ENABLED_CLASSES]]
+    return AlarmSettings(labels=labels) if labels else None
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> bool:
@@ -58,6 +69,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) 
         model=model,
         source_factory=source_factory(hass, entry.data),
         detector=detector_settings(entry),
+        alarms=alarm_settings(entry),
         # A camera entity's credentials belong to its integration: no reauth flow here, a repair issue.
         on_invalid_auth=None
         if entry.data[CONF_SOURCE_TYPE] == SourceType.CAMERA
@@ -83,6 +95,12 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     if entry.minor_version < 2:
         # 1.2: the unique id of an RTSP stream keeps its query (NVR channels), rtsps defaults to port 322.
         hass.config_entries.async_update_entry(entry, unique_id=unique_id_for(entry.data), minor_version=2)
+    if entry.minor_version < 3:
+        # 1.3: smoke and CO alarms, on for every source (as for new ones); "Sounds to detect" turns them off.
+        enabled = [*entry.options[CONF_ENABLED_CLASSES], *ALARM_CLASSES]
+        hass.config_entries.async_update_entry(
+            entry, options={**entry.options, CONF_ENABLED_CLASSES: enabled}, minor_version=3
+        )
     return True
 
 
@@ -96,7 +114,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry)
 def _async_remove_disabled_class_sensors(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
     """A sound taken out of the options loses its binary sensor (rather than leaving it unavailable)."""
     registry = er.async_get(hass)
-    for label in set(EVENT_CLASSES) - set(entry.options[CONF_ENABLED_CLASSES]):
+    for label in set(DETECTABLE_CLASSES) - set(entry.options[CONF_ENABLED_CLASSES]):
         unique_id = f"{entry.entry_id}_{label}"
         if entity_id := registry.async_get_entity_id(Platform.BINARY_SENSOR, DOMAIN, unique_id):
             registry.async_remove(entity_id)

@@ -1,4 +1,4 @@
-"""The event entity: fires when a sound starts, with the class and its confidence."""
+"""The event entity: fires when a sound starts, with the class and its confidence (an alarm: its tone)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,17 @@ async def async_setup_entry(
     """One event entity per source."""
     runtime = entry.runtime_data
     description = EventEntityDescription(
-        key="sound", translation_key="sound", event_types=list(runtime.detector_settings.thresholds)
+        key="sound", translation_key="sound", event_types=runtime.detected_labels
     )
     async_add_entities([SoundSentryEventEntity(runtime, entry.entry_id, description)])
 
 
 class SoundSentryEventEntity(SoundSentryEntity, EventEntity):
-    """Fires `babycry`, `glassbreak` or `gunshot` with `confidence` (0..1) when a sound starts."""
+    """Fires the class of each sound that starts, with what is known of it.
+
+    `babycry`, `glassbreak` or `gunshot` with `confidence` (0..1); `smoke_alarm` or `co_alarm` with the
+    tone's `frequency_hz` and the `cycles` of the pattern heard.
+    """
 
     def __init__(
         self, runtime: SoundSentryRuntime, unique_id: str, description: EventEntityDescription
@@ -40,5 +44,8 @@ class SoundSentryEventEntity(SoundSentryEntity, EventEntity):
     @callback
     def _async_handle_event(self, event: SoundEvent) -> None:
         if event.active:
-            self._trigger_event(event.label, {"confidence": round(event.peak_probability, 3)})
+            data: dict[str, float] = {"confidence": round(event.peak_probability, 3)}
+            if event.details:  # an alarm pattern: no probability, but what was heard
+                data = {key: round(value) for key, value in event.details.items()}
+            self._trigger_event(event.label, data)
             self.async_write_ha_state()

@@ -15,6 +15,7 @@ from homeassistant.helpers.event import async_call_later
 
 from . import const
 from .const import DOMAIN, LOGGER
+from .engine.alarm import AlarmSettings
 from .engine.detector import DetectorSettings, SoundEvent
 from .engine.listener import Listener
 from .engine.model import LoadedModel
@@ -51,6 +52,7 @@ class SoundSentryRuntime:
         model: LoadedModel,
         source_factory: Callable[[], AudioSource],
         detector: DetectorSettings,
+        alarms: AlarmSettings | None,
         on_invalid_auth: Callable[[], None] | None,
     ) -> None:
         """Listen to one source; nothing runs before `start()`.
@@ -63,10 +65,11 @@ class SoundSentryRuntime:
         self.title = title
         self.model = model
         self.detector_settings = detector
+        self.alarm_settings = alarms
         self._source_factory = source_factory
         self.connected = False
         self.last_error: SourceError | None = None
-        self.active: dict[str, bool] = dict.fromkeys(detector.thresholds, False)
+        self.active: dict[str, bool] = dict.fromkeys([*detector.thresholds, *self.alarm_labels], False)
         self.snapshot: Snapshot | None = None
         self.history: deque[WindowResult] = deque(maxlen=HISTORY_WINDOWS)
         self.windows_classified = 0
@@ -89,7 +92,12 @@ class SoundSentryRuntime:
         self._listener = Listener(
             self.entry_id,
             self._build_source,
-            Pipeline(self.model.backend, self.model.info, detector=self.detector_settings),
+            Pipeline(
+                self.model.backend,
+                self.model.info,
+                detector=self.detector_settings,
+                alarms=self.alarm_settings,
+            ),
             on_output=self._on_output,
             on_status=self._on_status,
         )
@@ -104,6 +112,16 @@ class SoundSentryRuntime:
             await self.hass.async_add_executor_job(listener.stop)
         ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
         ir.async_delete_issue(self.hass, DOMAIN, self.auth_issue_id)
+
+    @property
+    def alarm_labels(self) -> list[str]:
+        """The smoke / CO alarms this source listens for."""
+        return list(self.alarm_settings.labels) if self.alarm_settings is not None else []
+
+    @property
+    def detected_labels(self) -> list[str]:
+        """Every class with a binary sensor and an event type: the model's enabled ones, then alarms."""
+        return [*self.detector_settings.thresholds, *self.alarm_labels]
 
     @property
     def issue_id(self) -> str:
@@ -147,7 +165,7 @@ class SoundSentryRuntime:
         return self._source
 
     def _on_output(self, output: PipelineOutput) -> None:
-        if output.windows:
+        if output.windows or output.events:  # an alarm can end in a chunk that completes no window
             self.hass.loop.call_soon_threadsafe(self._async_publish, output)
 
     def _on_status(self, connected: bool, error: SourceError | None) -> None:
@@ -174,7 +192,7 @@ class SoundSentryRuntime:
             for listener in list(self._event_listeners):
                 listener(event)
         now = time.monotonic()
-        if now - self._last_snapshot >= STATE_INTERVAL_S or self.snapshot is None:
+        if self._pending and (now - self._last_snapshot >= STATE_INTERVAL_S or self.snapshot is None):
             self.snapshot = Snapshot(
                 dbfs=max(window.dbfs for window in self._pending),
                 probabilities={

@@ -120,7 +120,7 @@ def rtsp_entry(
         unique_id=unique_id_for(data),
         data=data,
         options=options(**option_overrides),
-        minor_version=2,
+        minor_version=3,
     )
 
 
@@ -130,7 +130,7 @@ def udp_entry(port: int, *, address: str = "127.0.0.1", **option_overrides: Any)
         domain=DOMAIN,
         title="Hall microphone",
         unique_id=f"udp:{port}",
-        minor_version=2,
+        minor_version=3,
         data={
             CONF_SOURCE_TYPE: SourceType.UDP,
             CONF_PORT: port,

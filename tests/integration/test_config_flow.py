@@ -85,7 +85,14 @@ async def test_rtsp_source_creates_entry_with_thresholds(
     }
     assert entry.unique_id == f"rtsp:127.0.0.1:{server.port}/stream"
     assert entry.options["threshold_glassbreak"] == 0.7
-    assert entry.options[CONF_ENABLED_CLASSES] == ["babycry", "glassbreak", "gunshot"]
+    # New sources listen for smoke and CO alarms too.
+    assert entry.options[CONF_ENABLED_CLASSES] == [
+        "babycry",
+        "glassbreak",
+        "gunshot",
+        "smoke_alarm",
+        "co_alarm",
+    ]
     assert entry.options[CONF_K] <= entry.options[CONF_N]
     await hass.async_block_till_done()
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -239,8 +246,20 @@ async def test_entries_of_version_1_1_get_the_new_unique_id(
     assert (entry.version, entry.minor_version) == (1, 1)
     with patch("custom_components.sound_sentry.entry.async_setup_entry", return_value=True):
         assert await hass.config_entries.async_setup(entry.entry_id)
-    assert (entry.version, entry.minor_version) == (1, 2)
+    assert (entry.version, entry.minor_version) == (1, 3)
     assert entry.unique_id == unique_id
+
+
+async def test_entries_of_version_1_2_get_smoke_and_co_alarms(hass: HomeAssistant) -> None:
+    """Migration to 1.3: smoke and CO alarms join the sounds to detect, as for a new entry."""
+    entry = rtsp_entry("rtsp://cam.local/stream", enabled_classes=["babycry"])
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(entry, minor_version=2)
+    with patch("custom_components.sound_sentry.entry.async_setup_entry", return_value=True):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+    assert (entry.version, entry.minor_version) == (1, 3)
+    assert entry.options[CONF_ENABLED_CLASSES] == ["babycry", "smoke_alarm", "co_alarm"]
+    assert entry.options["threshold_babycry"] == 0.5
 
 
 async def test_an_entry_from_a_newer_major_version_is_not_loaded(hass: HomeAssistant) -> None:
@@ -378,6 +397,42 @@ async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., Rtsp
     assert (settings.k, settings.n, settings.hold_s) == (2, 4, 4.0)
     assert hass.states.get("binary_sensor.nursery_camera_baby_crying") is None
     assert hass.states.get("binary_sensor.nursery_camera_glass_breaking") is not None
+    assert entry.runtime_data.alarm_settings is None
+    assert hass.states.get("binary_sensor.nursery_camera_smoke_alarm") is None
+
+    # Smoke alarm on (CO alarm off): its sensor (device class smoke) and event type appear.
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**new, CONF_K: 2, CONF_N: 4, CONF_ENABLED_CLASSES: ["gunshot", "smoke_alarm"]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    runtime = entry.runtime_data
+    assert runtime.alarm_settings is not None
+    assert list(runtime.alarm_settings.labels) == ["smoke_alarm"]
+    assert dict(runtime.detector_settings.thresholds) == {"gunshot": 0.5}
+    smoke = hass.states.get("binary_sensor.nursery_camera_smoke_alarm")
+    assert smoke is not None
+    assert smoke.attributes["device_class"] == "smoke"
+    assert hass.states.get("binary_sensor.nursery_camera_co_alarm") is None
+    assert hass.states.get("binary_sensor.nursery_camera_glass_breaking") is None
+    assert hass.states.get("event.nursery_camera_sound").attributes["event_types"] == [
+        "gunshot",
+        "smoke_alarm",
+    ]
+
+    # Only alarms: the model's classes are all off, which is allowed (at least one sound).
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**new, CONF_K: 2, CONF_N: 4, CONF_ENABLED_CLASSES: ["smoke_alarm", "co_alarm"]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert (
+        hass.states.get("binary_sensor.nursery_camera_co_alarm").attributes["device_class"]
+        == "carbon_monoxide"
+    )
+    assert hass.states.get("binary_sensor.nursery_camera_gunshot") is None
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
