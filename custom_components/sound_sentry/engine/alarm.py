@@ -112,8 +112,9 @@ class AlarmSettings:
     """Samples per short-time spectrum (32 ms at 8 kHz: 31 Hz bins, fine enough for 0.1 s tones)."""
     hop_s: float = 0.02
     """Seconds between spectra."""
-    block_s: float = 0.25
-    """Audio is analysed once this much has arrived (as the model's windows): tiny chunks cost no more."""
+    block_s: float = 1.0
+    """Audio is analysed once this much has arrived, so that 20 ms chunks cost no more than long ones (an
+    alarm turns on up to this much later: small beside its two cycles)."""
     tonal_share_on: float = 0.5
     """A tone starts where the tone's share of its reference band reaches this..."""
     tonal_share_off: float = 0.3
@@ -286,14 +287,14 @@ class AlarmPatternDetector:
     def process(self, samples: npt.NDArray[np.float32]) -> list[SoundEvent]:
         """Feed float32 PCM at `sample_rate_hz` (any length); return the alarm starts and ends, in order."""
         chunk = np.asarray(samples)
-        if not np.issubdtype(chunk.dtype, np.floating):
+        if chunk.dtype.kind != "f":
             raise TypeError(f"PCM must be float in [-1, 1], not {chunk.dtype}")
-        if chunk.size:
-            self._pending.append(chunk.astype(np.float32, copy=False).reshape(-1))
+        if chunk.size:  # kept as given: converted once per block
+            self._pending.append(chunk.reshape(-1))
             self._pending_size += chunk.size
         if self._pending_size < self._block:
             return []
-        self._samples = np.concatenate([self._samples, *self._pending])
+        self._samples = np.concatenate([self._samples, *self._pending], dtype=np.float32)
         self._pending, self._pending_size = [], 0
         n_fft = self.settings.n_fft
         count = (self._samples.size - n_fft) // self._hop + 1 if self._samples.size >= n_fft else 0
