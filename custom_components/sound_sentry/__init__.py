@@ -30,6 +30,13 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     return await migrate_entry(hass, entry)
 
 
+async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Delete a removed source's clips: see entry.py."""
+    from .entry import async_remove_entry as remove_entry  # noqa: PLC0415 - see the module docstring
+
+    await remove_entry(hass, entry)
+
+
 async def async_unload_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> bool:
     """Unload a source: see entry.py."""
     from .entry import async_unload_entry as unload_entry  # noqa: PLC0415 - see the module docstring

@@ -23,6 +23,9 @@ from . import const
 from .const import (
     CONF_CAMERA,
     CONF_CHANNELS,
+    CONF_CLIP_KEEP_DAYS,
+    CONF_CLIP_MAX,
+    CONF_CLIPS,
     CONF_DEVICE_ADDRESS,
     CONF_ENABLED_CLASSES,
     CONF_HOLD_S,
@@ -33,6 +36,8 @@ from .const import (
     CONF_SOURCE_TYPE,
     CONF_THRESHOLD_PREFIX,
     CONF_TRANSPORT,
+    DEFAULT_CLIP_KEEP_DAYS,
+    DEFAULT_CLIP_MAX,
     DEFAULT_UDP_PORT,
     DETECTABLE_CLASSES,
     DOMAIN,
@@ -411,6 +416,9 @@ class SoundSentryOptionsFlow(OptionsFlow):
                 CONF_K: int(user_input[CONF_K]),
                 CONF_N: int(user_input[CONF_N]),
                 CONF_HOLD_S: float(user_input[CONF_HOLD_S]),
+                CONF_CLIPS: bool(user_input[CONF_CLIPS]),
+                CONF_CLIP_KEEP_DAYS: int(user_input[CONF_CLIP_KEEP_DAYS]),
+                CONF_CLIP_MAX: int(user_input[CONF_CLIP_MAX]),
             }
             if int(user_input[CONF_K]) > int(user_input[CONF_N]):
                 errors[CONF_K] = "k_greater_than_n"
@@ -418,7 +426,12 @@ class SoundSentryOptionsFlow(OptionsFlow):
                 errors[CONF_ENABLED_CLASSES] = "no_classes"
             else:
                 return self.async_create_entry(data=options)
-        current = {**self.config_entry.options, **(user_input or {})}
+        clip_defaults = {
+            CONF_CLIPS: False,
+            CONF_CLIP_KEEP_DAYS: DEFAULT_CLIP_KEEP_DAYS,
+            CONF_CLIP_MAX: DEFAULT_CLIP_MAX,
+        }
+        current = {**clip_defaults, **self.config_entry.options, **(user_input or {})}
         thresholds = {label: current[f"{CONF_THRESHOLD_PREFIX}{label}"] for label in EVENT_CLASSES}
         schema = vol.Schema(
             {
@@ -443,6 +456,20 @@ class SoundSentryOptionsFlow(OptionsFlow):
                         step=0.25,
                         unit_of_measurement="s",
                         mode=selector.NumberSelectorMode.BOX,
+                    )
+                ),
+                # Off by default: clips are recordings of the home, kept on this machine's disk.
+                vol.Required(CONF_CLIPS, default=current[CONF_CLIPS]): selector.BooleanSelector(),
+                vol.Required(
+                    CONF_CLIP_KEEP_DAYS, default=current[CONF_CLIP_KEEP_DAYS]
+                ): selector.NumberSelector(
+                    selector.NumberSelectorConfig(
+                        min=1, max=365, step=1, unit_of_measurement="d", mode=selector.NumberSelectorMode.BOX
+                    )
+                ),
+                vol.Required(CONF_CLIP_MAX, default=current[CONF_CLIP_MAX]): selector.NumberSelector(
+                    selector.NumberSelectorConfig(
+                        min=1, max=1000, step=1, mode=selector.NumberSelectorMode.BOX
                     )
                 ),
             }

@@ -40,6 +40,16 @@ CONF_ENABLED_CLASSES: Final = "enabled_classes"
 CONF_K: Final = "k"
 CONF_N: Final = "n"
 CONF_HOLD_S: Final = "hold_s"
+CONF_CLIPS: Final = "clips"
+"""Keep the audio of each detection (off by default: it stores the home's audio on disk)."""
+CONF_CLIP_KEEP_DAYS: Final = "clip_keep_days"
+CONF_CLIP_MAX: Final = "clip_max"
+DEFAULT_CLIP_KEEP_DAYS: Final = 7
+DEFAULT_CLIP_MAX: Final = 50
+
+EVENT_CLIP_SAVED: Final = "sound_sentry_clip_saved"
+"""Fired on the bus when a clip has been written (its event has ended): the notification blueprint waits
+for it to update its notification with the audio."""
 
 DEFAULT_UDP_PORT: Final = 6056
 UDP_SAMPLE_RATES: Final = (8000, 16000, 22050, 44100, 48000)

@@ -8,6 +8,7 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
+from .const import CONF_CLIP_KEEP_DAYS, CONF_CLIP_MAX, DEFAULT_CLIP_KEEP_DAYS, DEFAULT_CLIP_MAX
 from .engine.redact import redact_url
 from .runtime import SoundSentryConfigEntry
 
@@ -24,6 +25,7 @@ async def async_get_config_entry_diagnostics(
         data[CONF_URL] = redact_url(data[CONF_URL])
     info = runtime.model.info
     error = runtime.last_error
+    clips = runtime.clips
     return {
         "entry": {"title": entry.title, "data": data, "options": dict(entry.options)},
         "model": {
@@ -46,6 +48,14 @@ async def async_get_config_entry_diagnostics(
             "active": dict(runtime.active),
         },
         "alarms": {"labels": runtime.alarm_labels},
+        "clips": {
+            "enabled": clips is not None,
+            "keep_days": entry.options.get(CONF_CLIP_KEEP_DAYS, DEFAULT_CLIP_KEEP_DAYS),
+            "max_clips": entry.options.get(CONF_CLIP_MAX, DEFAULT_CLIP_MAX),
+            "saved_since_setup": clips.saved if clips else 0,
+            "lost_since_setup": clips.lost if clips else 0,
+            "failing": clips.failing if clips else False,
+        },
         "recent_windows": [
             {
                 "end_s": round(window.end_s, 2),

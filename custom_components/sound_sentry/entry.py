@@ -8,14 +8,20 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import entity_registry as er
 
+from .clip_store import ClipStore, remove_clips
 from .const import (
     ALARM_CLASSES,
+    CONF_CLIP_KEEP_DAYS,
+    CONF_CLIP_MAX,
+    CONF_CLIPS,
     CONF_ENABLED_CLASSES,
     CONF_HOLD_S,
     CONF_K,
     CONF_N,
     CONF_SOURCE_TYPE,
     CONF_THRESHOLD_PREFIX,
+    DEFAULT_CLIP_KEEP_DAYS,
+    DEFAULT_CLIP_MAX,
     DETECTABLE_CLASSES,
     DOMAIN,
     EVENT_CLASSES,
@@ -62,6 +68,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) 
             translation_key="model_unavailable",
             translation_placeholders={"error": str(err)},
         ) from err
+    clips = ClipStore(
+        hass,
+        entry.entry_id,
+        entry.title,
+        keep_days=int(entry.options.get(CONF_CLIP_KEEP_DAYS, DEFAULT_CLIP_KEEP_DAYS)),
+        max_clips=int(entry.options.get(CONF_CLIP_MAX, DEFAULT_CLIP_MAX)),
+    )
+    await clips.async_prune()  # also with clips off: what was kept earlier still expires
     runtime = SoundSentryRuntime(
         hass,
         entry_id=entry.entry_id,
@@ -74,6 +88,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) 
         on_invalid_auth=None
         if entry.data[CONF_SOURCE_TYPE] == SourceType.CAMERA
         else lambda: entry.async_start_reauth(hass),
+        clips=clips if entry.options.get(CONF_CLIPS, False) else None,
     )
     entry.runtime_data = runtime
     _async_remove_disabled_class_sensors(hass, entry)
@@ -109,6 +124,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry)
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     await entry.runtime_data.async_stop()
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """A removed source's clips go with it: nothing would delete them any more (no retention without it)."""
+    await hass.async_add_executor_job(remove_clips, hass, entry.entry_id)
 
 
 def _async_remove_disabled_class_sensors(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:

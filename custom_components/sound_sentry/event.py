@@ -28,7 +28,8 @@ class SoundSentryEventEntity(SoundSentryEntity, EventEntity):
     """Fires the class of each sound that starts, with what is known of it.
 
     `babycry`, `glassbreak` or `gunshot` with `confidence` (0..1); `smoke_alarm` or `co_alarm` with the
-    tone's `frequency_hz` and the `cycles` of the pattern heard.
+    tone's `frequency_hz` and the `cycles` of the pattern heard. With clips on, also `clip`: the media-source
+    id of the sound's clip (its file is written when the sound ends).
     """
 
     def __init__(
@@ -44,8 +45,10 @@ class SoundSentryEventEntity(SoundSentryEntity, EventEntity):
     @callback
     def _async_handle_event(self, event: SoundEvent) -> None:
         if event.active:
-            data: dict[str, float] = {"confidence": round(event.peak_probability, 3)}
+            data: dict[str, float | str] = {"confidence": round(event.peak_probability, 3)}
             if event.details:  # an alarm pattern: no probability, but what was heard
                 data = {key: round(value) for key, value in event.details.items()}
+            if (clip := self.runtime.clip_id(event)) is not None:
+                data["clip"] = clip
             self._trigger_event(event.label, data)
             self.async_write_ha_state()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -14,8 +15,10 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 
 from . import const
-from .const import DOMAIN, LOGGER
+from .clip_store import ClipStore
+from .const import DOMAIN, EVENT_CLIP_SAVED, LOGGER
 from .engine.alarm import AlarmSettings
+from .engine.clips import Clip, ClipRecorder
 from .engine.detector import DetectorSettings, SoundEvent
 from .engine.listener import Listener
 from .engine.model import LoadedModel
@@ -54,11 +57,13 @@ class SoundSentryRuntime:
         detector: DetectorSettings,
         alarms: AlarmSettings | None,
         on_invalid_auth: Callable[[], None] | None,
+        clips: ClipStore | None = None,
     ) -> None:
         """Listen to one source; nothing runs before `start()`.
 
         `on_invalid_auth` starts a reauth flow. It is None when the credentials are not Sound Sentry's to
         change (a camera entity's belong to its own integration): then a repair issue says where to fix them.
+        With `clips`, the audio of every event is kept there.
         """
         self.hass = hass
         self.entry_id = entry_id
@@ -84,22 +89,33 @@ class SoundSentryRuntime:
         self._past_counters: Counter[str] = Counter()
         self._on_invalid_auth = on_invalid_auth
         self._repair_raised = False
+        self.clips = clips
+        # Clip names by id() of the SoundEvent that started them (events hold a dict: not hashable). Filled
+        # by the recorder and emptied by _on_output for the same chunk, in the source thread; then handed
+        # with the output to the loop, where the event entity asks for its event's clip.
+        self._clip_names: dict[int, str] = {}
+        self._event_clips: dict[int, str] = {}
+        self._saving: set[asyncio.Task[None]] = set()
 
     # -- lifecycle (event loop) -------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the source thread; it connects, and reconnects, by itself."""
+        info = self.model.info
         self._listener = Listener(
             self.entry_id,
             self._build_source,
-            Pipeline(
-                self.model.backend,
-                self.model.info,
-                detector=self.detector_settings,
-                alarms=self.alarm_settings,
-            ),
+            Pipeline(self.model.backend, info, detector=self.detector_settings, alarms=self.alarm_settings),
             on_output=self._on_output,
             on_status=self._on_status,
+            recorder=None
+            if self.clips is None
+            else ClipRecorder(
+                info.sample_rate_hz,
+                info.window_samples / info.sample_rate_hz,
+                key_for=self._clip_name,
+                on_clip=self._on_clip,
+            ),
         )
         self._listener.start()
         self._schedule_repair()
@@ -110,6 +126,8 @@ class SoundSentryRuntime:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await self.hass.async_add_executor_job(listener.stop)
+        if self._saving:  # the clips that stopping handed over, and any still being written
+            await asyncio.gather(*self._saving)
         ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
         ir.async_delete_issue(self.hass, DOMAIN, self.auth_issue_id)
 
@@ -165,8 +183,19 @@ class SoundSentryRuntime:
         return self._source
 
     def _on_output(self, output: PipelineOutput) -> None:
+        clips = {id(e): self._clip_names.pop(id(e)) for e in output.events if id(e) in self._clip_names}
         if output.windows or output.events:  # an alarm can end in a chunk that completes no window
-            self.hass.loop.call_soon_threadsafe(self._async_publish, output)
+            self.hass.loop.call_soon_threadsafe(self._async_publish, output, clips)
+
+    def _clip_name(self, event: SoundEvent) -> str:
+        """Name the clip of an event that starts (the recorder asks before `_on_output` gets the event)."""
+        assert self.clips is not None
+        name = self.clips.new_name(event.label, event.peak_probability)
+        self._clip_names[id(event)] = name
+        return name
+
+    def _on_clip(self, clip: Clip) -> None:
+        self.hass.loop.call_soon_threadsafe(self._async_save_clip, clip)
 
     def _on_status(self, connected: bool, error: SourceError | None) -> None:
         self.hass.loop.call_soon_threadsafe(self._async_set_connected, connected, error)
@@ -174,7 +203,40 @@ class SoundSentryRuntime:
     # -- event loop -------------------------------------------------------------------------------
 
     @callback
-    def _async_publish(self, output: PipelineOutput) -> None:
+    def clip_id(self, event: SoundEvent) -> str | None:
+        """The media-source id of the clip of an event being published (None without clips)."""
+        name = self._event_clips.get(id(event))
+        return None if name is None or self.clips is None else self.clips.media_id(name)
+
+    @callback
+    def _async_save_clip(self, clip: Clip) -> None:
+        task = self.hass.async_create_background_task(self._async_store(clip), f"{DOMAIN} clip {clip.key}")
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
+
+    async def _async_store(self, clip: Clip) -> None:
+        assert self.clips is not None
+        try:
+            saved = await self.clips.async_save(clip)
+        except Exception:  # noqa: BLE001 - a bug here must not stop the source or its unloading
+            LOGGER.exception("%s: unexpected error saving a clip", self.title)
+            return
+        if saved:
+            self.hass.bus.async_fire(
+                EVENT_CLIP_SAVED,
+                {
+                    "entry_id": self.entry_id,
+                    "clip": self.clips.media_id(clip.key),
+                    "url": self.clips.url(clip.key),
+                    "event_type": clip.label,
+                    "duration_s": round(clip.duration_s, 2),
+                    "peak": round(clip.peak_probability, 3),
+                },
+            )
+
+    @callback
+    def _async_publish(self, output: PipelineOutput, clips: dict[int, str] | None = None) -> None:
+        self._event_clips = clips or {}
         self.windows_classified += len(output.windows)
         self.history.extend(output.windows)
         self._pending.extend(output.windows)

@@ -164,7 +164,7 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     new_gunshot = "0.995" if gunshot.input_value() != "0.995" else "0.996"
     gunshot.fill(new_gunshot)
     page.get_by_text("Detection settings").click()
-    page.set_viewport_size({"width": 1280, "height": 1300})  # the whole form in one picture
+    page.set_viewport_size({"width": 1280, "height": 1700})  # the whole form in one picture
     screenshot("07-options")
     page.set_viewport_size({"width": 1280, "height": 860})
     page.get_by_role("button", name="Submit").click()

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from custom_components.sound_sentry.engine.alarm import SMOKE_ALARM, AlarmSettings
 from custom_components.sound_sentry.engine.backends import load_backend
 from custom_components.sound_sentry.engine.clips import AudioRing, Clip, ClipRecorder
 from custom_components.sound_sentry.engine.detector import DetectorSettings, SoundEvent
@@ -17,7 +18,7 @@ from custom_components.sound_sentry.engine.listener import Listener
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline, PipelineOutput
 from custom_components.sound_sentry.engine.sources import Backoff, FileSource
-from tests.audio import scene, write_wav
+from tests.audio import T3_PIEZO, alarm_signal, scene, write_wav
 
 MODEL = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "resnetse_random.onnx"
 RATE = 8000
@@ -234,3 +235,31 @@ def test_real_detections_through_the_listener_each_get_their_clip(tmp_path: Path
         onset = next(e for e in starts if clip.key == f"{e.label}@{e.time_s}")
         first = max(0, round((onset.time_s - WINDOW_S - 5.0) * RATE))
         assert np.array_equal(clip.pcm, pcm[first : first + clip.pcm.size])
+
+
+def test_an_alarm_pattern_from_the_pipeline_gets_its_clip_too() -> None:
+    """Every label the pipeline emits is recorded, not only the model's: a smoke alarm (T3) heard by the
+    alarm pattern detector, whose events come in outputs that may hold no window, gets one clip."""
+    info = ModelInfo.load(MODEL)
+    no_model_sounds = DetectorSettings(thresholds={})  # the random test model may "hear" anything
+    pipeline = Pipeline(load_backend(MODEL, "numpy"), info, detector=no_model_sounds, alarms=AlarmSettings())
+    samples = np.concatenate(
+        [np.zeros(RATE, np.float32), alarm_signal(T3_PIEZO, 3), np.zeros(8 * RATE, np.float32)]
+    )
+    pcm = (samples * 32767).astype(np.int16)
+    starts: list[SoundEvent] = []
+    clips: list[Clip] = []
+
+    def key_for(event: SoundEvent) -> str:
+        starts.append(event)
+        return event.label
+
+    recorder = ClipRecorder(RATE, WINDOW_S, key_for=key_for, on_clip=clips.append)
+    for i in range(0, pcm.size, 160):
+        chunk = pcm[i : i + 160]
+        recorder.process(chunk, pipeline.process(chunk).events)
+    assert [event.label for event in starts] == [SMOKE_ALARM]
+    [clip] = clips
+    assert (clip.label, clip.end) == (SMOKE_ALARM, "ended")
+    first = max(0, round((starts[0].time_s - WINDOW_S - 5.0) * RATE))
+    assert np.array_equal(clip.pcm, pcm[first : first + clip.pcm.size])

@@ -22,8 +22,9 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from custom_components.sound_sentry.const import EVENT_CLIP_SAVED
 from tests.audio import scene, write_wav
 from tests.peers import RtspServer
 
@@ -41,6 +42,7 @@ def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
     """A configuration folder of this test's own, holding the blueprint as a user installs it."""
     hass.config.config_dir = str(tmp_path)
     hass.config.allowlist_external_dirs = {str(tmp_path / "www")}
+    hass.config.media_dirs = {"local": str(tmp_path / "media")}
     target = tmp_path / "blueprints" / "automation" / "sound_sentry"
     target.mkdir(parents=True)
     shutil.copy(BLUEPRINT, target)
@@ -124,24 +126,30 @@ def sound(hass: HomeAssistant, event_type: str, confidence: float) -> None:
     )
 
 
+@pytest.mark.parametrize("clips", [False, True], ids=["clips_off", "clips_on"])
 async def test_a_real_sound_notifies_the_phone(
     hass: HomeAssistant,
+    *,
     config_dir: Path,
     phone: tuple[str, Pushes],
     rtsp_server: Callable[..., RtspServer],
     data_dir: Path,
+    clips: bool,
 ) -> None:
     """A real stream, Sound Sentry's event entity, the blueprint: one push with the class and confidence.
 
+    With clips on, the same notification (its tag) is sent again once the clip is saved, quietly, with
+    the clip's media view address as its attachment. With clips off nothing is written.
     Low thresholds, so that any model (even the random test fixture) detects: this is about the plumbing.
     """
     device_id, pushes = phone
     server = rtsp_server(
         codec="pcmu", source="file", file=write_wav(config_dir / "s.wav", scene(data_dir, "babycry"))
     )
-    entry = rtsp_entry(server.url(), threshold=0.05)
+    entry = rtsp_entry(server.url(), threshold=0.05, clips=clips)
     entry.add_to_hass(hass)
     expected: list[tuple[str, str]] = []  # (title, message) for each sound the entity fires
+    fired_clips: list[str | None] = []  # and its clip's media-source id
 
     def on_sound(event: Event[Any]) -> None:
         state = event.data["new_state"]
@@ -153,16 +161,34 @@ async def test_a_real_sound_notifies_the_phone(
             name = NAMES[state.attributes["event_type"]]
             percent = round(state.attributes["confidence"] * 100)
             expected.append((name, f"Nursery camera: {name.lower()} ({percent}% confidence)"))
+            fired_clips.append(state.attributes.get("clip"))
 
     hass.bus.async_listen("state_changed", on_sound)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await use_blueprint(hass, event_entity="event.nursery_camera_sound", notify_device=device_id)
+    saved = async_capture_events(hass, EVENT_CLIP_SAVED)
     await wait_for(hass, lambda: bool(pushes), timeout_s=30)
+    if clips:
+        await wait_for(hass, lambda: len(pushes) == 2, timeout_s=90)
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
-    [push] = pushes  # one: the sounds that follow fall within the cooldown
+    push = pushes[0]  # the sounds that follow fall within the cooldown
     assert (push["title"], push["message"]) in expected
     assert push["registration_info"]["webhook_id"] == "pixel-webhook"
-    assert await hass.config_entries.async_unload(entry.entry_id)
+    if not clips:
+        assert len(pushes) == 1
+        assert not (config_dir / "media").exists()
+        return
+    update = pushes[1]
+    fired = fired_clips[0]
+    assert (update["title"], update["message"]) == (push["title"], push["message"])
+    assert update["data"]["tag"] == push["data"]["tag"]
+    [event] = [event for event in saved if event.data["clip"] == fired]  # the clip of the notified sound
+    assert update["data"]["attachment"] == {"url": event.data["url"], "content-type": "wav"}
+    assert update["data"]["alert_once"] is True
+    assert update["data"]["push"] == {"interruption-level": "passive"}
+    clip_file = config_dir / "media" / event.data["url"].removeprefix("/media/local/")
+    assert clip_file.is_file()
 
 
 @pytest.mark.parametrize("cooldown", [{"minutes": 1}, "00:01:00", 60], ids=["selector", "text", "seconds"])
