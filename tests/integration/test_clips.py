@@ -25,6 +25,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.sound_sentry.clip_store import ClipName
 from custom_components.sound_sentry.const import (
+    ALARM_CLASSES,
     CONF_CLIP_KEEP_DAYS,
     CONF_CLIP_MAX,
     CONF_CLIPS,
@@ -32,14 +33,17 @@ from custom_components.sound_sentry.const import (
     CONF_K,
     CONF_N,
     CONF_THRESHOLD_PREFIX,
+    EVENT_CLASSES,
     EVENT_CLIP_SAVED,
 )
+from custom_components.sound_sentry.engine.alarm import SMOKE_ALARM
 from custom_components.sound_sentry.engine.clips import DEFAULT_MAX_CLIP_S
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from tests.audio import write_wav
 from tests.peers import RtspServer
 
 from .conftest import DetectionPlan, rtsp_entry, wait_for
+from .test_alarms import alarm_recording
 
 pytestmark = pytest.mark.usefixtures("no_blocking_calls")
 
@@ -272,3 +276,36 @@ async def test_options_turn_clips_on(
     assert (store.keep_days, store.max_clips) == (3, 10)
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert not media_dir.exists()  # noqa: ASYNC240 - nothing heard, nothing written
+
+
+async def test_a_smoke_alarm_gets_its_clip_too(
+    hass: HomeAssistant,
+    *,
+    rtsp_server: Callable[..., RtspServer],
+    data_dir: Path,
+    media_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """Every sound the source reports keeps a clip, the alarm patterns too: a real smoke alarm recording
+    over RTSP fires `smoke_alarm` with its clip's id, and the clip is saved under that sound's name."""
+    assert await async_setup_component(hass, "media_source", {})
+    server = rtsp_server(codec="pcmu", source="file", file=alarm_recording(data_dir, tmp_path / "alarms.wav"))
+    entry = rtsp_entry(
+        server.url(), threshold=0.999, enabled_classes=[*EVENT_CLASSES, *ALARM_CLASSES], **{CONF_CLIPS: True}
+    )
+    entry.add_to_hass(hass)
+    saved = async_capture_events(hass, EVENT_CLIP_SAVED)
+    fired = Fired(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(hass, lambda: any(e.data["event_type"] == SMOKE_ALARM for e in saved), timeout_s=90)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+    [smoke] = [data for data in fired.data if data["event_type"] == SMOKE_ALARM]
+    [event] = [event for event in saved if event.data["clip"] == smoke["clip"]]
+    name = event.data["clip"].rsplit("/", 1)[1]
+    parsed = ClipName.parse(name)
+    assert parsed is not None
+    assert (parsed.label, parsed.percent) == (SMOKE_ALARM, 100)  # a pattern is heard or not
+    assert (media_dir / "sound_sentry" / entry.entry_id / name).is_file()
+    source = await media_source.async_browse_media(hass, f"media-source://sound_sentry/{entry.entry_id}")
+    assert f"Smoke alarm · {parsed.detected:%Y-%m-%d %H:%M:%S} · 100%" in [c.title for c in source.children]
