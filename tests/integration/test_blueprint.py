@@ -32,7 +32,13 @@ from .conftest import rtsp_entry, wait_for
 
 BLUEPRINT = Path(__file__).resolve().parents[2] / "blueprints" / "automation" / "sound_sentry" / "notify.yaml"
 HALL = "event.hall_microphone_sound"
-NAMES = {"babycry": "Baby crying", "glassbreak": "Glass breaking", "gunshot": "Gunshot"}
+NAMES = {
+    "babycry": "Baby crying",
+    "glassbreak": "Glass breaking",
+    "gunshot": "Gunshot",
+    "smoke_alarm": "Smoke alarm",
+    "co_alarm": "CO alarm",
+}
 
 type Pushes = list[dict[str, Any]]
 
@@ -112,15 +118,15 @@ async def use_blueprint(hass: HomeAssistant, **inputs: Any) -> None:
     assert state.state == STATE_ON
 
 
-def sound(hass: HomeAssistant, event_type: str, confidence: float) -> None:
-    """The hall microphone's event entity fires, as Sound Sentry writes it."""
+def sound(hass: HomeAssistant, event_type: str, confidence: float = 0.0, **data: Any) -> None:
+    """The hall microphone's event entity fires, as Sound Sentry writes it (an alarm: `data`)."""
     hass.states.async_set(
         HALL,
         dt_util.utcnow().isoformat(timespec="microseconds"),
         {
             "event_types": list(NAMES),
             "event_type": event_type,
-            "confidence": confidence,
+            **(data or {"confidence": confidence}),
             "friendly_name": "Hall microphone Sound",
         },
     )
@@ -266,3 +272,37 @@ async def test_camera_snapshot_is_attached(
     assert image.endswith(".jpg")
     snapshot = config_dir / "www" / image.removeprefix("/local/")
     assert snapshot.read_bytes() == picture.read_bytes()
+
+
+async def test_alarms_are_notified_through_the_cooldown(
+    hass: HomeAssistant, config_dir: Path, phone: tuple[str, Pushes], freezer: FrozenDateTimeFactory
+) -> None:
+    """A smoke or CO alarm notifies even within another sound's cooldown, with its beeps' pitch, as a
+    time-sensitive (iOS) / high-priority (Android) notification; a later sound still waits."""
+    device_id, pushes = phone
+    sound(hass, "babycry", 0.5)
+    await use_blueprint(hass, event_entity=HALL, notify_device=device_id)
+    freezer.tick(timedelta(seconds=1))
+    sound(hass, "glassbreak", 0.97)
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(seconds=10))
+    sound(hass, "smoke_alarm", frequency_hz=3150, cycles=2)
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(seconds=10))
+    sound(hass, "co_alarm", frequency_hz=520, cycles=2)
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(seconds=10))
+    sound(hass, "gunshot", 0.99)  # within the cooldown of the glass break
+    await hass.async_block_till_done()
+    assert [(push["title"], push["message"]) for push in pushes] == [
+        ("Glass breaking", "Hall microphone Sound: glass breaking (97% confidence)"),
+        ("Smoke alarm", "Hall microphone Sound: Smoke alarm (beep pattern at 3150 Hz)"),
+        ("CO alarm", "Hall microphone Sound: CO alarm (beep pattern at 520 Hz)"),
+    ]
+    assert pushes[1]["data"] == {
+        "tag": f"sound_sentry_{HALL}_smoke_alarm",
+        "group": "sound_sentry",
+        "push": {"interruption-level": "time-sensitive"},
+        "priority": "high",
+        "ttl": 0,
+    }
