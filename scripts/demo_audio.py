@@ -1,5 +1,6 @@
 """Build the demo recording that `scripts/develop` streams: a quiet room with a baby crying, glass
-breaking and a gunshot at known times, from the dev `test` split of ../shared/data.
+breaking and a gunshot at known times, from the dev `test` split of ../shared/data, and then a smoke
+alarm (a synthetic temporal-three pattern at 3.1 kHz, three cycles).
 
     PYTHONPATH=. python scripts/demo_audio.py OUT.wav
 
@@ -26,12 +27,16 @@ from custom_components.sound_sentry.engine.backends import load_backend
 from custom_components.sound_sentry.engine.cli import DEFAULT_MODEL
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline
+from tests.audio import T3_PIEZO, alarm_signal
 
 RATE_HZ = 8000
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-LENGTH_S = 60.0
+LENGTH_S = 70.0
 EVENTS = {"babycry": 8.0, "glassbreak": 26.0, "gunshot": 44.0}
 """Where each event starts in the loop, in seconds."""
+SMOKE_ALARM_S = 52.0
+"""Where the smoke alarm starts: its three cycles end by 63 s, and its sensor turns off before the loop ends."""
+SMOKE_ALARM_DBFS = -20.0
 ROOM_GAIN = 0.3
 CONTEXT_S = 2.0
 """How much of the room before and after a candidate clip is classified with it."""
@@ -95,6 +100,10 @@ def build(model: Path = DEFAULT_MODEL) -> tuple[npt.NDArray[np.float32], dict[st
         )
         out[start : start + best.size] += best
         events[label] = [start_s, start_s + best.size / RATE_HZ]
+    alarm = alarm_signal(T3_PIEZO, cycles=3, level_dbfs=SMOKE_ALARM_DBFS)
+    start = int(SMOKE_ALARM_S * RATE_HZ)
+    out[start : start + alarm.size] += alarm
+    events["smoke_alarm"] = [SMOKE_ALARM_S, SMOKE_ALARM_S + alarm.size / RATE_HZ]
     return np.clip(out, -1.0, 1.0), events
 
 

@@ -1,7 +1,8 @@
 """A newcomer's path through the real UI, in Debian's Chromium: log in to the Home Assistant of
 `scripts/develop`, add the demo camera to Sound Sentry (Settings -> Devices & services -> Add
-integration -> RTSP), see its device and entities, hear the demo's glass break, and change a threshold
-in the options. The screenshots it saves illustrate the README.
+integration -> RTSP), see its device and entities, hear the demo's glass break and smoke alarm, change a
+threshold and turn clips on in the options, and play a clip in the Media browser. The screenshots it saves
+illustrate the README.
 
 The glass-break threshold typed in the config flow is derived here from the shipped model's own output
 on the demo recording (the engine's `scan --jsonl`): between the highest the detector sees anywhere
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 import json
 import math
 from pathlib import Path
+import re
 import subprocess
+import time
 from typing import Any
 
 from playwright.sync_api import expect
@@ -25,7 +28,7 @@ from .conftest import REPO, DemoHomeAssistant
 USER, PASSWORD = "demo", "sound-sentry-demo"  # scripts/dev_home_assistant.py
 SIDECAR = REPO / "custom_components" / "sound_sentry" / "models" / "sound_sentry_resnetse.json"
 NAME = "Living room camera"
-LOOP_S = 60.0  # the demo loop (scripts/demo_audio.py); its glass break comes once per loop
+LOOP_S = 70.0  # the demo loop (scripts/demo_audio.py); its glass break and smoke alarm come once per loop
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,11 @@ def sensor_row(page: Any, name: str) -> Any:
     return page.locator(rows).filter(has_text=name)
 
 
+def media_item(page: Any, title: str) -> Any:
+    """A folder or file of the Media browser by its title (its tooltip repeats the text)."""
+    return page.locator(".title").filter(has_text=re.compile(rf"^\s*{re.escape(title)}\s*$")).first
+
+
 def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: Any, screenshot: Any) -> None:
     scan = start_scan(home_assistant.dev_dir)
 
@@ -110,7 +118,10 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     page.get_by_role("link", name="Settings").click()
     page.get_by_text("Devices & services").first.click()
     page.get_by_role("button", name="Add integration").click()
-    page.keyboard.type("Sound Sentry")  # the dialog opens with its search field focused
+    # Into the dialog's search field (typed at the page instead, letters are the quick bar's shortcuts).
+    search = page.locator("dialog-add-integration").get_by_role("textbox").first
+    expect(search).to_be_visible()
+    search.fill("Sound Sentry")
     expect(page.get_by_text("Sound Sentry", exact=True)).to_be_visible()
     screenshot("01-add-integration")
     page.get_by_text("Sound Sentry", exact=True).click()
@@ -146,7 +157,15 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     # The integration's page -> the device page, which lists the entities.
     page.get_by_text("Sound Sentry", exact=True).click()
     page.locator("ha-config-entry-device-row").get_by_text(NAME).click()
-    for name in ("Baby crying", "Glass breaking", "Gunshot", "Sound level", "Listening"):
+    for name in (
+        "Baby crying",
+        "Glass breaking",
+        "Gunshot",
+        "Smoke alarm",
+        "CO alarm",
+        "Sound level",
+        "Listening",
+    ):
         expect(sensor_row(page, name)).to_be_visible()
     expect(page.locator("hui-event-entity-row").filter(has_text="Sound")).to_be_visible()
     expect(sensor_row(page, "Listening")).to_contain_text("Connected")
@@ -156,6 +175,10 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     expect(sensor_row(page, "Glass breaking")).to_contain_text("Detected", timeout=(LOOP_S + 30) * 1000)
     screenshot("06-glass-breaking-detected")
 
+    # Then its smoke alarm (temporal-three beeps): the Smoke alarm sensor turns on.
+    expect(sensor_row(page, "Smoke alarm")).to_contain_text("Detected", timeout=(LOOP_S + 30) * 1000)
+    screenshot("08-smoke-alarm-detected")
+
     # Options (Configure on the integration's entry): raise the gunshot threshold.
     page.go_back()
     page.get_by_role("button", name="Configure").click()
@@ -164,7 +187,11 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     new_gunshot = "0.995" if gunshot.input_value() != "0.995" else "0.996"
     gunshot.fill(new_gunshot)
     page.get_by_text("Detection settings").click()
-    page.set_viewport_size({"width": 1280, "height": 1700})  # the whole form in one picture
+    clips = page.locator("field=Keep a clip of each detection").get_by_role("switch")
+    expect(clips).not_to_be_checked()  # off by default (privacy)
+    clips.check(force=True)  # the switch's thumb, drawn over its input, takes the click
+    expect(clips).to_be_checked()
+    page.set_viewport_size({"width": 1280, "height": 1900})  # the whole form in one picture
     screenshot("07-options")
     page.set_viewport_size({"width": 1280, "height": 860})
     page.get_by_role("button", name="Submit").click()
@@ -177,3 +204,21 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     expect(page.locator("field=Glass breaking threshold").get_by_role("spinbutton")).to_have_value(
         str(threshold)
     )
+    expect(page.locator("field=Keep a clip of each detection").get_by_role("switch")).to_be_checked()
+    page.keyboard.press("Escape")
+
+    # With clips on, the next detection keeps its audio: the Media browser lists it under the source.
+    media = home_assistant.dev_dir / "config" / "media" / "sound_sentry"
+    deadline = time.monotonic() + LOOP_S + 60
+    while not list(media.glob("*/*.wav")) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert list(media.glob("*/*.wav")), f"no clip in {media} within a loop of the demo"
+    page.goto(f"{home_assistant.url}/media-browser/browser")
+    media_item(page, "Sound Sentry").click()
+    media_item(page, NAME).click()
+    clip = page.get_by_text(re.compile(r"(Baby crying|Glass breaking|Gunshot|Smoke alarm|CO alarm) · ")).first
+    expect(clip).to_be_visible()
+    title = clip.inner_text().strip()
+    clip.click()  # plays it in this browser, through Home Assistant's authenticated media view
+    expect(page.locator("ha-bar-media-player")).to_contain_text(title.split(" · ")[0])
+    screenshot("09-clips")
