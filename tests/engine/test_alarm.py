@@ -316,3 +316,40 @@ def test_cli_scan_prints_alarms(tmp_path: Path, bed: npt.NDArray[np.float32]) ->
     rows = [line.split() for line in scan(str(path)).stdout.splitlines()]
     assert any(SMOKE_ALARM in row and "Hz," in row for row in rows), rows
     assert not any(SMOKE_ALARM in line for line in scan("--no-alarms", str(path)).stdout.splitlines())
+
+
+def with_tones(
+    samples: npt.NDArray[np.float32], tones: list[tuple[float, float, float]]
+) -> npt.NDArray[np.float32]:
+    """`samples` with sine tones (start s, length s, Hz) at -20 dBFS RMS added."""
+    out = samples.copy()
+    for start_s, length_s, frequency in tones:
+        t = np.arange(round(length_s * RATE_HZ)) / RATE_HZ
+        start = round(start_s * RATE_HZ)
+        out[start : start + t.size] += (0.1 * np.sqrt(2) * np.sin(2 * np.pi * frequency * t)).astype(
+            np.float32
+        )
+    return out
+
+
+def test_a_melody_with_other_notes_in_the_pause_is_not_an_alarm(bed: npt.NDArray[np.float32]) -> None:
+    """T3's cadence at one pitch, but another note in every pause (music on hold): not an alarm; the
+    same without those notes is."""
+    samples = mix_at_snr(alarm_signal(T3_PIEZO, 4), bed, 20, lead_s=1.0, tail_s=2.0)
+    assert [e.active for e in run(samples)][:1] == [True]
+    notes = [(1.0 + cycle * T3_PIEZO.cycle_s + 2.7, 0.4, 2600.0) for cycle in range(4)]
+    assert run(with_tones(samples, notes)) == []
+
+
+def test_a_blip_of_the_same_pitch_just_before_a_tone_does_not_move_its_onset(
+    bed: npt.NDArray[np.float32],
+) -> None:
+    """A 40 ms blip at the alarm's pitch 0.15 s before each cycle (a background sound): still on after
+    two cycles, not one later."""
+    samples = mix_at_snr(alarm_signal(T3_PIEZO, CYCLES), bed, 20, lead_s=LEAD_S, tail_s=8.0)
+    blips = [
+        (LEAD_S + cycle * T3_PIEZO.cycle_s - 0.19, 0.04, T3_PIEZO.frequency_hz) for cycle in range(CYCLES)
+    ]
+    events = run(with_tones(samples, blips))
+    assert [e.active for e in events] == [True, False]
+    assert events[0].time_s <= LEAD_S + T3_PIEZO.cycle_s + 3 * (T3_PIEZO.on_s + T3_PIEZO.off_s) + 1.0

@@ -73,7 +73,11 @@ class ToneBand:
     reference_high_hz: float
     """...to here: the tonal share is tone / this band."""
     frequency_tolerance: float
-    """Tones of one alarm may differ by this fraction of their frequency (plus one FFT bin)."""
+    """A tone is cut where the spectrum's peak jumps by more than this fraction of its frequency (plus
+    one FFT bin): a background's tone giving way to the alarm's."""
+    match_tolerance: float
+    """Tones of one alarm differ by at most this fraction of their frequency (plus an eighth of a bin) in
+    their median pitch: an alarm's oscillator is steady from tone to tone."""
 
 
 PIEZO = ToneBand(
@@ -84,6 +88,7 @@ PIEZO = ToneBand(
     reference_low_hz=2000.0,
     reference_high_hz=4000.0,
     frequency_tolerance=0.03,
+    match_tolerance=0.005,
 )
 """Piezo horns: 2.8-3.5 kHz nominal, searched with margin up to the 4 kHz Nyquist limit."""
 LOW_FREQUENCY = ToneBand(
@@ -94,6 +99,7 @@ LOW_FREQUENCY = ToneBand(
     reference_low_hz=250.0,
     reference_high_hz=4000.0,
     frequency_tolerance=0.05,
+    match_tolerance=0.01,
 )
 """Low-frequency alarms (UL 217 / NFPA 72 sleeping rooms): a 520 Hz (+-10%) square wave."""
 
@@ -131,12 +137,23 @@ class AlarmSettings:
     join_fraction: float = 0.6
     """Tones of one pitch whose onsets are less than this fraction of a pattern's onset interval apart
     are pieces of one tone (longer notches than `bridge_s`, from the room) when matching that pattern."""
+    join_gap_s: float = 0.1
+    """...and at most this far apart (a notch: a sound of that pitch just before a tone is not part of it)."""
+    sounding_fraction: float = 0.5
+    """A joined tone must have sounded at least this fraction of a pattern's shortest tone (not a few
+    fragments spread over a tone's length)."""
     timing_tolerance: float = 0.10
     """Allowed relative error of each on, off and pause time: the standards' +-10%."""
     timing_slack_s: float = 0.06
     """Added to each timing tolerance: the spectra's own time resolution (hop and window)."""
     reverb_fill: float = 0.6
     """A tone may look longer than nominal by this fraction of the following gap (reverb)."""
+    repeat_slack_s: float = 0.2
+    """The two cycles that turn an alarm on must match tone by tone: each onset interval and each tone's
+    length (but the last's, which reverb may lengthen into the pause) within this much."""
+    other_tone_s: float = 0.3
+    """No tone of another pitch this long (or as long as a pattern's tone) may sound in the band in the
+    pause between the two cycles that turn an alarm on: an alarm's pause is silent, a melody's is not."""
     max_tone_s: float = 1.5
     """A tone longer than this is a continuous sound, not a pattern's tone."""
     end_after_cycles: float = 2.0
@@ -165,6 +182,12 @@ class _Tone:
     onset_s: float
     offset_s: float
     frequency_hz: float
+    sounding_s: float = -1.0
+    """How long it sounded: less than its span when pieces of it were joined (default: its span)."""
+
+    def __post_init__(self) -> None:
+        if self.sounding_s < 0:
+            self.sounding_s = self.offset_s - self.onset_s
 
     @property
     def duration_s(self) -> float:
@@ -177,8 +200,8 @@ class _Group:
 
     band: int
     """Index in BANDS of the band it was heard in."""
-    first_onset_s: float
-    last_onset_s: float
+    onsets_s: tuple[float, ...]
+    durations_s: tuple[float, ...]
     frequency_hz: float
     reported_hz: float
     """What to report: `frequency_hz`, or the fundamental of a square wave heard in the piezo band."""
@@ -209,13 +232,23 @@ class _OpenTone:
     frequencies: list[float]
 
 
-def _joined(tones: list[_Tone], within_s: float) -> list[_Tone]:
-    """`tones` with each tone that starts less than `within_s` after the one before joined to it."""
+def _joined(tones: list[_Tone], within_s: float, gap_s: float) -> list[_Tone]:
+    """`tones` with each tone that starts less than `within_s` after the one before, and at most `gap_s`
+    after its end (a notch, not a sound of its own before the tone), joined to it."""
     joined: list[_Tone] = []
     for tone in tones:
-        if joined and tone.onset_s - joined[-1].onset_s < within_s:
+        if (
+            joined
+            and tone.onset_s - joined[-1].onset_s < within_s
+            and tone.onset_s - joined[-1].offset_s <= gap_s
+        ):
             last = joined[-1]
-            joined[-1] = _Tone(last.onset_s, max(last.offset_s, tone.offset_s), last.frequency_hz)
+            joined[-1] = _Tone(
+                last.onset_s,
+                max(last.offset_s, tone.offset_s),
+                last.frequency_hz,
+                last.sounding_s + tone.sounding_s,
+            )
         else:
             joined.append(tone)
     return joined
@@ -397,6 +430,10 @@ class AlarmPatternDetector:
         self._tones[index].append(finished)
         return [finished]
 
+    def _same_pitch(self, index: int, frequency_hz: float) -> float:
+        """How far (Hz) tones of one alarm heard in band `index` may differ from `frequency_hz`."""
+        return BANDS[index].match_tolerance * frequency_hz + self._bin_hz / 8
+
     def _within(self, actual: float, nominal: float) -> bool:
         settings = self.settings
         return abs(actual - nominal) <= settings.timing_tolerance * nominal + settings.timing_slack_s
@@ -405,7 +442,7 @@ class AlarmPatternDetector:
         """Match the tone that just ended: does it complete a cycle, and do two cycles start an alarm."""
         band = BANDS[index]
         settings = self.settings
-        tolerance = band.frequency_tolerance * tone.frequency_hz + self._bin_hz / 2
+        tolerance = self._same_pitch(index, tone.frequency_hz)
         heard = self._tones[index]
         # Keep what two cycles of the slowest pattern, and the tone before them, can still need.
         horizon = tone.offset_s - 3 * max(pattern.cycle_s for pattern in PATTERNS)
@@ -426,8 +463,8 @@ class AlarmPatternDetector:
             # (a background's) neither count nor break the pattern.
             candidates = [
                 t
-                for t in _joined(same, pattern.onset_interval_s * settings.join_fraction)
-                if t.duration_s >= shortest
+                for t in _joined(same, pattern.onset_interval_s * settings.join_fraction, settings.join_gap_s)
+                if t.duration_s >= shortest and t.sounding_s >= shortest * settings.sounding_fraction
             ]
             if len(candidates) < pattern.tones or candidates[-1].offset_s != tone.offset_s:
                 continue
@@ -452,9 +489,16 @@ class AlarmPatternDetector:
             events.extend(
                 self._cycle(
                     pattern,
-                    _Group(index, group[0].onset_s, group[-1].onset_s, frequency, reported),
+                    _Group(
+                        index,
+                        tuple(t.onset_s for t in group),
+                        tuple(t.duration_s for t in group),
+                        frequency,
+                        reported,
+                    ),
                     before,
                     decided_s,
+                    shortest,
                 )
             )
         return events
@@ -486,11 +530,12 @@ class AlarmPatternDetector:
         return float(np.median(found)) if len(found) == len(group) else frequency
 
     def _cycle(
-        self, pattern: TemporalPattern, heard: _Group, before: _Tone | None, time_s: float
+        self, pattern: TemporalPattern, heard: _Group, before: _Tone | None, time_s: float, shortest_s: float
     ) -> list[SoundEvent]:
         """A whole cycle of `pattern` was heard (its tones; the pause before it if `before` ends it)."""
         alarm = self._alarms[pattern.label]
         tolerance = 0.05 * heard.frequency_hz + self._bin_hz
+        same_pitch = self._same_pitch(heard.band, heard.frequency_hz)
         if alarm.active:
             if any(abs(heard.frequency_hz - f) <= tolerance for f in alarm.heard_hz):
                 alarm.cycles += 1
@@ -502,9 +547,11 @@ class AlarmPatternDetector:
                 for g in reversed(alarm.groups)
                 if before is not None
                 and g.band == heard.band
-                and g.last_onset_s == before.onset_s
-                and abs(g.frequency_hz - heard.frequency_hz) <= tolerance
-                and self._within(heard.first_onset_s - g.first_onset_s, pattern.cycle_s)
+                and g.onsets_s[-1] == before.onset_s
+                and abs(g.frequency_hz - heard.frequency_hz) <= same_pitch
+                and self._within(heard.onsets_s[0] - g.onsets_s[0], pattern.cycle_s)
+                and self._repeats(g, heard)
+                and self._alone(g, heard, shortest_s)
             ),
             None,
         )
@@ -515,6 +562,29 @@ class AlarmPatternDetector:
         alarm.heard_hz = (heard.frequency_hz, alarm.frequency_hz)
         alarm.last_group_s, alarm.groups = time_s, []
         return [self._event(pattern.label, True, time_s, alarm)]
+
+    def _repeats(self, previous: _Group, heard: _Group) -> bool:
+        """Whether two cycles are one machine's: the same tone lengths and onset intervals, tone by tone."""
+        slack = self.settings.repeat_slack_s
+        return all(
+            abs(a - b) <= slack
+            for a, b in zip(previous.durations_s[:-1], heard.durations_s[:-1], strict=True)
+        ) and all(
+            abs((a1 - a0) - (b1 - b0)) <= slack
+            for (a0, a1), (b0, b1) in zip(pairwise(previous.onsets_s), pairwise(heard.onsets_s), strict=True)
+        )
+
+    def _alone(self, previous: _Group, heard: _Group, shortest_s: float) -> bool:
+        """Whether no tone of another pitch, as long as a pattern's tone, sounded in the band in the pause
+        between the two cycles: an alarm's pause holds no other notes (a melody's does)."""
+        start_s, end_s = previous.onsets_s[-1], heard.onsets_s[0]
+        same_pitch = self._same_pitch(heard.band, heard.frequency_hz)
+        return not any(
+            start_s <= t.onset_s < end_s
+            and t.duration_s >= max(shortest_s, self.settings.other_tone_s)
+            and abs(t.frequency_hz - heard.frequency_hz) > same_pitch
+            for t in self._tones[heard.band]
+        )
 
     def _end_alarms(self, now_s: float) -> list[SoundEvent]:
         events = []
