@@ -233,8 +233,11 @@ class _OpenTone:
 
 
 def _joined(tones: list[_Tone], within_s: float, gap_s: float) -> list[_Tone]:
-    """`tones` with each tone that starts less than `within_s` after the one before, and at most `gap_s`
-    after its end (a notch, not a sound of its own before the tone), joined to it."""
+    """`tones` with pieces of one tone joined.
+
+    A tone is joined to the one before when it starts less than `within_s` after it, and at most `gap_s`
+    after its end (a notch, not a sound of its own before the tone).
+    """
     joined: list[_Tone] = []
     for tone in tones:
         if (
@@ -440,7 +443,6 @@ class AlarmPatternDetector:
 
     def _match(self, index: int, tone: _Tone) -> list[SoundEvent]:
         """Match the tone that just ended: does it complete a cycle, and do two cycles start an alarm."""
-        band = BANDS[index]
         settings = self.settings
         tolerance = self._same_pitch(index, tone.frequency_hz)
         heard = self._tones[index]
@@ -575,8 +577,10 @@ class AlarmPatternDetector:
         )
 
     def _alone(self, previous: _Group, heard: _Group, shortest_s: float) -> bool:
-        """Whether no tone of another pitch, as long as a pattern's tone, sounded in the band in the pause
-        between the two cycles: an alarm's pause holds no other notes (a melody's does)."""
+        """Whether the pause between two cycles held no tone of another pitch as long as a pattern's tone.
+
+        An alarm's pause holds no other notes in its band; a melody's does.
+        """
         start_s, end_s = previous.onsets_s[-1], heard.onsets_s[0]
         same_pitch = self._same_pitch(heard.band, heard.frequency_hz)
         return not any(
