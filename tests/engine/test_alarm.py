@@ -353,3 +353,31 @@ def test_a_blip_of_the_same_pitch_just_before_a_tone_does_not_move_its_onset(
     events = run(with_tones(samples, blips))
     assert [e.active for e in events] == [True, False]
     assert events[0].time_s <= LEAD_S + T3_PIEZO.cycle_s + 3 * (T3_PIEZO.on_s + T3_PIEZO.off_s) + 1.0
+
+
+class _Unskipped(AlarmPatternDetector):
+    _skip_idle = False
+
+
+def test_skipping_idle_spectra_changes_nothing(bed: npt.NDArray[np.float32]) -> None:
+    """The detector skips blocks with no strong spectrum and runs of weak spectra that cannot make a
+    tone: over real background with alarms (each pattern, 0-20 dB SNR, dry and in a room), it closes the
+    same tones and reports the same events as when it analyses everything."""
+    rng = np.random.default_rng(3)
+    heard = 0
+    for index, (base, _) in enumerate(SOUNDS.values()):
+        for snr_db in (0, 10, 20):
+            sound = varied_alarm(base, rng)
+            samples = scene(bed, sound, snr_db, rt60_s=0.4 if snr_db == 10 else None, seed=index)
+            detectors = [AlarmPatternDetector(), _Unskipped()]
+            events = [run_with(detector, samples) for detector in detectors]
+            assert events[0] == events[1]
+            assert detectors[0]._tones == detectors[1]._tones
+            heard += any(e.active for e in events[0])
+    assert heard >= 6
+
+
+def run_with(detector: AlarmPatternDetector, samples: npt.NDArray[np.float32]) -> list[SoundEvent]:
+    return [
+        e for start in range(0, samples.size, 160) for e in detector.process(samples[start : start + 160])
+    ]

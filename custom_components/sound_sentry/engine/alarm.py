@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 import math
+import statistics
 
 import numpy as np
 import numpy.typing as npt
@@ -175,6 +176,8 @@ class AlarmSettings:
             raise ValueError("need 0 < tonal_share_off <= tonal_share_on <= 1")
         if self.n_fft < 64 or self.hop_s * self.sample_rate_hz < 1:
             raise ValueError("n_fft must be at least 64 and hop_s at least one sample")
+        if self.sample_rate_hz / self.n_fft > LOW_FREQUENCY.low_hz / 3:
+            raise ValueError(f"n_fft must be at least {3 * self.sample_rate_hz / LOW_FREQUENCY.low_hz:.0f}")
 
 
 @dataclass(slots=True)
@@ -232,6 +235,10 @@ class _OpenTone:
     frequencies: list[float]
 
 
+_LOBE = np.arange(-2, 3)
+"""The bins around a peak that count as its tone (a Hann window's main lobe and a little more)."""
+
+
 def _joined(tones: list[_Tone], within_s: float, gap_s: float) -> list[_Tone]:
     """`tones` with pieces of one tone joined.
 
@@ -273,6 +280,9 @@ class AlarmPatternDetector:
     Not thread-safe; `reset()` between streams.
     """
 
+    _skip_idle = True
+    """Skip the work that cannot make or end a tone (exact; off only to test that it is)."""
+
     def __init__(self, settings: AlarmSettings | None = None) -> None:
         self.settings = settings = settings or AlarmSettings()
         rate = settings.sample_rate_hz
@@ -290,6 +300,9 @@ class AlarmPatternDetector:
         self._bridge_frames = round(settings.bridge_s / self.hop_s)
         self._gate = 10 ** (settings.min_tone_dbfs / 10)
         self._bands = [self._band_bins(band) for band in BANDS]
+        # Searched bins lie inside the spectrum, with a neighbour each side, and their lobes start at bin 0
+        # or above (`AlarmSettings.__post_init__`): only Nyquist clips a lobe.
+        self._harmonics = [np.asarray(band.harmonics, dtype=np.float64) / self._bin_hz for band in BANDS]
         self.reset()
 
     def _band_bins(self, band: ToneBand) -> tuple[ToneBand, int, int, int, int]:
@@ -322,21 +335,25 @@ class AlarmPatternDetector:
 
     def process(self, samples: npt.NDArray[np.float32]) -> list[SoundEvent]:
         """Feed float32 PCM at `sample_rate_hz` (any length); return the alarm starts and ends, in order."""
-        chunk = np.asarray(samples)
+        chunk = samples if type(samples) is np.ndarray else np.asarray(samples)
         if chunk.dtype.kind != "f":
             raise TypeError(f"PCM must be float in [-1, 1], not {chunk.dtype}")
         if chunk.size:  # kept as given: converted once per block
-            self._pending.append(chunk.reshape(-1))
+            self._pending.append(chunk)
             self._pending_size += chunk.size
         if self._pending_size < self._block:
             return []
-        self._samples = np.concatenate([self._samples, *self._pending], dtype=np.float32)
+        self._samples = np.concatenate(
+            [self._samples, *(p.reshape(-1) for p in self._pending)], dtype=np.float32
+        )
         self._pending, self._pending_size = [], 0
         n_fft = self.settings.n_fft
         count = (self._samples.size - n_fft) // self._hop + 1 if self._samples.size >= n_fft else 0
         if count <= 0:
             return []
-        frames = np.lib.stride_tricks.sliding_window_view(self._samples, n_fft)[:: self._hop][:count]
+        samples = self._samples
+        stride = samples.strides[0]  # a strided view of the frames (sliding_window_view costs more)
+        frames = np.ndarray((count, n_fft), samples.dtype, samples, 0, (self._hop * stride, stride))
         power = np.square(np.abs(np.fft.rfft(frames * self._window, axis=1))) * self._scale
         first = self._frames_done
         self._frames_done += count
@@ -365,19 +382,36 @@ class AlarmPatternDetector:
         settings = self.settings
         peak = low + np.argmax(power[:, low:high], axis=1)
         frequency = self._refine(power, peak)
-        rows = np.arange(power.shape[0])[:, None]
-        tone = np.zeros(power.shape[0], dtype=np.float64)
         top = power.shape[1] - 1
-        for harmonic in band.harmonics:
-            centre = np.rint(frequency * harmonic / self._bin_hz).astype(np.intp)
-            lobe = np.clip(centre[:, None] + np.arange(-2, 3), 0, top)
-            tone += np.where(centre <= top, power[rows, lobe].sum(axis=1), 0.0)
+        # Each harmonic's 5-bin lobe (clipped at Nyquist; a harmonic above it adds nothing).
+        centre = np.rint(frequency[:, None] * self._harmonics[index]).astype(np.intp)
+        lobes = power[np.arange(power.shape[0])[:, None, None], np.minimum(centre[:, :, None] + _LOBE, top)]
+        tone = np.where(centre <= top, lobes.sum(axis=2), 0.0).sum(axis=1, dtype=np.float64)
         reference = power[:, ref_low:ref_high].sum(axis=1, dtype=np.float64) + 1e-20
         share = np.minimum(tone / reference, 1.0)
-        # Release against reverb: fallen `release_db` below the loudest of the last frames.
         kept = self._release_frames - 1
+        tone_open = self._open[index]
+        loud = tone >= self._gate
+        if (
+            self._skip_idle
+            and tone_open is None
+            and not (
+                (loud & (share >= settings.tonal_share_on)).any()
+                or (
+                    loud[-self._bridge_frames - 1 :]
+                    & (share[-self._bridge_frames - 1 :] >= settings.tonal_share_off)
+                ).any()
+            )
+        ):
+            # No strong spectrum and none open at either end: no tone starts or ends here (`_runs`).
+            history = np.concatenate([self._history[index], tone])
+            self._history[index] = history[max(0, history.size - kept) :]
+            return []
+        # Release against reverb: fallen `release_db` below the loudest of the last frames.
         history = np.concatenate([np.zeros(kept - self._history[index].size), self._history[index], tone])
-        recent = np.lib.stride_tricks.sliding_window_view(history, self._release_frames).max(axis=1)
+        step = history.strides[0]
+        windows = np.ndarray((tone.size, self._release_frames), history.dtype, history, 0, (step, step))
+        recent = windows.max(axis=1)
         self._history[index] = history[history.size - kept :]
         sounding = (tone >= self._gate) & (tone >= recent * 10 ** (-settings.release_db / 10))
         weak = sounding & (share >= settings.tonal_share_off)
@@ -386,12 +420,16 @@ class AlarmPatternDetector:
         # A tone also ends where the peak jumps to another pitch (a background's tone giving way to the
         # alarm's): the same pitch within the band's tolerance, plus one bin.
         tolerance = band.frequency_tolerance * frequency + self._bin_hz
-        jump = np.abs(np.diff(frequency, prepend=frequency[:1])) > tolerance
+        jump = np.zeros(frequency.size, dtype=bool)
+        jump[1:] = np.abs(frequency[1:] - frequency[:-1]) > tolerance[1:]
         ended: list[_Tone] = []
-        edges = np.flatnonzero(np.diff(np.concatenate([[False], weak, [False]]).astype(np.int8)))
-        tone_open = self._open[index]
-        for run_start, run_stop in zip(edges[::2], edges[1::2], strict=True):
-            cuts = [run_start, *(run_start + 1 + np.flatnonzero(jump[run_start + 1 : run_stop])), run_stop]
+        padded = np.zeros(weak.size + 2, dtype=np.int8)
+        padded[1:-1] = weak
+        edges = (padded[1:] != padded[:-1]).nonzero()[0]
+        for run_start, run_stop in self._runs(
+            edges[::2], edges[1::2], strong, weak.size, tone_open is not None
+        ):
+            cuts = [run_start, *(run_start + 1 + jump[run_start + 1 : run_stop].nonzero()[0]), run_stop]
             for start, stop in pairwise(cuts):
                 if tone_open is not None and not (
                     first + start - tone_open.stop <= self._bridge_frames
@@ -413,23 +451,54 @@ class AlarmPatternDetector:
         self._open[index] = tone_open
         return ended
 
+    def _runs(
+        self,
+        starts: npt.NDArray[np.intp],
+        stops: npt.NDArray[np.intp],
+        strong: npt.NDArray[np.bool_],
+        size: int,
+        tone_open: bool,
+    ) -> list[tuple[int, int]]:
+        """The runs of weak spectra (`starts`, `stops`) that can make or end a tone, in order.
+
+        Runs less than `bridge_s` apart can be one tone; a cluster of such runs with no strong spectrum
+        makes no tone, and leaves none open, unless it continues a tone open before the block (the first)
+        or may go on in the next block (one that ends within `bridge_s` of the block's end). The others
+        are left out: in a noisy room they are most runs, and each costs several NumPy calls.
+        """
+        if not self._skip_idle:
+            return list(zip(starts.tolist(), stops.tolist(), strict=True))
+        if not starts.size:
+            return []
+        bridge = self._bridge_frames
+        breaks = (starts[1:] - stops[:-1] > bridge).nonzero()[0] + 1
+        firsts = np.concatenate([[0], breaks])
+        lasts = np.concatenate([breaks, [starts.size]])
+        counts = np.cumsum(np.concatenate([[0], strong]))
+        keep = counts[stops[lasts - 1]] > counts[starts[firsts]]
+        keep[0] |= tone_open
+        keep[-1] |= bool(size - stops[-1] <= bridge)
+        return [
+            (int(starts[i]), int(stops[i]))
+            for first, last in zip(firsts[keep].tolist(), lasts[keep].tolist(), strict=True)
+            for i in range(first, last)
+        ]
+
     def _refine(self, power: npt.NDArray[np.float32], peak: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
         """Each spectrum's peak frequency in Hz, between bins by a parabola through the log powers."""
-        rows = np.arange(power.shape[0])
-        inner = np.clip(peak, 1, power.shape[1] - 2)
-        left, centre, right = (
-            np.log(power[rows, inner + offset].astype(np.float64) + 1e-20) for offset in (-1, 0, 1)
-        )
+        inner = peak  # a searched bin: never the first or last (see __init__)
+        around = power[np.arange(power.shape[0])[:, None], inner[:, None] + _LOBE[1:4]]
+        left, centre, right = np.log(around.astype(np.float64) + 1e-20).T
         curvature = left - 2 * centre + right
         offset = np.where(curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1), 0.0)
-        refined: npt.NDArray[np.float64] = (inner + np.clip(offset, -0.5, 0.5)) * self._bin_hz
+        refined: npt.NDArray[np.float64] = (inner + np.minimum(np.maximum(offset, -0.5), 0.5)) * self._bin_hz
         return refined
 
     def _close(self, index: int, tone: _OpenTone) -> list[_Tone]:
         """Finish a tone that sounded from frame `tone.start` to just before `tone.stop`."""
         if not tone.strong:
             return []
-        finished = _Tone(self._time(tone.start), self._time(tone.stop), float(np.median(tone.frequencies)))
+        finished = _Tone(self._time(tone.start), self._time(tone.stop), statistics.median(tone.frequencies))
         self._tones[index].append(finished)
         return [finished]
 
@@ -486,7 +555,7 @@ class AlarmPatternDetector:
                 <= pattern.onset_interval_s * (1 + settings.timing_tolerance) + settings.timing_slack_s
             ):
                 continue  # part of a longer run of tones: not this pattern
-            frequency = float(np.median([t.frequency_hz for t in group]))
+            frequency = statistics.median([t.frequency_hz for t in group])
             reported = self._fundamental(index, group, frequency, shortest)
             events.extend(
                 self._cycle(
@@ -529,7 +598,7 @@ class AlarmPatternDetector:
             for tone in group
         ]
         found = [hz for hz in fundamentals if hz is not None]
-        return float(np.median(found)) if len(found) == len(group) else frequency
+        return statistics.median(found) if len(found) == len(group) else frequency
 
     def _cycle(
         self, pattern: TemporalPattern, heard: _Group, before: _Tone | None, time_s: float, shortest_s: float
