@@ -1,6 +1,6 @@
 """Smoke and CO alarms by their pattern: detection rate per SNR, time to ON, false alarms, CPU.
 
-    scripts/run python -m benchmarks.alarms [--per-cell 8] [--runs 5] [--skip-false-alarms]
+    scripts/run python -m benchmarks.alarms [--per-cell 20] [--runs 5] [--skip-detection] [--skip-false-alarms]
 
 1. Detection: synthetic alarms (tests/audio.py: T3 piezo, T4 piezo, T3 520 Hz square wave; frequency,
    timing within the standards' 10%, jitter and warble varied per alarm), three cycles in real background
@@ -22,6 +22,7 @@ from pathlib import Path
 import statistics
 import tempfile
 import time
+from typing import Any
 
 import av
 import numpy as np
@@ -58,8 +59,20 @@ CYCLES = 3
 CHUNK = 160  # 20 ms, as cameras send
 
 
-def run_detector(samples: npt.NDArray[np.float32]) -> list[tuple[str, bool, float]]:
+def run_detector(
+    samples: npt.NDArray[np.float32], tones: list[tuple[int, float, float, float]] | None = None
+) -> list[tuple[str, bool, float]]:
+    """The detector's events; with `tones`, every tone it closed is added there (band, onset, length, Hz)."""
     detector = AlarmPatternDetector()
+    if tones is not None:
+        close = detector._close  # noqa: SLF001 - instrumentation for --explain
+
+        def closing(index: int, tone: Any) -> Any:
+            closed = close(index, tone)
+            tones.extend((index, t.onset_s, t.duration_s, t.frequency_hz) for t in closed)
+            return closed
+
+        detector._close = closing  # type: ignore[method-assign]  # noqa: SLF001
     return [
         (e.label, e.active, e.time_s)
         for start in range(0, samples.size, CHUNK)
@@ -121,7 +134,7 @@ class Cell:
     wrong: int = 0
 
 
-def detection(per_cell: int, seed: int) -> None:
+def detection(per_cell: int, seed: int, explain: bool = False) -> None:
     rng = np.random.default_rng(seed)
     cells: dict[tuple[str, str, int], Cell] = {}
     delays: dict[str, list[float]] = {name: [] for name in SOUNDS}
@@ -142,8 +155,23 @@ def detection(per_cell: int, seed: int) -> None:
                     samples = mix_at_snr(signal, bed[offset:], snr, lead_s=lead_s, tail_s=2 * sound.cycle_s)
                     if path in ("PCMU", "AAC"):
                         samples = codec_round_trip(samples, path)
-                    events = run_detector(samples)
+                    tones: list[tuple[int, float, float, float]] = []
+                    events = run_detector(samples, tones if explain else None)
                     starts = [(lab, t) for lab, active, t in events if active]
+                    on_s = next((t for lab, t in starts if lab == label), None)
+                    if explain and (on_s is None or on_s - lead_s > 2 * sound.cycle_s + 1.0):
+                        # Which tones it heard near the alarm's pitch (times from the first tone's onset).
+                        band = 0 if sound.square else 1
+                        heard = [
+                            f"{onset - lead_s:.2f}+{length:.2f}@{hz:.0f}"
+                            for index, onset, length, hz in tones
+                            if index == band and abs(hz - sound.frequency_hz) < 0.06 * sound.frequency_hz
+                        ]
+                        print(
+                            f"  {'late %.1f s' % (on_s - lead_s) if on_s else 'missed'}: {name}, {path}, {snr} dB, "
+                            f"{sound.frequency_hz:.0f} Hz, on {sound.on_s:.2f} off {sound.off_s:.2f} pause "
+                            f"{sound.pause_s:.2f} s; heard {' '.join(heard)}"
+                        )
                     cell.total += 1
                     cell.wrong += any(lab != label for lab, _ in starts)
                     mine = [t for lab, t in starts if lab == label]
@@ -239,16 +267,21 @@ def cpu(runs: int, seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--per-cell", type=int, default=8, help="alarms per (alarm, path, SNR) cell")
+    parser.add_argument("--per-cell", type=int, default=20, help="alarms per (alarm, path, SNR) cell")
     parser.add_argument("--runs", type=int, default=5, help="CPU runs (median)")
     parser.add_argument("--cpu-audio-s", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--skip-detection", action="store_true")
+    parser.add_argument(
+        "--explain", action="store_true", help="print the tones heard for each missed or late alarm"
+    )
     parser.add_argument("--skip-false-alarms", action="store_true")
     args = parser.parse_args()
     print(f"# Smoke and CO alarm patterns\n\nModel (CPU comparison): {model_note(model_path())}")
     print(f"Load average at start: {load_average()}")
     cpu(args.runs, args.cpu_audio_s)
-    detection(args.per_cell, args.seed)
+    if not args.skip_detection:
+        detection(args.per_cell, args.seed, args.explain)
     if not args.skip_false_alarms:
         false_alarms()
     print(f"\nLoad average at end: {load_average()}")

@@ -297,6 +297,8 @@ def test_bad_settings_and_input_are_clear_errors() -> None:
         AlarmSettings(sample_rate_hz=4000)
     with pytest.raises(ValueError, match="hop_s"):
         AlarmSettings(hop_s=0)
+    with pytest.raises(ValueError, match="n_fft"):
+        AlarmSettings(sample_rate_hz=48000, n_fft=64)
     with pytest.raises(ValueError, match="tonal_share"):
         AlarmSettings(tonal_share_on=0.2, tonal_share_off=0.4)
     with pytest.raises(TypeError, match="float"):
