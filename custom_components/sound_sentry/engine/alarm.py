@@ -153,8 +153,9 @@ class AlarmSettings:
     """The two cycles that turn an alarm on must match tone by tone: each onset interval and each tone's
     length (but the last's, which reverb may lengthen into the pause) within this much."""
     other_tone_s: float = 0.3
-    """No tone of another pitch this long (or as long as a pattern's tone) may sound in the band in the
-    pause between the two cycles that turn an alarm on: an alarm's pause is silent, a melody's is not."""
+    """No tone of another pitch this long (and as long as a pattern's tone) may sound in the band in the pause between the two cycles that
+    turn an alarm on: an alarm's pause is silent, a melody's is not (checked for patterns whose tones are
+    at least this long: T3)."""
     max_tone_s: float = 1.5
     """A tone longer than this is a continuous sound, not a pattern's tone."""
     end_after_cycles: float = 2.0
@@ -302,7 +303,10 @@ class AlarmPatternDetector:
         self._bands = [self._band_bins(band) for band in BANDS]
         # Searched bins lie inside the spectrum, with a neighbour each side, and their lobes start at bin 0
         # or above (`AlarmSettings.__post_init__`): only Nyquist clips a lobe.
-        self._harmonics = [np.asarray(band.harmonics, dtype=np.float64) / self._bin_hz for band in BANDS]
+        # The harmonics of all bands as columns: their band, their multiple of its peak, in bins.
+        self._harmonic_band = np.asarray([i for i, band in enumerate(BANDS) for _ in band.harmonics])
+        self._harmonic_factor = np.asarray([h / self._bin_hz for band in BANDS for h in band.harmonics])
+        self._harmonic_starts = np.searchsorted(self._harmonic_band, np.arange(len(BANDS)))
         self.reset()
 
     def _band_bins(self, band: ToneBand) -> tuple[ToneBand, int, int, int, int]:
@@ -339,13 +343,11 @@ class AlarmPatternDetector:
         if chunk.dtype.kind != "f":
             raise TypeError(f"PCM must be float in [-1, 1], not {chunk.dtype}")
         if chunk.size:  # kept as given: converted once per block
-            self._pending.append(chunk)
+            self._pending.append(chunk if chunk.ndim == 1 else chunk.reshape(-1))
             self._pending_size += chunk.size
         if self._pending_size < self._block:
             return []
-        self._samples = np.concatenate(
-            [self._samples, *(p.reshape(-1) for p in self._pending)], dtype=np.float32
-        )
+        self._samples = np.concatenate([self._samples, *self._pending], dtype=np.float32)
         self._pending, self._pending_size = [], 0
         n_fft = self.settings.n_fft
         count = (self._samples.size - n_fft) // self._hop + 1 if self._samples.size >= n_fft else 0
@@ -359,9 +361,23 @@ class AlarmPatternDetector:
         self._frames_done += count
         self._samples = self._samples[count * self._hop :].copy()
         events: list[SoundEvent] = []
-        for index, bins in enumerate(self._bands):
-            for tone in self._tones_in(index, bins, power, first):
-                events.extend(self._match(index, tone))
+        frequency, tone, share = self._features(power)
+        settings = self.settings
+        loud = tone >= self._gate
+        end = -self._bridge_frames - 1
+        strong = (loud & (share >= settings.tonal_share_on)).any(axis=0)
+        weak_end = (loud[end:] & (share[end:] >= settings.tonal_share_off)).any(axis=0)
+        busy = [bool(flag) for flag in np.atleast_1d(strong | weak_end)]
+        kept = self._release_frames - 1
+        for index in range(len(self._bands)):
+            if self._skip_idle and self._open[index] is None and not busy[index]:
+                # No strong spectrum and none open at either end: no tone starts or ends here (`_runs`).
+                history = np.concatenate([self._history[index], tone[:, index]])
+                self._history[index] = history[max(0, history.size - kept) :]
+                continue
+            ended = self._tones_in(index, frequency[:, index], tone[:, index], share[:, index], first)
+            for heard in ended:
+                events.extend(self._match(index, heard))
         events.extend(self._end_alarms(self._time(self._frames_done)))
         events.sort(key=lambda event: event.time_s)
         return events
@@ -370,43 +386,49 @@ class AlarmPatternDetector:
         """Stream time at the centre of a frame."""
         return (frame * self._hop + self.settings.n_fft / 2) / self.settings.sample_rate_hz
 
+    def _features(
+        self, power: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Per spectrum (rows) and band (columns): the peak's frequency, its tone's power, its share.
+
+        The peak is the loudest bin the band searches, refined between bins by a parabola through the log
+        powers; its tone is the power of each harmonic's 5-bin lobe (clipped at Nyquist; a harmonic above
+        it adds nothing); its share is the tone over the band's reference power (at most 1). Both bands
+        at once: per-call overhead, not arithmetic, is most of the cost.
+        """
+        count = power.shape[0]
+        rows = np.arange(count)[:, None, None]
+        peak = np.empty((count, len(self._bands)), dtype=np.intp)
+        reference = np.empty((count, len(self._bands)), dtype=np.float64)
+        for index, (_, low, high, ref_low, ref_high) in enumerate(self._bands):
+            peak[:, index] = power[:, low:high].argmax(axis=1)
+            peak[:, index] += low
+            reference[:, index] = power[:, ref_low:ref_high].sum(axis=1, dtype=np.float64)
+        # Searched bins are never the first or last (`AlarmSettings.__post_init__`): no clipping.
+        around = np.log(power[rows, peak[:, :, None] + _LOBE[1:4]].astype(np.float64) + 1e-20)
+        left, centre, right = around[:, :, 0], around[:, :, 1], around[:, :, 2]
+        curvature = left - 2 * centre + right
+        offset = np.where(curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1), 0.0)
+        frequency = (peak + np.minimum(np.maximum(offset, -0.5), 0.5)) * self._bin_hz
+        top = power.shape[1] - 1
+        bins = np.rint(frequency[:, self._harmonic_band] * self._harmonic_factor).astype(np.intp)
+        lobes = np.where(bins <= top, power[rows, np.minimum(bins[:, :, None] + _LOBE, top)].sum(axis=2), 0.0)
+        tone = np.add.reduceat(lobes.astype(np.float64), self._harmonic_starts, axis=1)
+        return frequency, tone, np.minimum(tone / (reference + 1e-20), 1.0)
+
     def _tones_in(
         self,
         index: int,
-        bins: tuple[ToneBand, int, int, int, int],
-        power: npt.NDArray[np.float32],
+        frequency: npt.NDArray[np.float64],
+        tone: npt.NDArray[np.float64],
+        share: npt.NDArray[np.float64],
         first: int,
     ) -> list[_Tone]:
         """Cut this band's spectra into tones; return those that ended here."""
-        band, low, high, ref_low, ref_high = bins
+        band = BANDS[index]
         settings = self.settings
-        peak = low + np.argmax(power[:, low:high], axis=1)
-        frequency = self._refine(power, peak)
-        top = power.shape[1] - 1
-        # Each harmonic's 5-bin lobe (clipped at Nyquist; a harmonic above it adds nothing).
-        centre = np.rint(frequency[:, None] * self._harmonics[index]).astype(np.intp)
-        lobes = power[np.arange(power.shape[0])[:, None, None], np.minimum(centre[:, :, None] + _LOBE, top)]
-        tone = np.where(centre <= top, lobes.sum(axis=2), 0.0).sum(axis=1, dtype=np.float64)
-        reference = power[:, ref_low:ref_high].sum(axis=1, dtype=np.float64) + 1e-20
-        share = np.minimum(tone / reference, 1.0)
         kept = self._release_frames - 1
         tone_open = self._open[index]
-        loud = tone >= self._gate
-        if (
-            self._skip_idle
-            and tone_open is None
-            and not (
-                (loud & (share >= settings.tonal_share_on)).any()
-                or (
-                    loud[-self._bridge_frames - 1 :]
-                    & (share[-self._bridge_frames - 1 :] >= settings.tonal_share_off)
-                ).any()
-            )
-        ):
-            # No strong spectrum and none open at either end: no tone starts or ends here (`_runs`).
-            history = np.concatenate([self._history[index], tone])
-            self._history[index] = history[max(0, history.size - kept) :]
-            return []
         # Release against reverb: fallen `release_db` below the loudest of the last frames.
         history = np.concatenate([np.zeros(kept - self._history[index].size), self._history[index], tone])
         step = history.strides[0]
@@ -484,16 +506,6 @@ class AlarmPatternDetector:
             for i in range(first, last)
         ]
 
-    def _refine(self, power: npt.NDArray[np.float32], peak: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
-        """Each spectrum's peak frequency in Hz, between bins by a parabola through the log powers."""
-        inner = peak  # a searched bin: never the first or last (see __init__)
-        around = power[np.arange(power.shape[0])[:, None], inner[:, None] + _LOBE[1:4]]
-        left, centre, right = np.log(around.astype(np.float64) + 1e-20).T
-        curvature = left - 2 * centre + right
-        offset = np.where(curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1), 0.0)
-        refined: npt.NDArray[np.float64] = (inner + np.minimum(np.maximum(offset, -0.5), 0.5)) * self._bin_hz
-        return refined
-
     def _close(self, index: int, tone: _OpenTone) -> list[_Tone]:
         """Finish a tone that sounded from frame `tone.start` to just before `tone.stop`."""
         if not tone.strong:
@@ -501,6 +513,13 @@ class AlarmPatternDetector:
         finished = _Tone(self._time(tone.start), self._time(tone.stop), statistics.median(tone.frequencies))
         self._tones[index].append(finished)
         return [finished]
+
+    def _shortest(self, pattern: TemporalPattern) -> float:
+        """The shortest a pattern's tone may be heard (its tolerance, the spectra's resolution twice)."""
+        settings = self.settings
+        return max(
+            pattern.on_s / 2, pattern.on_s * (1 - settings.timing_tolerance) - 2 * settings.timing_slack_s
+        )
 
     def _same_pitch(self, index: int, frequency_hz: float) -> float:
         """How far (Hz) tones of one alarm heard in band `index` may differ from `frequency_hz`."""
@@ -526,9 +545,7 @@ class AlarmPatternDetector:
         events = self._end_alarms(decided_s)  # an alarm that ended before this tone
         for pattern in self.patterns:
             longest = pattern.on_s + settings.reverb_fill * pattern.off_s + settings.timing_slack_s
-            shortest = max(
-                pattern.on_s / 2, pattern.on_s * (1 - settings.timing_tolerance) - 2 * settings.timing_slack_s
-            )
+            shortest = self._shortest(pattern)
             # Pieces of one tone (a room's interference can notch a tone for a moment) are one tone:
             # they start well within one onset interval of each other. Shorter sounds of the same pitch
             # (a background's) neither count nor break the pattern.
@@ -569,7 +586,6 @@ class AlarmPatternDetector:
                     ),
                     before,
                     decided_s,
-                    shortest,
                 )
             )
         return events
@@ -601,7 +617,7 @@ class AlarmPatternDetector:
         return statistics.median(found) if len(found) == len(group) else frequency
 
     def _cycle(
-        self, pattern: TemporalPattern, heard: _Group, before: _Tone | None, time_s: float, shortest_s: float
+        self, pattern: TemporalPattern, heard: _Group, before: _Tone | None, time_s: float
     ) -> list[SoundEvent]:
         """A whole cycle of `pattern` was heard (its tones; the pause before it if `before` ends it)."""
         alarm = self._alarms[pattern.label]
@@ -622,7 +638,7 @@ class AlarmPatternDetector:
                 and abs(g.frequency_hz - heard.frequency_hz) <= same_pitch
                 and self._within(heard.onsets_s[0] - g.onsets_s[0], pattern.cycle_s)
                 and self._repeats(g, heard)
-                and self._alone(g, heard, shortest_s)
+                and self._alone(pattern, g, heard)
             ),
             None,
         )
@@ -645,16 +661,20 @@ class AlarmPatternDetector:
             for (a0, a1), (b0, b1) in zip(pairwise(previous.onsets_s), pairwise(heard.onsets_s), strict=True)
         )
 
-    def _alone(self, previous: _Group, heard: _Group, shortest_s: float) -> bool:
-        """Whether the pause between two cycles held no tone of another pitch as long as a pattern's tone.
+    def _alone(self, pattern: TemporalPattern, previous: _Group, heard: _Group) -> bool:
+        """Whether the pause between two cycles held no tone of another pitch as long as the pattern's.
 
-        An alarm's pause holds no other notes in its band; a melody's does.
+        An alarm's pause holds no other notes in its band; a melody's does. Patterns of tones shorter than
+        `other_tone_s` (T4's 0.1 s) are not checked: a melody's notes are not like their tones, and their
+        5 s pause holds a room's tonal sounds too often.
         """
+        if pattern.on_s < self.settings.other_tone_s:
+            return True
         start_s, end_s = previous.onsets_s[-1], heard.onsets_s[0]
         same_pitch = self._same_pitch(heard.band, heard.frequency_hz)
         return not any(
             start_s <= t.onset_s < end_s
-            and t.duration_s >= max(shortest_s, self.settings.other_tone_s)
+            and t.duration_s >= max(self.settings.other_tone_s, self._shortest(pattern))
             and abs(t.frequency_hz - heard.frequency_hz) > same_pitch
             for t in self._tones[heard.band]
         )
