@@ -1,4 +1,5 @@
-"""Engine speed on one core: FBANK, both model runtimes, the whole pipeline from PCM, and PyAV decode.
+"""Engine speed on one core: FBANK, both model runtimes, the whole pipeline from PCM, what a source adds
+beside the model (alarm patterns, the clip recorder), and PyAV decode.
 
     scripts/run python -m benchmarks.engine [--runs 5] [--seconds 0.5] [--audio-s 30]
 
@@ -39,12 +40,14 @@ import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
 from benchmarks.decode import FORMATS, decode_once, encode, real_audio  # noqa: E402
+from custom_components.sound_sentry.engine.alarm import AlarmPatternDetector, AlarmSettings  # noqa: E402
 from custom_components.sound_sentry.engine.backends import (  # noqa: E402
     ModelBackend,
     NumpyBackend,
     OnnxRuntimeBackend,
     onnxruntime_available,
 )
+from custom_components.sound_sentry.engine.clips import ClipRecorder  # noqa: E402
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise  # noqa: E402
 from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: E402
 from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: E402
@@ -186,6 +189,50 @@ def pipeline_rows(
     return rows
 
 
+def per_source_rows(
+    runtimes: list[tuple[str, ModelBackend, int]],
+    info: ModelInfo,
+    pcm: npt.NDArray[np.int16],
+    runs: int,
+    seconds: float,
+) -> list[Row]:
+    """What a source costs beside the model: the alarm pattern detector and the clip recorder's ring
+    (alone, then with the pipeline as a source with alarms and clips on runs them, in its thread)."""
+    chunks = chunks_of(pcm, CHUNK)
+    floats = [chunk.astype(np.float32) / 32768 for chunk in chunks]
+    audio_s = pcm.size / RATE
+    detector = AlarmPatternDetector()
+    recorder = ClipRecorder(RATE, WINDOW_S, key_for=lambda event: event.label, on_clip=lambda clip: None)
+
+    def alarms() -> None:
+        detector.reset()
+        for chunk in floats:
+            detector.process(chunk)
+
+    def ring() -> None:
+        recorder.reset()
+        for chunk in chunks:
+            recorder.process(chunk, ())
+
+    rows = [
+        Row("alarm pattern detector (T3 / T4)", 1.0, *measure(alarms, audio_s, runs, seconds), None),
+        Row("clip recorder (its ring; no detection)", 1.0, *measure(ring, audio_s, runs, seconds), None),
+    ]
+    for label, backend, _ in runtimes:
+        pipeline = Pipeline(backend, info, hop_s=0.25, alarms=AlarmSettings())
+
+        def run(pipeline: Pipeline = pipeline) -> None:
+            pipeline.reset()
+            recorder.reset()
+            for chunk in chunks:
+                recorder.process(chunk, pipeline.process(chunk).events)
+
+        runtime = label.split(",")[0]
+        timing = measure(run, audio_s, runs, seconds)
+        rows.append(Row(f"pipeline + alarms + clip recorder, {runtime}", 1.0, *timing, None, WINDOWS_PER_S))
+    return rows
+
+
 def decode_rows(pcm: npt.NDArray[np.int16], runs: int) -> list[Row]:
     audio_s = pcm.size / RATE
     rows = []
@@ -235,6 +282,7 @@ def main() -> None:
     rows = fbank_rows(pcm, args.runs, args.seconds)
     rows += model_rows(runtimes, pcm, args.runs, args.seconds)
     rows += pipeline_rows(runtimes, info, pcm, args.runs, args.seconds)
+    rows += per_source_rows(runtimes, info, pcm, args.runs, args.seconds)
     rows += decode_rows(pcm, args.runs)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -58,6 +58,7 @@ from custom_components.sound_sentry.const import (
     EVENT_CLASSES,
 )
 from custom_components.sound_sentry.engine.detector import SoundEvent
+from custom_components.sound_sentry.engine.listener import Listener
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.sources import SourceError
 from custom_components.sound_sentry.runtime import SoundSentryRuntime
@@ -237,12 +238,12 @@ async def test_latency(
     arrivals: list[tuple[float, int]] = []
     head: list[npt.NDArray[np.int16]] = []
     statuses: list[tuple[float, bool, SourceError | None]] = []
-    # The runtime's own hooks, wrapped: the benchmark needs each chunk's arrival time and nothing else.
-    original_audio = SoundSentryRuntime._on_audio  # noqa: SLF001
+    # The live wiring's own hooks, wrapped: the benchmark needs each chunk's arrival time and nothing else.
+    original_audio = Listener._audio  # noqa: SLF001
     original_status = SoundSentryRuntime._on_status  # noqa: SLF001
     received = 0
 
-    def on_audio(self: SoundSentryRuntime, chunk: npt.NDArray[np.int16]) -> None:
+    def on_audio(self: Listener, chunk: npt.NDArray[np.int16]) -> None:
         nonlocal received
         arrivals.append((time.monotonic(), chunk.size))
         if received < ALIGN_S * RATE:
@@ -254,7 +255,7 @@ async def test_latency(
         statuses.append((time.monotonic(), connected, error))
         original_status(self, connected, error)
 
-    monkeypatch.setattr(SoundSentryRuntime, "_on_audio", on_audio)
+    monkeypatch.setattr(Listener, "_audio", on_audio)
     monkeypatch.setattr(SoundSentryRuntime, "_on_status", on_status)
     monkeypatch.setattr(const, "OPEN_TIMEOUT_S", 5.0)
 
