@@ -171,21 +171,33 @@ def pipeline_rows(
     pcm: npt.NDArray[np.int16],
     runs: int,
     seconds: float,
+    *,
+    recorder: ClipRecorder | None = None,
 ) -> list[Row]:
+    """The pipeline fed 20 ms chunks, per runtime; with `recorder`, as a source with smoke/CO alarms and
+    clips on runs it (the recorder fed each chunk and its events, as `Listener` does)."""
     chunks = chunks_of(pcm, CHUNK)
     audio_s = pcm.size / RATE
     rows = []
     for label, backend, _ in runtimes:
-        pipeline = Pipeline(backend, info, hop_s=0.25)
+        pipeline = Pipeline(backend, info, hop_s=0.25, alarms=None if recorder is None else AlarmSettings())
 
         def run(pipeline: Pipeline = pipeline) -> None:
             pipeline.reset()
+            if recorder is not None:
+                recorder.reset()
             for chunk in chunks:
-                pipeline.process(chunk)
+                events = pipeline.process(chunk).events
+                if recorder is not None:
+                    recorder.process(chunk, events)
 
         runtime = label.split(",")[0]
-        timing = measure(run, audio_s, runs, seconds)
-        rows.append(Row(f"pipeline from PCM, {runtime}, hop 0.25 s", 1.0, *timing, None, WINDOWS_PER_S))
+        stage = (
+            f"pipeline from PCM, {runtime}, hop 0.25 s"
+            if recorder is None
+            else f"pipeline + alarms + clip recorder, {runtime}"
+        )
+        rows.append(Row(stage, 1.0, *measure(run, audio_s, runs, seconds), None, WINDOWS_PER_S))
     return rows
 
 
@@ -214,23 +226,11 @@ def per_source_rows(
         for chunk in chunks:
             recorder.process(chunk, ())
 
-    rows = [
+    return [
         Row("alarm pattern detector (T3 / T4)", 1.0, *measure(alarms, audio_s, runs, seconds), None),
         Row("clip recorder (its ring; no detection)", 1.0, *measure(ring, audio_s, runs, seconds), None),
+        *pipeline_rows(runtimes, info, pcm, runs, seconds, recorder=recorder),
     ]
-    for label, backend, _ in runtimes:
-        pipeline = Pipeline(backend, info, hop_s=0.25, alarms=AlarmSettings())
-
-        def run(pipeline: Pipeline = pipeline) -> None:
-            pipeline.reset()
-            recorder.reset()
-            for chunk in chunks:
-                recorder.process(chunk, pipeline.process(chunk).events)
-
-        runtime = label.split(",")[0]
-        timing = measure(run, audio_s, runs, seconds)
-        rows.append(Row(f"pipeline + alarms + clip recorder, {runtime}", 1.0, *timing, None, WINDOWS_PER_S))
-    return rows
 
 
 def decode_rows(pcm: npt.NDArray[np.int16], runs: int) -> list[Row]:
