@@ -315,7 +315,9 @@ class SoundSentryRuntime:
             listener()
 
     def _schedule_repair(self) -> None:
-        if self._cancel_repair is None:
+        # Not once stopping: the source thread's last status change can reach the loop after async_stop
+        # cancelled the timer (it is queued while the thread is joined), and must not start a new one.
+        if self._cancel_repair is None and self._listener is not None:
             self._cancel_repair = async_call_later(self.hass, const.REPAIR_AFTER_S, self._async_raise_repair)
 
     def _cancel_repair_timer(self) -> None:
