@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+import io
+import json
 from pathlib import Path
 import re
 
@@ -11,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from custom_components.sound_sentry.engine import cli
 from custom_components.sound_sentry.engine.alarm import (
     CO_ALARM,
     SMOKE_ALARM,
@@ -30,11 +33,13 @@ from tests.audio import (
     AlarmSound,
     alarm_signal,
     background_bed,
+    encode_with_pyav,
     manifest,
     mix_at_snr,
     read_clip,
     room_reverb,
     varied_alarm,
+    write_wav,
 )
 from training.audio_paths import extra_data_dir
 
@@ -308,16 +313,74 @@ def test_bad_settings_and_input_are_clear_errors() -> None:
         Pipeline(load_backend(MODEL, "numpy"), info, alarms=AlarmSettings(sample_rate_hz=16000))
 
 
-def test_cli_scan_prints_alarms(tmp_path: Path, bed: npt.NDArray[np.float32]) -> None:
-    from tests.audio import write_wav
-    from tests.engine.test_cli import scan
+@pytest.fixture(scope="module")
+def t3_recordings(tmp_path_factory: pytest.TempPathFactory, bed: npt.NDArray[np.float32]) -> dict[str, Path]:
+    """One T3 alarm in real background, as WAV and as FLAC: two cycles after 2 s, the recording cut
+    0.1 s after the second cycle's last tone (the tone that decides is in its last second)."""
+    signal = alarm_signal(T3_PIEZO, 2)
+    last_tone_end_s = T3_PIEZO.cycle_s + 3 * T3_PIEZO.on_s + 2 * T3_PIEZO.off_s
+    signal = signal[: round((last_tone_end_s + 0.1) * RATE_HZ)]
+    samples = mix_at_snr(signal, bed, 10, lead_s=2.0, tail_s=0.0)
+    folder = tmp_path_factory.mktemp("t3")
+    flac = folder / "t3.flac"
+    encode_with_pyav((np.clip(samples, -1, 1) * 32767).astype(np.int16), flac, "flac", RATE_HZ)
+    return {"wav": write_wav(folder / "t3.wav", samples), "flac": flac}
 
-    path = write_wav(
-        tmp_path / "t3.wav", mix_at_snr(alarm_signal(T3_PIEZO, CYCLES), bed, 10, lead_s=2, tail_s=10)
-    )
-    rows = [line.split() for line in scan(str(path)).stdout.splitlines()]
-    assert any(SMOKE_ALARM in row and "Hz," in row for row in rows), rows
-    assert not any(SMOKE_ALARM in line for line in scan("--no-alarms", str(path)).stdout.splitlines())
+
+def cli_scan(*args: str) -> list[str]:
+    """`scan` with the test model, in process; its output lines (it must succeed)."""
+    out = io.StringIO()
+    assert cli.main(["scan", "--model", str(MODEL), "--backend", "numpy", *args], out=out) == 0
+    return out.getvalue().splitlines()
+
+
+@pytest.mark.parametrize("hop_s", ["0.25", "0.5", "1.0", "2.0"])
+@pytest.mark.parametrize("container", ["wav", "flac"])
+def test_cli_scan_prints_the_alarm_of_a_wav_and_a_flac_at_any_hop(
+    t3_recordings: dict[str, Path], container: str, hop_s: str
+) -> None:
+    """The decoder's chunks (their size differs per container) and the hop decide which chunks complete
+    a model window; the alarm's start comes in whichever chunk it does, and is printed in the table and
+    in --jsonl."""
+    path = str(t3_recordings[container])
+    rows = [line.split() for line in cli_scan(path, "--hop-s", hop_s)]
+    # One row: "  9.73 s  (running)  smoke_alarm 3100 Hz, 2 cycles" (the recording ends while it sounds).
+    assert [row[2:] for row in rows if SMOKE_ALARM in row] == [
+        ["(running)", SMOKE_ALARM, str(round(T3_PIEZO.frequency_hz)), "Hz,", "2", "cycles"]
+    ], rows
+    alarms = [
+        line for line in map(json.loads, cli_scan(path, "--hop-s", hop_s, "--jsonl")) if "event" in line
+    ]
+    assert [(a["event"], a["active"], a["cycles"]) for a in alarms] == [(SMOKE_ALARM, True, 2)], alarms
+    assert abs(alarms[0]["frequency_hz"] - T3_PIEZO.frequency_hz) < 0.02 * T3_PIEZO.frequency_hz
+    assert not any(SMOKE_ALARM in line for line in cli_scan("--no-alarms", "--hop-s", hop_s, path))
+
+
+def test_detector_finish_analyses_the_audio_held_back_at_the_end_of_a_recording(
+    bed: npt.NDArray[np.float32],
+) -> None:
+    """The detector analyses a second at a time: a recording that ends just after the tone that decides
+    gives the alarm only when its end is announced (`finish()`), in any chunking."""
+    signal = alarm_signal(T3_PIEZO, 2)[: round((T3_PIEZO.cycle_s + 2.6) * RATE_HZ)]
+    samples = mix_at_snr(signal, bed, 10, lead_s=2.0, tail_s=0.0)
+    for chunk in (160, 4096):
+        detector = AlarmPatternDetector()
+        assert [
+            e for i in range(0, samples.size, chunk) for e in detector.process(samples[i : i + chunk])
+        ] == []
+        assert [(e.label, e.active) for e in detector.finish()] == [(SMOKE_ALARM, True)]
+
+
+def test_cli_listen_prints_the_alarm_of_a_recording(tmp_path: Path, bed: npt.NDArray[np.float32]) -> None:
+    from tests.engine.test_cli import NONE_PASS, cli
+
+    samples = mix_at_snr(alarm_signal(T3_PIEZO, CYCLES), bed, 10, lead_s=2.0, tail_s=3.0)
+    result = cli("listen", str(write_wav(tmp_path / "t3.wav", samples)), "--model", str(MODEL), *NONE_PASS)
+    assert result.returncode == 0, result.stderr
+    # "12:00:00      9.76 s  smoke_alarm started  3100 Hz, 2 cycles"
+    assert [line.split()[3:] for line in result.stdout.splitlines()] == [
+        [SMOKE_ALARM, "started", str(round(T3_PIEZO.frequency_hz)), "Hz,", "2", "cycles"]
+    ], result.stdout
 
 
 def with_tones(

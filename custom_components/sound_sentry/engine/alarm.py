@@ -347,6 +347,25 @@ class AlarmPatternDetector:
             self._pending_size += chunk.size
         if self._pending_size < self._block:
             return []
+        return self._analyse()
+
+    def finish(self) -> list[SoundEvent]:
+        """The stream ended (a recording's last sample): return the events of what is left to analyse.
+
+        Analyses the audio still held back for a block and ends the tones still sounding (nothing follows
+        them). Alarms still on are not ended. `reset()` before feeding another stream.
+        """
+        events = self._analyse()
+        for index, tone_open in enumerate(self._open):
+            if tone_open is not None:
+                self._open[index] = None
+                for heard in self._close(index, tone_open):
+                    events.extend(self._match(index, heard))
+        events.sort(key=lambda event: event.time_s)
+        return events
+
+    def _analyse(self) -> list[SoundEvent]:
+        """Analyse the audio received so far: the spectra it completes, the tones they end, the alarms."""
         self._samples = np.concatenate([self._samples, *self._pending], dtype=np.float32)
         self._pending, self._pending_size = [], 0
         n_fft = self.settings.n_fft

@@ -86,11 +86,12 @@ def pad_to_window(samples: npt.NDArray[np.float32], window: int, seed: int = 0) 
 
 
 def scan_chunks(pipeline: Pipeline, chunks: Iterable[npt.ArrayLike]) -> Iterator[PipelineOutput]:
-    """Classify a whole recording given in chunks, yielding each chunk's output as it is ready.
+    """Classify a whole recording given in chunks, yielding each output with a window or an event.
 
-    Windows come every hop, plus one ending at the recording's last sample when the hops left its tail
-    out; a recording shorter than one window is padded with `pad_to_window`. Raises ValueError for a
-    recording without a single sample. Resets `pipeline` first.
+    An alarm's start or end may come in any chunk, not only in those that complete a window. Windows come every hop, plus one ending at the recording's last sample when the hops left its tail
+    out; a recording shorter than one window is padded with `pad_to_window`. At the end, the alarm
+    detector analyses what it still held back (`Pipeline.finish`). Raises ValueError for a recording
+    without a single sample. Resets `pipeline` first.
     """
     window = pipeline.info.window_samples
     pipeline.reset()
@@ -104,9 +105,12 @@ def scan_chunks(pipeline: Pipeline, chunks: Iterable[npt.ArrayLike]) -> Iterator
         output = pipeline.process(chunk)
         if output.windows:
             last_end = round(output.windows[-1].end_s * pipeline.info.sample_rate_hz)
+        if output.windows or output.events:
             yield output
     if total == 0:
         raise ValueError("no audio samples")
+    if (finished := pipeline.finish()).events:
+        yield finished
     if total < window:  # no window yet: `tail` holds the whole recording
         pipeline.reset()
         yield pipeline.process(pad_to_window(tail, window))

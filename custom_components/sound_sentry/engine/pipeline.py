@@ -134,6 +134,14 @@ class Pipeline:
             output.events.sort(key=lambda event: event.time_s)
         return output
 
+    def finish(self) -> PipelineOutput:
+        """The stream ended (a recording's last sample): the events of what is left to analyse.
+
+        The alarm detector analyses in blocks and still holds the end of the stream; no window comes.
+        `reset()` before another stream.
+        """
+        return PipelineOutput([], self.alarms.finish() if self.alarms is not None else [])
+
     def _classify(self, samples: npt.NDArray[np.float32]) -> PipelineOutput:
         """The model's part of `process()`."""
         if samples.size:
