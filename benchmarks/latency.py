@@ -57,7 +57,7 @@ from custom_components.sound_sentry.const import (
     DOMAIN,
     EVENT_CLASSES,
 )
-from custom_components.sound_sentry.engine.detector import SoundEvent
+from custom_components.sound_sentry.engine.events import SoundEvent
 from custom_components.sound_sentry.engine.listener import Listener
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.sources import SourceError

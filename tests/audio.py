@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from custom_components.sound_sentry.engine.backends import load_backend
-from custom_components.sound_sentry.engine.detector import DetectorSettings, SoundEvent
+from custom_components.sound_sentry.engine.detector import DetectorSettings
+from custom_components.sound_sentry.engine.events import DetectionEvent
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline
 
@@ -189,8 +190,8 @@ class OfflineEngine:
 
     def events(
         self, samples: npt.NDArray[np.float32], settings: DetectorSettings, shift_s: float = 0.0
-    ) -> list[SoundEvent]:
-        """The SoundEvents (starts and ends) the detector gives for the recording with `settings`."""
+    ) -> list[DetectionEvent]:
+        """The events (starts and ends) the detector gives for the recording with `settings`."""
         return list(self._pipeline(settings).process(self._shifted(samples, shift_s)).events)
 
     def vote_strength(self, probs: npt.NDArray[np.float64], label: str) -> float:

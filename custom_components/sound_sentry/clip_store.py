@@ -16,19 +16,21 @@ import wave
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, LOGGER
+from .const import ALARM_CLASSES, DOMAIN, LOGGER
 from .engine.clips import Clip
+from .engine.events import DetectionEvent, SoundEvent
 
 CLIP_FOLDER = "sound_sentry"
 """The folder of Sound Sentry's clips in the media folder; one folder per source (its entry id) inside."""
 MEDIA_SOURCE_PREFIX = f"media-source://{DOMAIN}/"
 CLIP_MIME_TYPE = "audio/wav"
 CLIP_NAME = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})_(?P<time>\d{2}-\d{2}-\d{2})_(?P<label>[a-z0-9_]+?)_(?P<percent>\d{1,3})"
+    r"^(?P<date>\d{4}-\d{2}-\d{2})_(?P<time>\d{2}-\d{2}-\d{2})_(?P<label>[a-z0-9_]+?)(?:_(?P<percent>\d{1,3}))?"
     r"(?:_(?P<n>\d+))?\.wav$"
 )
-"""A clip's file name: local date and time of the detection, the sound, its confidence in %, e.g.
-2026-11-30_14-03-12_glassbreak_97.wav (a second one in the same second gets _2)."""
+"""A clip's file name: local date and time of the detection, the sound, its confidence in % (none for an
+alarm pattern), e.g. 2026-11-30_14-03-12_glassbreak_97.wav or 2026-11-30_14-03-12_smoke_alarm.wav (a
+second one in the same second gets _2)."""
 ENTRY_ID = re.compile(r"^[0-9A-Za-z]+$")
 DAY_S = 86400.0
 
@@ -40,7 +42,8 @@ class ClipName:
     label: str
     detected: datetime
     """Local time (Home Assistant's time zone) of the detection."""
-    percent: int
+    percent: int | None
+    """The model's confidence in %; None for an alarm pattern, which has no probability."""
 
     @classmethod
     def parse(cls, name: str) -> ClipName | None:
@@ -50,6 +53,10 @@ class ClipName:
         try:
             detected = datetime.strptime(f"{match['date']} {match['time']}", "%Y-%m-%d %H-%M-%S")
         except ValueError:
+            return None
+        if match["label"] in ALARM_CLASSES:
+            return cls(match["label"], detected, None)  # its digits, if any, tell clips apart (_2)
+        if match["percent"] is None:
             return None
         return cls(match["label"], detected, int(match["percent"]))
 
@@ -123,9 +130,11 @@ class ClipStore:
         """Whether the last write failed."""
         self._recent: deque[str] = deque(maxlen=32)
 
-    def new_name(self, label: str, confidence: float) -> str:
-        """The file name of a clip whose event starts now (called in the source thread)."""
-        stem = f"{dt_util.now():%Y-%m-%d_%H-%M-%S}_{label}_{round(confidence * 100)}"
+    def new_name(self, event: DetectionEvent) -> str:
+        """The file name of the clip of an event that starts now (called in the source thread)."""
+        stem = f"{dt_util.now():%Y-%m-%d_%H-%M-%S}_{event.label}"
+        if isinstance(event, SoundEvent):
+            stem += f"_{round(event.peak_probability * 100)}"
         name, n = f"{stem}.wav", 1
         while name in self._recent:
             n += 1

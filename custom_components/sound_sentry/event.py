@@ -6,7 +6,7 @@ from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .engine.detector import SoundEvent
+from .engine.events import AlarmEvent, DetectionEvent
 from .entity import SoundSentryEntity
 from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
 
@@ -43,11 +43,13 @@ class SoundSentryEventEntity(SoundSentryEntity, EventEntity):
         self.async_on_remove(self.runtime.async_add_event_listener(self._async_handle_event))
 
     @callback
-    def _async_handle_event(self, event: SoundEvent) -> None:
+    def _async_handle_event(self, event: DetectionEvent) -> None:
         if event.active:
-            data: dict[str, float | str] = {"confidence": round(event.peak_probability, 3)}
-            if event.details:  # an alarm pattern: no probability, but what was heard
-                data = {key: round(value) for key, value in event.details.items()}
+            data: dict[str, float | str]
+            if isinstance(event, AlarmEvent):  # a pattern has no probability, but what was heard
+                data = {"frequency_hz": round(event.frequency_hz), "cycles": event.cycles}
+            else:
+                data = {"confidence": round(event.peak_probability, 3)}
             if (clip := self.runtime.clip_id(event)) is not None:
                 data["clip"] = clip
             self._trigger_event(event.label, data)

@@ -95,8 +95,9 @@ def _folder(identifier: str | None, title: str, children: list[BrowseMediaSource
 
 
 def _title(name: str, names: dict[str, str]) -> str:
-    """E.g. "Glass breaking · 2026-11-30 14:03:12 · 97%"."""
+    """E.g. "Glass breaking · 2026-11-30 14:03:12 · 97%" ("Smoke alarm · 2026-11-30 14:03:12": no %)."""
     clip = ClipName.parse(name)
     assert clip is not None  # list_clips lists only clip names
     sound = names.get(f"{EVENT_TYPE_NAME}{clip.label}", clip.label)
-    return f"{sound} · {clip.detected:%Y-%m-%d %H:%M:%S} · {clip.percent}%"
+    title = f"{sound} · {clip.detected:%Y-%m-%d %H:%M:%S}"
+    return title if clip.percent is None else f"{title} · {clip.percent}%"

@@ -19,7 +19,8 @@ from .clip_store import ClipStore
 from .const import DOMAIN, EVENT_CLIP_SAVED, LOGGER
 from .engine.alarm import AlarmSettings
 from .engine.clips import Clip, ClipRecorder
-from .engine.detector import DetectorSettings, SoundEvent
+from .engine.detector import DetectorSettings
+from .engine.events import DetectionEvent
 from .engine.listener import Listener
 from .engine.model import LoadedModel
 from .engine.pipeline import Pipeline, PipelineOutput, WindowResult
@@ -81,7 +82,7 @@ class SoundSentryRuntime:
         self._pending: list[WindowResult] = []
         self._last_snapshot = 0.0
         self._state_listeners: list[CALLBACK_TYPE] = []
-        self._event_listeners: list[Callable[[SoundEvent], None]] = []
+        self._event_listeners: list[Callable[[DetectionEvent], None]] = []
         self._listener: Listener | None = None
         self._cancel_repair: CALLBACK_TYPE | None = None
         self._outage_logged = False
@@ -90,11 +91,6 @@ class SoundSentryRuntime:
         self._on_invalid_auth = on_invalid_auth
         self._repair_raised = False
         self.clips = clips
-        # Clip names by id() of the SoundEvent that started them (events hold a dict: not hashable). Filled
-        # by the recorder and emptied by _on_output for the same chunk, in the source thread; then handed
-        # with the output to the loop, where the event entity asks for its event's clip.
-        self._clip_names: dict[int, str] = {}
-        self._event_clips: dict[int, str] = {}
         self._saving: set[asyncio.Task[None]] = set()
 
     # -- lifecycle (event loop) -------------------------------------------------------------------
@@ -168,7 +164,7 @@ class SoundSentryRuntime:
         return lambda: self._state_listeners.remove(listener)
 
     @callback
-    def async_add_event_listener(self, listener: Callable[[SoundEvent], None]) -> CALLBACK_TYPE:
+    def async_add_event_listener(self, listener: Callable[[DetectionEvent], None]) -> CALLBACK_TYPE:
         """Call `listener` with every event that starts or ends."""
         self._event_listeners.append(listener)
         return lambda: self._event_listeners.remove(listener)
@@ -183,16 +179,13 @@ class SoundSentryRuntime:
         return self._source
 
     def _on_output(self, output: PipelineOutput) -> None:
-        clips = {id(e): self._clip_names.pop(id(e)) for e in output.events if id(e) in self._clip_names}
         if output.windows or output.events:  # an alarm can end in a chunk that completes no window
-            self.hass.loop.call_soon_threadsafe(self._async_publish, output, clips)
+            self.hass.loop.call_soon_threadsafe(self._async_publish, output)
 
-    def _clip_name(self, event: SoundEvent) -> str:
-        """Name the clip of an event that starts (the recorder asks before `_on_output` gets the event)."""
+    def _clip_name(self, event: DetectionEvent) -> str:
+        """Name the clip of an event that starts; the event then carries the name as its `clip_key`."""
         assert self.clips is not None
-        name = self.clips.new_name(event.label, event.peak_probability)
-        self._clip_names[id(event)] = name
-        return name
+        return self.clips.new_name(event)
 
     def _on_clip(self, clip: Clip) -> None:
         self.hass.loop.call_soon_threadsafe(self._async_save_clip, clip)
@@ -203,10 +196,9 @@ class SoundSentryRuntime:
     # -- event loop -------------------------------------------------------------------------------
 
     @callback
-    def clip_id(self, event: SoundEvent) -> str | None:
-        """The media-source id of the clip of an event being published (None without clips)."""
-        name = self._event_clips.get(id(event))
-        return None if name is None or self.clips is None else self.clips.media_id(name)
+    def clip_id(self, event: DetectionEvent) -> str | None:
+        """The media-source id of an event's clip (None without clips, and for an event's end)."""
+        return None if event.clip_key is None or self.clips is None else self.clips.media_id(event.clip_key)
 
     @callback
     def _async_save_clip(self, clip: Clip) -> None:
@@ -222,21 +214,19 @@ class SoundSentryRuntime:
             LOGGER.exception("%s: unexpected error saving a clip", self.title)
             return
         if saved:
-            self.hass.bus.async_fire(
-                EVENT_CLIP_SAVED,
-                {
-                    "entry_id": self.entry_id,
-                    "clip": self.clips.media_id(clip.key),
-                    "url": self.clips.url(clip.key),
-                    "event_type": clip.label,
-                    "duration_s": round(clip.duration_s, 2),
-                    "peak": round(clip.peak_probability, 3),
-                },
-            )
+            data: dict[str, str | float] = {
+                "entry_id": self.entry_id,
+                "clip": self.clips.media_id(clip.key),
+                "url": self.clips.url(clip.key),
+                "event_type": clip.label,
+                "duration_s": round(clip.duration_s, 2),
+            }
+            if clip.peak_probability is not None:  # an alarm pattern has none
+                data["peak"] = round(clip.peak_probability, 3)
+            self.hass.bus.async_fire(EVENT_CLIP_SAVED, data)
 
     @callback
-    def _async_publish(self, output: PipelineOutput, clips: dict[int, str] | None = None) -> None:
-        self._event_clips = clips or {}
+    def _async_publish(self, output: PipelineOutput) -> None:
         self.windows_classified += len(output.windows)
         self.history.extend(output.windows)
         self._pending.extend(output.windows)
@@ -245,11 +235,7 @@ class SoundSentryRuntime:
             self.active[event.label] = event.active
             changed = True
             LOGGER.debug(
-                "%s: %s %s (peak %.2f)",
-                self.title,
-                event.label,
-                "started" if event.active else "ended",
-                event.peak_probability,
+                "%s: %s %s (%s)", self.title, event.label, "started" if event.active else "ended", event
             )
             for listener in list(self._event_listeners):
                 listener(event)

@@ -21,7 +21,7 @@ from custom_components.sound_sentry.engine.alarm import (
     AlarmSettings,
 )
 from custom_components.sound_sentry.engine.backends import load_backend
-from custom_components.sound_sentry.engine.detector import SoundEvent
+from custom_components.sound_sentry.engine.events import AlarmEvent
 from custom_components.sound_sentry.engine.level import level_dbfs
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline
@@ -56,10 +56,10 @@ SOUNDS = {
 
 def run(
     samples: npt.NDArray[np.float32], chunk: int = 160, settings: AlarmSettings | None = None
-) -> list[SoundEvent]:
+) -> list[AlarmEvent]:
     """The detector's events over `samples` fed in chunks of `chunk` samples (20 ms, as a camera)."""
     detector = AlarmPatternDetector(settings)
-    events: list[SoundEvent] = []
+    events: list[AlarmEvent] = []
     for start in range(0, samples.size, chunk):
         events.extend(detector.process(samples[start : start + chunk]))
     return events
@@ -116,10 +116,10 @@ def test_alarms_in_real_background_turn_on_within_two_cycles_and_off_after(
             # The tone's frequency; a square wave's may be reported as its 5th or 7th harmonic (heard in
             # the piezo band when its fundamental was masked).
             assert any(
-                abs(start.details["frequency_hz"] - k * sound.frequency_hz) <= 0.03 * k * sound.frequency_hz
+                abs(start.frequency_hz - k * sound.frequency_hz) <= 0.03 * k * sound.frequency_hz
                 for k in ((1, 5, 7) if sound.square else (1,))
             ), case
-            assert start.details["cycles"] == 2
+            assert start.cycles == 2
             # On at the end of the second cycle's tones (plus a block of analysis), or, when a cycle
             # was missed, the third's.
             second_group_end = LEAD_S + sound.cycle_s + sound.tones * (sound.on_s + sound.off_s)
@@ -442,7 +442,7 @@ def test_skipping_idle_spectra_changes_nothing(bed: npt.NDArray[np.float32]) -> 
     assert heard >= 6
 
 
-def run_with(detector: AlarmPatternDetector, samples: npt.NDArray[np.float32]) -> list[SoundEvent]:
+def run_with(detector: AlarmPatternDetector, samples: npt.NDArray[np.float32]) -> list[AlarmEvent]:
     return [
         e for start in range(0, samples.size, 160) for e in detector.process(samples[start : start + 160])
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 import threading
 
@@ -13,7 +14,8 @@ import pytest
 from custom_components.sound_sentry.engine.alarm import SMOKE_ALARM, AlarmSettings
 from custom_components.sound_sentry.engine.backends import load_backend
 from custom_components.sound_sentry.engine.clips import AudioRing, Clip, ClipRecorder
-from custom_components.sound_sentry.engine.detector import DetectorSettings, SoundEvent
+from custom_components.sound_sentry.engine.detector import DetectorSettings
+from custom_components.sound_sentry.engine.events import AlarmEvent, DetectionEvent, SoundEvent
 from custom_components.sound_sentry.engine.listener import Listener
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline, PipelineOutput
@@ -193,7 +195,8 @@ def test_settings_that_make_no_sense_are_refused() -> None:
 
 def test_real_detections_through_the_listener_each_get_their_clip(tmp_path: Path, data_dir: Path) -> None:
     """A recording through a real source thread and pipeline: every event that starts gets exactly one
-    clip, of the recording's own samples, and a clip still open when the listener stops is handed over."""
+    clip, of the recording's own samples, and reaches `on_output` carrying its clip's key; a clip still
+    open when the listener stops is handed over."""
     audio = scene(data_dir, "babycry", lead_s=8.0, tail_s=4.0)
     path = write_wav(tmp_path / "scene.wav", audio)
     pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
@@ -205,7 +208,8 @@ def test_real_detections_through_the_listener_each_get_their_clip(tmp_path: Path
     outputs: list[PipelineOutput] = []
     done = threading.Event()
 
-    def key_for(event: SoundEvent) -> str:
+    def key_for(event: DetectionEvent) -> str:
+        assert isinstance(event, SoundEvent)
         starts.append(event)
         return f"{event.label}@{event.time_s}"
 
@@ -228,7 +232,10 @@ def test_real_detections_through_the_listener_each_get_their_clip(tmp_path: Path
     finally:
         listener.stop(10)
     events = [event for output in outputs for event in output.events]
-    assert starts == [event for event in events if event.active]
+    assert [replace(event, clip_key=f"{event.label}@{event.time_s}") for event in starts] == [
+        event for event in events if event.active
+    ]
+    assert all(event.clip_key is None for event in events if not event.active)
     assert starts, "the random model crossed no threshold: pick another one"
     assert sorted(clip.key for clip in clips) == sorted(f"{e.label}@{e.time_s}" for e in starts)
     for clip in clips:
@@ -247,19 +254,24 @@ def test_an_alarm_pattern_from_the_pipeline_gets_its_clip_too() -> None:
         [np.zeros(RATE, np.float32), alarm_signal(T3_PIEZO, 3), np.zeros(8 * RATE, np.float32)]
     )
     pcm = (samples * 32767).astype(np.int16)
-    starts: list[SoundEvent] = []
+    starts: list[DetectionEvent] = []
     clips: list[Clip] = []
+    events: list[DetectionEvent] = []
 
-    def key_for(event: SoundEvent) -> str:
+    def key_for(event: DetectionEvent) -> str:
         starts.append(event)
         return event.label
 
     recorder = ClipRecorder(RATE, WINDOW_S, key_for=key_for, on_clip=clips.append)
     for i in range(0, pcm.size, 160):
         chunk = pcm[i : i + 160]
-        recorder.process(chunk, pipeline.process(chunk).events)
+        events += recorder.process(chunk, pipeline.process(chunk).events)
     assert [event.label for event in starts] == [SMOKE_ALARM]
+    assert [(type(e), e.active, e.clip_key) for e in events] == [
+        (AlarmEvent, True, SMOKE_ALARM),
+        (AlarmEvent, False, None),
+    ]
     [clip] = clips
-    assert (clip.label, clip.end) == (SMOKE_ALARM, "ended")
+    assert (clip.label, clip.end, clip.peak_probability) == (SMOKE_ALARM, "ended", None)  # no probability
     first = max(0, round((starts[0].time_s - WINDOW_S - 5.0) * RATE))
     assert np.array_equal(clip.pcm, pcm[first : first + clip.pcm.size])

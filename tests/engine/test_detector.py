@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector, SoundEvent
+from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector
+from custom_components.sound_sentry.engine.events import SoundEvent
 
 LABELS = ["background", "babycry", "glassbreak", "gunshot"]
 

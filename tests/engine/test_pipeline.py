@@ -11,7 +11,8 @@ import numpy.typing as npt
 import pytest
 
 from custom_components.sound_sentry.engine.backends import ModelBackend, load_backend
-from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector, SoundEvent
+from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector
+from custom_components.sound_sentry.engine.events import SoundEvent
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
 from custom_components.sound_sentry.engine.level import SILENCE_DBFS, level_dbfs
 from custom_components.sound_sentry.engine.model_info import ModelInfo

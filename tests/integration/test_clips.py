@@ -4,6 +4,7 @@ media folder, the Media browser, the media view, retention, and a media folder t
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 import logging
 import os
 from pathlib import Path
@@ -40,9 +41,10 @@ from custom_components.sound_sentry.engine.alarm import SMOKE_ALARM
 from custom_components.sound_sentry.engine.clips import DEFAULT_MAX_CLIP_S
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from tests.audio import write_wav
+from tests.entries import rtsp_entry
 from tests.peers import RtspServer
 
-from .conftest import DetectionPlan, rtsp_entry, wait_for
+from .conftest import DetectionPlan, wait_for
 from .test_alarms import alarm_recording
 
 pytestmark = pytest.mark.usefixtures("no_blocking_calls")
@@ -111,6 +113,24 @@ def tiny_wav(path: Path, age_s: float) -> Path:
     return path
 
 
+def test_clip_names_say_the_confidence_of_a_sound_and_none_of_an_alarm() -> None:
+    """A sound's clip name carries its confidence; an alarm pattern's none (also a name written before
+    alarms lost their nominal 100 % parses, as a clip without confidence); anything else is no clip."""
+    parse = ClipName.parse
+    at = datetime(2026, 11, 30, 14, 3, 12)
+    assert parse("2026-11-30_14-03-12_glassbreak_97.wav") == ClipName("glassbreak", at, 97)
+    assert parse("2026-11-30_14-03-12_glassbreak_97_2.wav") == ClipName("glassbreak", at, 97)
+    for name, label in (
+        ("smoke_alarm.wav", "smoke_alarm"),
+        ("smoke_alarm_2.wav", "smoke_alarm"),
+        ("smoke_alarm_100.wav", "smoke_alarm"),
+        ("co_alarm.wav", "co_alarm"),
+    ):
+        assert parse(f"2026-11-30_14-03-12_{name}") == ClipName(label, at, None)
+    assert parse("2026-11-30_14-03-12_glassbreak.wav") is None
+    assert parse("2026-11-30_14-03-12_glassbreak_97.mp3") is None
+
+
 async def test_a_detection_keeps_one_playable_clip_in_the_media_browser(
     hass: HomeAssistant,
     *,
@@ -155,6 +175,7 @@ async def test_a_detection_keeps_one_playable_clip_in_the_media_browser(
     parsed = ClipName.parse(name)
     assert parsed is not None
     assert parsed.label == LABEL
+    assert parsed.percent is not None
     assert abs(parsed.percent - fired.data[0]["confidence"] * 100) <= 1
     assert abs((dt_util.now().replace(tzinfo=None) - parsed.detected).total_seconds()) < 60
     assert saved[0].data["event_type"] == LABEL
@@ -287,7 +308,8 @@ async def test_a_smoke_alarm_gets_its_clip_too(
     tmp_path: Path,
 ) -> None:
     """Every sound the source reports keeps a clip, the alarm patterns too: a real smoke alarm recording
-    over RTSP fires `smoke_alarm` with its clip's id, and the clip is saved under that sound's name."""
+    over RTSP fires `smoke_alarm` with its clip's id, and the clip is saved under that sound's name. A
+    pattern has no probability: neither the name, the title nor the event claim one."""
     assert await async_setup_component(hass, "media_source", {})
     server = rtsp_server(codec="pcmu", source="file", file=alarm_recording(data_dir, tmp_path / "alarms.wav"))
     entry = rtsp_entry(
@@ -305,7 +327,9 @@ async def test_a_smoke_alarm_gets_its_clip_too(
     name = event.data["clip"].rsplit("/", 1)[1]
     parsed = ClipName.parse(name)
     assert parsed is not None
-    assert (parsed.label, parsed.percent) == (SMOKE_ALARM, 100)  # a pattern is heard or not
+    assert (parsed.label, parsed.percent) == (SMOKE_ALARM, None)
+    assert name.endswith(f"_{SMOKE_ALARM}.wav")
+    assert "peak" not in event.data
     assert (media_dir / "sound_sentry" / entry.entry_id / name).is_file()
     source = await media_source.async_browse_media(hass, f"media-source://sound_sentry/{entry.entry_id}")
-    assert f"Smoke alarm · {parsed.detected:%Y-%m-%d %H:%M:%S} · 100%" in [c.title for c in source.children]
+    assert f"Smoke alarm · {parsed.detected:%Y-%m-%d %H:%M:%S}" in [c.title for c in source.children]

@@ -18,7 +18,7 @@ import statistics
 import numpy as np
 import numpy.typing as npt
 
-from .detector import SoundEvent
+from .events import AlarmEvent
 
 SMOKE_ALARM = "smoke_alarm"
 CO_ALARM = "co_alarm"
@@ -276,8 +276,8 @@ class AlarmPatternDetector:
     before; the alarm turns on after two cycles one cycle apart with nothing of that frequency between
     them, and ends when no cycle has come for `end_after_cycles` cycles.
 
-    `process()` returns `SoundEvent`s (labels `smoke_alarm`, `co_alarm`) whose `details` carry the tone's
-    `frequency_hz` and the `cycles` heard; `peak_probability` is 1.0 (a pattern match has no probability).
+    `process()` returns `AlarmEvent`s (labels `smoke_alarm`, `co_alarm`) with the tone's `frequency_hz` and
+    the `cycles` heard.
     Not thread-safe; `reset()` between streams.
     """
 
@@ -337,7 +337,7 @@ class AlarmPatternDetector:
         """Whether each reported alarm is sounding now."""
         return {label: alarm.active for label, alarm in self._alarms.items()}
 
-    def process(self, samples: npt.NDArray[np.float32]) -> list[SoundEvent]:
+    def process(self, samples: npt.NDArray[np.float32]) -> list[AlarmEvent]:
         """Feed float32 PCM at `sample_rate_hz` (any length); return the alarm starts and ends, in order."""
         chunk = samples if type(samples) is np.ndarray else np.asarray(samples)
         if chunk.dtype.kind != "f":
@@ -349,7 +349,7 @@ class AlarmPatternDetector:
             return []
         return self._analyse()
 
-    def finish(self) -> list[SoundEvent]:
+    def finish(self) -> list[AlarmEvent]:
         """The stream ended (a recording's last sample): return the events of what is left to analyse.
 
         Analyses the audio still held back for a block and ends the tones still sounding (nothing follows
@@ -364,7 +364,7 @@ class AlarmPatternDetector:
         events.sort(key=lambda event: event.time_s)
         return events
 
-    def _analyse(self) -> list[SoundEvent]:
+    def _analyse(self) -> list[AlarmEvent]:
         """Analyse the audio received so far: the spectra it completes, the tones they end, the alarms."""
         self._samples = np.concatenate([self._samples, *self._pending], dtype=np.float32)
         self._pending, self._pending_size = [], 0
@@ -379,7 +379,7 @@ class AlarmPatternDetector:
         first = self._frames_done
         self._frames_done += count
         self._samples = self._samples[count * self._hop :].copy()
-        events: list[SoundEvent] = []
+        events: list[AlarmEvent] = []
         frequency, tone, share = self._features(power)
         settings = self.settings
         loud = tone >= self._gate
@@ -548,7 +548,7 @@ class AlarmPatternDetector:
         settings = self.settings
         return abs(actual - nominal) <= settings.timing_tolerance * nominal + settings.timing_slack_s
 
-    def _match(self, index: int, tone: _Tone) -> list[SoundEvent]:
+    def _match(self, index: int, tone: _Tone) -> list[AlarmEvent]:
         """Match the tone that just ended: does it complete a cycle, and do two cycles start an alarm."""
         settings = self.settings
         tolerance = self._same_pitch(index, tone.frequency_hz)
@@ -637,7 +637,7 @@ class AlarmPatternDetector:
 
     def _cycle(
         self, pattern: TemporalPattern, heard: _Group, before: _Tone | None, time_s: float
-    ) -> list[SoundEvent]:
+    ) -> list[AlarmEvent]:
         """A whole cycle of `pattern` was heard (its tones; the pause before it if `before` ends it)."""
         alarm = self._alarms[pattern.label]
         tolerance = 0.05 * heard.frequency_hz + self._bin_hz
@@ -698,7 +698,7 @@ class AlarmPatternDetector:
             for t in self._tones[heard.band]
         )
 
-    def _end_alarms(self, now_s: float) -> list[SoundEvent]:
+    def _end_alarms(self, now_s: float) -> list[AlarmEvent]:
         events = []
         for pattern in self.patterns:
             alarm = self._alarms[pattern.label]
@@ -709,11 +709,5 @@ class AlarmPatternDetector:
         return events
 
     @staticmethod
-    def _event(label: str, active: bool, time_s: float, alarm: _Alarm) -> SoundEvent:
-        return SoundEvent(
-            label,
-            active,
-            time_s,
-            1.0,
-            details={"frequency_hz": round(alarm.frequency_hz), "cycles": alarm.cycles},
-        )
+    def _event(label: str, active: bool, time_s: float, alarm: _Alarm) -> AlarmEvent:
+        return AlarmEvent(label, active, time_s, frequency_hz=alarm.frequency_hz, cycles=alarm.cycles)

@@ -46,7 +46,8 @@ import numpy.typing as npt
 
 from .alarm import AlarmSettings
 from .backends import ModelLoadError
-from .detector import DetectorSettings, SoundEvent
+from .detector import DetectorSettings
+from .events import AlarmEvent, DetectionEvent, SoundEvent
 from .listener import Listener
 from .model import load_model
 from .model_info import ModelInfo
@@ -167,17 +168,23 @@ def _window_json(name: str, window: WindowResult) -> str:
     )
 
 
-def _alarm_json(name: str, event: SoundEvent) -> str:
+def _alarm_json(name: str, event: AlarmEvent) -> str:
     return json.dumps(
-        {"file": name, "event": event.label, "active": event.active, "time_s": round(event.time_s, 3)}
-        | dict(event.details)
+        {
+            "file": name,
+            "event": event.label,
+            "active": event.active,
+            "time_s": round(event.time_s, 3),
+            "frequency_hz": round(event.frequency_hz),
+            "cycles": event.cycles,
+        }
     )
 
 
-def _details(event: SoundEvent) -> str:
+def _details(event: DetectionEvent) -> str:
     """What an event's table row or line says about it: the model's peak, an alarm's tone."""
-    if event.details:
-        return f"{event.details['frequency_hz']:.0f} Hz, {event.details['cycles']:.0f} cycles"
+    if isinstance(event, AlarmEvent):
+        return f"{event.frequency_hz:.0f} Hz, {event.cycles} cycles"
     return f"peak {event.peak_probability:.2f}"
 
 
@@ -186,7 +193,8 @@ class _Detection:
     label: str
     start_s: float
     end_s: float | None
-    peak: float
+    peak: float | None
+    """The model's peak probability; None for an alarm pattern (see `note`)."""
     note: str = ""
     """An alarm's tone (its frequency and cycles); empty for the model's classes."""
 
@@ -206,17 +214,17 @@ class _Table:
         """Take one chunk's output (windows and events in time order)."""
         events: dict[float, list[SoundEvent]] = {}
         for event in output.events:
-            if event.label in self.labels:
-                events.setdefault(event.time_s, []).append(event)
-            else:  # an alarm pattern's: not tied to a window
+            if isinstance(event, AlarmEvent):  # not tied to a window
                 self._alarm(event)
+            else:
+                events.setdefault(event.time_s, []).append(event)
         for window in output.windows:
             self.windows += 1
             self.end_s = max(self.end_s, window.end_s)
             for label in self.labels:
                 self.highest[label] = max(self.highest[label], window.probabilities[label])
             for detection in self._running.values():  # the peak so far of an event still running
-                if detection.label in window.probabilities:
+                if detection.peak is not None:
                     detection.peak = max(detection.peak, window.probabilities[detection.label])
             for event in events.pop(window.end_s, []):
                 if event.active:
@@ -227,9 +235,9 @@ class _Table:
                 elif (ended := self._running.pop(event.label, None)) is not None:
                     ended.end_s, ended.peak = event.time_s, event.peak_probability
 
-    def _alarm(self, event: SoundEvent) -> None:
+    def _alarm(self, event: AlarmEvent) -> None:
         if event.active:
-            detection = _Detection(event.label, event.time_s, None, event.peak_probability, _details(event))
+            detection = _Detection(event.label, event.time_s, None, None, _details(event))
             self._running[event.label] = detection
             self.detections.append(detection)
         elif (ended := self._running.pop(event.label, None)) is not None:
@@ -265,7 +273,7 @@ def cmd_scan(args: argparse.Namespace, out: TextIO) -> int:
                         for window in output.windows:
                             print(_window_json(shown, window), file=out)
                         for event in output.events:
-                            if event.details:
+                            if isinstance(event, AlarmEvent):
                                 print(_alarm_json(shown, event), file=out)
                     else:
                         table.add(output)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import math
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
-from .detector import SoundEvent
+from .events import DetectionEvent, SoundEvent
 
 DEFAULT_PRE_ROLL_S = 5.0
 """Audio kept before the start of the window that started an event (the sound's onset is in that window)."""
@@ -21,7 +21,7 @@ DEFAULT_MAX_CLIP_S = 60.0
 RING_SLACK_S = 2.0
 """Ring room beyond pre-roll and window: events come at the end of a window, up to a chunk before its end."""
 
-type ClipEnd = Literal["ended", "capped", "interrupted"]
+ClipEnd: TypeAlias = Literal["ended", "capped", "interrupted"]
 """Why a clip was closed: its event ended, it reached the cap, or the stream stopped or reconnected."""
 
 
@@ -76,14 +76,16 @@ class Clip:
     """The audio of one event, ready to be stored."""
 
     key: str
-    """What `key_for` gave the event when it started (e.g. the file name)."""
+    """What `key_for` gave the event when it started (e.g. the file name); the event carries it as its
+    `clip_key`."""
     label: str
     pcm: npt.NDArray[np.int16]
     sample_rate_hz: int
     detected_at_s: float
     """Offset in the clip of the end of the window that started the event (when it was detected)."""
-    peak_probability: float
-    """Highest probability of the event, as far as the clip saw it (at its end, or at its start if cut)."""
+    peak_probability: float | None
+    """Highest probability of the event, as far as the clip saw it (at its end, or at its start if cut);
+    None for an alarm's clip (a pattern has no probability)."""
     end: ClipEnd
 
     @property
@@ -99,7 +101,7 @@ class _OpenClip:
     start: int
     """Absolute sample index of the clip's first sample."""
     detected: int
-    peak: float
+    peak: float | None
     parts: list[npt.NDArray[np.int16]] = field(default_factory=list)
     size: int = 0
     stop: int | None = None
@@ -117,7 +119,7 @@ class ClipRecorder:
     ring still holds) and ends `post_roll_s` after the window that ended it, or at `max_clip_s`,
     whichever comes first; then `on_clip` gets it. Events of different labels that overlap get a clip
     each (the same audio twice): each event has its own clip to link to. `key_for(event)` is called when
-    an event starts and names its clip. `reset()` (a new stream) and `flush()` hand over unfinished clips
+    an event starts and names its clip; `process()` returns the events with that name as their `clip_key`. `reset()` (a new stream) and `flush()` hand over unfinished clips
     with what they hold. Memory is bounded: the ring (`ring_bytes`) plus at most `max_clip_s` of audio per
     open clip, and at most one open clip per label plus those still in their post-roll.
 
@@ -129,7 +131,7 @@ class ClipRecorder:
         sample_rate_hz: int,
         window_s: float,
         *,
-        key_for: Callable[[SoundEvent], str],
+        key_for: Callable[[DetectionEvent], str],
         on_clip: Callable[[Clip], None],
         pre_roll_s: float = DEFAULT_PRE_ROLL_S,
         post_roll_s: float = DEFAULT_POST_ROLL_S,
@@ -160,14 +162,19 @@ class ClipRecorder:
         """Clips being recorded now."""
         return len(self._open)
 
-    def process(self, pcm: npt.NDArray[np.int16], events: Iterable[SoundEvent]) -> None:
-        """Take the next chunk of the stream and the events the pipeline found in it (or up to its end)."""
+    def process(self, pcm: npt.NDArray[np.int16], events: Iterable[DetectionEvent]) -> list[DetectionEvent]:
+        """Take the next chunk of the stream and the events the pipeline found in it (or up to its end).
+
+        Returns the events, each start with its clip's key as `clip_key`.
+        """
         chunk = np.array(pcm, dtype=np.int16).reshape(-1)  # a copy: the caller may reuse its buffer
         self._ring.write(chunk)
         for clip in self._open:
             clip.append(chunk)
         rate = self.sample_rate_hz
+        keyed: list[DetectionEvent] = []
         for event in events:
+            peak = event.peak_probability if isinstance(event, SoundEvent) else None
             if event.active:
                 start = round((event.time_s - self.window_s - self.pre_roll_s) * rate)
                 clip = _OpenClip(
@@ -175,21 +182,24 @@ class ClipRecorder:
                     label=event.label,
                     start=max(start, self._ring.start),
                     detected=round(event.time_s * rate),
-                    peak=event.peak_probability,
+                    peak=peak,
                 )
                 clip.append(self._ring.read(clip.start))
                 self._open.append(clip)
+                keyed.append(replace(event, clip_key=clip.key))
             else:
                 for clip in self._open:
                     if clip.label == event.label and clip.stop is None:
                         clip.stop = round((event.time_s + self.post_roll_s) * rate)
-                        clip.peak = max(clip.peak, event.peak_probability)
+                        clip.peak = None if clip.peak is None or peak is None else max(clip.peak, peak)
                 # None open: its clip reached the cap while the event went on.
+                keyed.append(event)
         for clip in list(self._open):
             if clip.stop is not None and clip.start + clip.size >= clip.stop:
                 self._finish(clip, clip.stop - clip.start, "ended")
             elif clip.size >= self.max_samples:
                 self._finish(clip, self.max_samples, "capped")
+        return keyed
 
     def flush(self) -> None:
         """Hand over every unfinished clip with the audio it has (the stream stops)."""

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from .events import SoundEvent
+
 
 @dataclass(frozen=True, kw_only=True)
 class DetectorSettings:
@@ -32,22 +34,6 @@ class DetectorSettings:
         for label, threshold in self.thresholds.items():
             if not 0.0 < threshold <= 1.0:
                 raise ValueError(f"threshold for {label} must be in (0, 1], got {threshold}")
-
-
-@dataclass(frozen=True, slots=True)
-class SoundEvent:
-    """A transition of one class: an event starts (`active`) or ends."""
-
-    label: str
-    active: bool
-    time_s: float
-    """Stream time of the window that caused the transition (its end)."""
-    peak_probability: float
-    """Highest probability of the event so far (at start: over the voting windows); 1.0 for an alarm
-    pattern (`alarm.py`), which has no probability."""
-    details: Mapping[str, float] = field(default_factory=dict)
-    """What else the detector knows: for an alarm pattern the tone's `frequency_hz` and the `cycles`
-    heard; empty for the model's classes."""
 
 
 @dataclass(slots=True)

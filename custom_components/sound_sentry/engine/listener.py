@@ -8,9 +8,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .clips import ClipRecorder
-    from .pipeline import Pipeline, PipelineOutput
+    from .pipeline import Pipeline
     from .sources import AudioChunk, AudioSource, Backoff, SourceError
 
+from .pipeline import PipelineOutput
 from .sources import SourceRunner
 
 
@@ -20,7 +21,8 @@ class Listener:
     The pipeline starts afresh at every status change: a new connection is a new stream. `on_output`
     gets the output of every chunk, `on_status(connected, error)` every change of the connection; both
     run in the source thread and never after `stop()` returned. A `recorder` gets every chunk with its
-    events, before `on_output`; it is reset with the pipeline and flushed when the listener stops.
+    events, before `on_output`, and names each starting event's clip (its `clip_key`); it is reset with
+    the pipeline and flushed when the listener stops.
     """
 
     def __init__(
@@ -45,7 +47,7 @@ class Listener:
     def _audio(self, chunk: AudioChunk) -> None:
         output = self.pipeline.process(chunk)
         if self.recorder is not None:
-            self.recorder.process(chunk, output.events)
+            output = PipelineOutput(output.windows, self.recorder.process(chunk, output.events))
         self._on_output(output)
 
     def _status(self, connected: bool, error: SourceError | None) -> None:

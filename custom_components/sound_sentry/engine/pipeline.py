@@ -10,7 +10,8 @@ import numpy.typing as npt
 
 from .alarm import AlarmPatternDetector, AlarmSettings
 from .backends import ModelBackend
-from .detector import DetectorSettings, EventDetector, SoundEvent
+from .detector import DetectorSettings, EventDetector
+from .events import DetectionEvent
 from .fbank import FbankExtractor, normalise
 from .level import DEFAULT_MIN_LEVEL_DBFS, level_dbfs
 from .model_info import ModelInfo
@@ -41,7 +42,8 @@ class PipelineOutput:
     """What one chunk of audio produced."""
 
     windows: list[WindowResult]
-    events: list[SoundEvent]
+    events: list[DetectionEvent]
+    """The model's `SoundEvent`s and, with alarms, the `AlarmEvent`s, in time order."""
 
 
 def to_float(pcm: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -140,7 +142,7 @@ class Pipeline:
         The alarm detector analyses in blocks and still holds the end of the stream; no window comes.
         `reset()` before another stream.
         """
-        return PipelineOutput([], self.alarms.finish() if self.alarms is not None else [])
+        return PipelineOutput([], [*self.alarms.finish()] if self.alarms is not None else [])
 
     def _classify(self, samples: npt.NDArray[np.float32]) -> PipelineOutput:
         """The model's part of `process()`."""
@@ -157,7 +159,7 @@ class Pipeline:
         frames_seen = self._frames_start + len(self._frames)
         ends = range(self._next_window_end, frames_seen + 1, self.hop_frames)
         windows: list[WindowResult] = []
-        events: list[SoundEvent] = []
+        events: list[DetectionEvent] = []
         for first in range(0, len(ends), self.max_batch):
             batch = ends[first : first + self.max_batch]
             offset = self._frames_start + self.window_frames
@@ -192,7 +194,7 @@ class Pipeline:
         loud = self._loud(level)
         probs = self.backend.predict(normalise(self.fbank.compute(samples))[None])[0] if loud else self._quiet
         result = self._result(start_sample, level, probs, classified=loud)
-        return PipelineOutput([result], self.detector.process(result.end_s, probs))
+        return PipelineOutput([result], [*self.detector.process(result.end_s, probs)])
 
     def _loud(self, level: float) -> bool:
         return self.min_level_dbfs is None or level >= self.min_level_dbfs
