@@ -11,7 +11,7 @@ import ctypes
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +35,7 @@ __all__ = [
     "onnxruntime_available",
 ]
 
-type BackendChoice = Literal["auto", "numpy", "onnxruntime"]
+BackendChoice: TypeAlias = Literal["auto", "numpy", "onnxruntime"]
 
 _MAX_PROBE_ELEMENTS = 1 << 24  # the real input is 192 x 24 per window
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal, Self, TypeAlias
 
 import av
 import numpy as np
@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 
 OUTPUT_SAMPLE_RATE_HZ = 8000
 
-type AudioChunk = NDArray[np.int16]
+AudioChunk: TypeAlias = NDArray[np.int16]
 """Mono 16-bit PCM at OUTPUT_SAMPLE_RATE_HZ, any length > 0."""
 
-type SourceErrorReason = Literal[
+SourceErrorReason: TypeAlias = Literal[
     "invalid_url",  # malformed URL, unsupported scheme, no such file or path on the server
     "cannot_connect",  # refused, unreachable, no answer within the open timeout
     "invalid_auth",  # the server asked for (other) credentials: RTSP/HTTP 401 or 403
