@@ -124,17 +124,6 @@ def _threshold_fields(defaults: Mapping[str, float]) -> dict[Any, Any]:
     }
 
 
-def _udp_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Form values (selects give strings) as the entry stores them."""
-    return {
-        CONF_PORT: int(user_input[CONF_PORT]),
-        CONF_DEVICE_ADDRESS: user_input[CONF_DEVICE_ADDRESS].strip(),
-        CONF_SAMPLE_RATE: int(user_input[CONF_SAMPLE_RATE]),
-        CONF_SAMPLE_BITS: int(user_input[CONF_SAMPLE_BITS]),
-        CONF_CHANNELS: int(user_input[CONF_CHANNELS]),
-    }
-
-
 def _is_ip_address(text: str) -> bool:
     """Datagrams are accepted by sender address, so the device must be given by its IP address."""
     try:
@@ -170,16 +159,59 @@ async def _async_try(hass: HomeAssistant, data: Mapping[str, Any]) -> str | None
     return None
 
 
-def _camera_data(hass: HomeAssistant, user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """A camera form's values as the entry stores them; vol.Invalid for a camera Home Assistant lacks."""
-    entity_id = async_validate_entity_id(er.async_get(hass), user_input[CONF_CAMERA])
-    if hass.states.get(entity_id) is None:
-        raise vol.Invalid(f"no camera {entity_id}")
-    return {
-        CONF_SOURCE_TYPE: SourceType.CAMERA,
-        CONF_CAMERA: entity_id,
-        CONF_TRANSPORT: user_input[CONF_TRANSPORT],
-    }
+class _InvalidFieldError(Exception):
+    """A form field whose value cannot make a source; `error` is its translation key."""
+
+    def __init__(self, field: str, error: str) -> None:
+        super().__init__(field, error)
+        self.field = field
+        self.error = error
+
+
+def _source_data(
+    hass: HomeAssistant, source_type: SourceType, user_input: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A source form's values as the entry stores them (adding and reconfiguring alike).
+
+    Raises _InvalidFieldError for a value that cannot make a source.
+    """
+    match source_type:
+        case SourceType.CAMERA:
+            try:
+                entity_id = async_validate_entity_id(er.async_get(hass), user_input[CONF_CAMERA])
+            except vol.Invalid:
+                raise _InvalidFieldError(CONF_CAMERA, "camera_not_found") from None
+            if hass.states.get(entity_id) is None:
+                raise _InvalidFieldError(CONF_CAMERA, "camera_not_found")
+            return {
+                CONF_SOURCE_TYPE: source_type,
+                CONF_CAMERA: entity_id,
+                CONF_TRANSPORT: user_input[CONF_TRANSPORT],
+            }
+        case SourceType.RTSP:
+            try:
+                url = validate_rtsp_url(user_input[CONF_URL])
+            except SourceError:
+                raise _InvalidFieldError(CONF_URL, "invalid_url") from None
+            return {
+                CONF_SOURCE_TYPE: source_type,
+                CONF_URL: url,
+                CONF_USERNAME: user_input.get(CONF_USERNAME) or "",
+                CONF_PASSWORD: user_input.get(CONF_PASSWORD) or "",
+                CONF_TRANSPORT: user_input[CONF_TRANSPORT],
+            }
+        case SourceType.UDP:
+            address = user_input[CONF_DEVICE_ADDRESS].strip()
+            if not _is_ip_address(address):
+                raise _InvalidFieldError(CONF_DEVICE_ADDRESS, "invalid_address")
+            return {  # selects give strings
+                CONF_SOURCE_TYPE: source_type,
+                CONF_PORT: int(user_input[CONF_PORT]),
+                CONF_DEVICE_ADDRESS: address,
+                CONF_SAMPLE_RATE: int(user_input[CONF_SAMPLE_RATE]),
+                CONF_SAMPLE_BITS: int(user_input[CONF_SAMPLE_BITS]),
+                CONF_CHANNELS: int(user_input[CONF_CHANNELS]),
+            }
 
 
 async def _async_default_thresholds(hass: HomeAssistant) -> dict[str, float]:
@@ -237,9 +269,9 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
-                data = _camera_data(self.hass, user_input)
-            except vol.Invalid:
-                errors[CONF_CAMERA] = "camera_not_found"
+                data = _source_data(self.hass, SourceType.CAMERA, user_input)
+            except _InvalidFieldError as err:
+                errors[err.field] = err.error
             else:
                 state = self.hass.states.get(data[CONF_CAMERA])
                 title = state.name if state is not None else data[CONF_CAMERA]
@@ -257,17 +289,10 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
-                url = validate_rtsp_url(user_input[CONF_URL])
-            except SourceError:
-                errors[CONF_URL] = "invalid_url"
+                data = _source_data(self.hass, SourceType.RTSP, user_input)
+            except _InvalidFieldError as err:
+                errors[err.field] = err.error
             else:
-                data = {
-                    CONF_SOURCE_TYPE: SourceType.RTSP,
-                    CONF_URL: url,
-                    CONF_USERNAME: user_input.get(CONF_USERNAME) or "",
-                    CONF_PASSWORD: user_input.get(CONF_PASSWORD) or "",
-                    CONF_TRANSPORT: user_input[CONF_TRANSPORT],
-                }
                 if (result := await self._async_set_source(data, user_input[CONF_NAME], errors)) is not None:
                     return result
         return self.async_show_form(
@@ -281,11 +306,13 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
         """Raw PCM datagrams from an ESPHome microphone."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {CONF_SOURCE_TYPE: SourceType.UDP, **_udp_data(user_input)}
-            if not _is_ip_address(data[CONF_DEVICE_ADDRESS]):
-                errors[CONF_DEVICE_ADDRESS] = "invalid_address"
-            elif (result := await self._async_set_source(data, user_input[CONF_NAME], errors)) is not None:
-                return result
+            try:
+                data = _source_data(self.hass, SourceType.UDP, user_input)
+            except _InvalidFieldError as err:
+                errors[err.field] = err.error
+            else:
+                if (result := await self._async_set_source(data, user_input[CONF_NAME], errors)) is not None:
+                    return result
         return self.async_show_form(
             step_id="udp",
             data_schema=_udp_schema(user_input or {}, with_name=True),
@@ -330,27 +357,11 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
         source_type = SourceType(entry.data[CONF_SOURCE_TYPE])
         errors: dict[str, str] = {}
         if user_input is not None:
-            data: dict[str, Any] = {CONF_SOURCE_TYPE: source_type}
-            if source_type is SourceType.UDP:
-                data |= _udp_data(user_input)
-                if not _is_ip_address(data[CONF_DEVICE_ADDRESS]):
-                    errors[CONF_DEVICE_ADDRESS] = "invalid_address"
-            elif source_type is SourceType.CAMERA:
-                try:
-                    data = _camera_data(self.hass, user_input)
-                except vol.Invalid:
-                    errors[CONF_CAMERA] = "camera_not_found"
+            try:
+                data = _source_data(self.hass, source_type, user_input)
+            except _InvalidFieldError as err:
+                errors[err.field] = err.error
             else:
-                try:
-                    data[CONF_URL] = validate_rtsp_url(user_input[CONF_URL])
-                except SourceError:
-                    errors[CONF_URL] = "invalid_url"
-                data |= {
-                    CONF_USERNAME: user_input.get(CONF_USERNAME) or "",
-                    CONF_PASSWORD: user_input.get(CONF_PASSWORD) or "",
-                    CONF_TRANSPORT: user_input[CONF_TRANSPORT],
-                }
-            if not errors:
                 if unique_id_for(data) != entry.unique_id:
                     await self.async_set_unique_id(unique_id_for(data))
                     self._abort_if_unique_id_configured()

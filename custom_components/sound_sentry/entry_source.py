@@ -24,7 +24,7 @@ from .const import (
     SourceType,
 )
 from .engine.redact import CREDENTIAL_QUERY_KEYS
-from .engine.sources import AudioSource, FileSource, RtspSource, SourceError, UdpPcmSource
+from .engine.sources import AudioSource, RtspSource, SourceError, UdpPcmSource, source_for_url
 from .engine.sources.av_sources import RTSP_SCHEMES
 
 CAMERA_URL_TIMEOUT_S = 10.0
@@ -70,7 +70,7 @@ def url_with_credentials(url: str, username: str | None, password: str | None) -
 def validate_rtsp_url(url: str) -> str:
     """A clean RTSP URL without user-info, or SourceError('invalid_url')."""
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+    if parts.scheme not in RTSP_SCHEMES or not parts.hostname:
         raise SourceError("invalid_url", "the URL must look like rtsp://camera.local:554/stream")
     if "@" in parts.netloc:
         raise SourceError("invalid_url", "put the user name and password in their own fields, not in the URL")
@@ -98,15 +98,11 @@ def camera_stream_source(url: str, transport: Literal["tcp", "udp"]) -> AudioSou
     """A camera's stream as PyAV opens it.
 
     RTSP(S) over `transport`; anything else (HTTP(S) MJPEG, HLS, FLV, a go2rtc or Frigate restream over
-    HTTP) as a URL PyAV reads, whose end is a reconnect.
+    HTTP, MPEG-TS over UDP) as a URL PyAV reads, whose end is a reconnect.
     """
-    try:
-        scheme = urlsplit(url).scheme.lower()
-    except ValueError:
-        scheme = ""
-    if scheme in RTSP_SCHEMES:
-        return _rtsp(url, transport)
-    return FileSource(url, open_timeout_s=const.OPEN_TIMEOUT_S, read_timeout_s=const.READ_TIMEOUT_S)
+    return source_for_url(
+        url, transport=transport, open_timeout_s=const.OPEN_TIMEOUT_S, read_timeout_s=const.READ_TIMEOUT_S
+    )
 
 
 def source_factory(hass: HomeAssistant, data: Mapping[str, Any]) -> Callable[[], AudioSource]:

@@ -53,7 +53,7 @@ from .model import load_model
 from .model_info import ModelInfo
 from .pipeline import DEFAULT_HOP_S, Pipeline, PipelineOutput, WindowResult, to_float
 from .redact import redact_url
-from .sources import AudioSource, FileSource, RtspSource, SourceError, UdpPcmSource
+from .sources import AudioSource, FileSource, PcmFormat, SourceError, source_for_url
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "sound_sentry_resnetse.onnx"
 PAD_DBFS = -70.0
@@ -297,31 +297,10 @@ def cmd_scan(args: argparse.Namespace, out: TextIO) -> int:
 
 def _live_source(url: str, args: argparse.Namespace) -> Callable[[], AudioSource]:
     """A factory of fresh sources for `url`; raises CliError now when the URL or options are bad."""
-    factory: Callable[[], AudioSource]
-    if url.startswith("udp://"):
-        sender, _, port = url.removeprefix("udp://").rpartition(":")
-        sender = sender.strip("[]")
-        if not sender or not port.isdigit() or not 0 < int(port) < 65536:
-            raise CliError(f"{url}: expected udp://SENDER:PORT, e.g. udp://192.168.1.40:6055")
+    pcm = PcmFormat(sample_rate_hz=args.udp_rate, sample_width=args.udp_width, channels=args.udp_channels)
 
-        def factory() -> AudioSource:
-            return UdpPcmSource(
-                int(port),
-                allowed_senders={sender},
-                sample_rate_hz=args.udp_rate,
-                sample_width=args.udp_width,
-                channels=args.udp_channels,
-            )
-
-    elif url.lower().startswith(("rtsp://", "rtsps://")):
-
-        def factory() -> AudioSource:
-            return RtspSource(url, transport=args.transport)
-
-    else:
-
-        def factory() -> AudioSource:
-            return FileSource(url)
+    def factory() -> AudioSource:
+        return source_for_url(url, transport=args.transport, pcm=pcm)
 
     try:
         factory()  # the constructors check their arguments (e.g. the sender address); nothing opens yet

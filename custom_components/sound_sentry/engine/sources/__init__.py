@@ -6,6 +6,7 @@ All decoding and resampling goes through PyAV. Every failure is a `SourceError` 
 
 from .av_sources import FileSource, RtspSource
 from .base import OUTPUT_SAMPLE_RATE_HZ, AudioChunk, AudioSource, SourceError, SourceErrorReason
+from .by_url import PcmFormat, source_for_url
 from .runner import Backoff, SourceRunner
 from .udp import UdpCounters, UdpPcmSource
 
@@ -15,10 +16,12 @@ __all__ = [
     "AudioSource",
     "Backoff",
     "FileSource",
+    "PcmFormat",
     "RtspSource",
     "SourceError",
     "SourceErrorReason",
     "SourceRunner",
     "UdpCounters",
     "UdpPcmSource",
+    "source_for_url",
 ]

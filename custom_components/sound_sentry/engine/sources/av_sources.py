@@ -23,6 +23,14 @@ _LOGGER = logging.getLogger(__name__)
 RTSP_SCHEMES = frozenset({"rtsp", "rtsps"})
 
 
+def url_scheme(url: str) -> str:
+    """The URL's scheme in lower case; empty for a path or a malformed URL."""
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:
+        return ""
+
+
 def _strerror(err: BaseException) -> str:
     """FFmpeg's text for an error, without the file name PyAV appends (it may hold credentials)."""
     strerror = getattr(err, "strerror", None)
@@ -201,11 +209,7 @@ class RtspSource(_PyAvSource):
 
     def open(self) -> None:
         """Check the URL's scheme, then connect."""
-        try:
-            scheme = urlsplit(self._url).scheme.lower()
-        except ValueError:
-            scheme = ""
-        if scheme not in RTSP_SCHEMES:
+        if url_scheme(self._url) not in RTSP_SCHEMES:
             raise SourceError("invalid_url", f"{self.description}: not an rtsp:// or rtsps:// URL")
         try:
             super().open()
