@@ -139,10 +139,10 @@ async def test_ha_rss(
     hass: object, socket_enabled: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Part 2: RSS of a Home Assistant core without, then with, 4 RTSP sources."""
-    from benchmarks._ha import rtsp_entry  # noqa: PLC0415
     from custom_components.sound_sentry import model  # noqa: PLC0415
     from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
     from tests.audio import write_wav  # noqa: PLC0415
+    from tests.entries import flow_defaults, rtsp_entry  # noqa: PLC0415
     from tests.peers import RtspServer  # noqa: PLC0415
 
     minutes = float(os.environ.get(MINUTES_ENV, "3"))
@@ -161,7 +161,7 @@ async def test_ha_rss(
     entries = []
     try:
         for i, server in enumerate(servers):
-            entry = rtsp_entry(server.url(), info, title=f"Camera {i + 1}")
+            entry = rtsp_entry(server.url(), title=f"Camera {i + 1}", **flow_defaults(info))
             entry.add_to_hass(hass)  # type: ignore[arg-type]
             assert await hass.config_entries.async_setup(entry.entry_id)  # type: ignore[attr-defined]
             entries.append(entry)

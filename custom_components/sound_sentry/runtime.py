@@ -128,6 +128,14 @@ class SoundSentryRuntime:
         ir.async_delete_issue(self.hass, DOMAIN, self.auth_issue_id)
 
     @property
+    def listener(self) -> Listener | None:
+        """The running listener, None before `start()` and once stopping.
+
+        Tools that watch the live audio (benchmarks) attach to it with `Listener.add_observer`.
+        """
+        return self._listener
+
+    @property
     def alarm_labels(self) -> list[str]:
         """The smoke / CO alarms this source listens for."""
         return list(self.alarm_settings.labels) if self.alarm_settings is not None else []

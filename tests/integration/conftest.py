@@ -20,7 +20,6 @@ from typing import Any
 import av
 from homeassistant import block_async_io
 from homeassistant.config_entries import OptionsFlow
-from homeassistant.const import CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowHandler
 from homeassistant.setup import async_setup_component
@@ -32,19 +31,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.sound_sentry import const, model
 from custom_components.sound_sentry.const import (
-    CONF_CHANNELS,
-    CONF_DEVICE_ADDRESS,
-    CONF_ENABLED_CLASSES,
-    CONF_HOLD_S,
-    CONF_K,
-    CONF_N,
-    CONF_SAMPLE_BITS,
-    CONF_SAMPLE_RATE,
-    CONF_SOURCE_TYPE,
-    CONF_TRANSPORT,
     DOMAIN,
     EVENT_CLASSES,
-    SourceType,
 )
 from custom_components.sound_sentry.engine import model as engine_model
 from custom_components.sound_sentry.engine.detector import DetectorSettings
@@ -52,7 +40,6 @@ from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline
 from custom_components.sound_sentry.engine.sources import UdpPcmSource
 from custom_components.sound_sentry.engine.sources.av_sources import _PyAvSource
-from custom_components.sound_sentry.entry_source import unique_id_for
 from tests.audio import (
     HOP_SHIFTS_S,
     RATE_HZ,
@@ -64,6 +51,7 @@ from tests.audio import (
     free_udp_port,
     read_clip,
 )
+from tests.entries import udp_entry
 from tests.peers import RtspServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -84,63 +72,6 @@ def model_path(monkeypatch: pytest.MonkeyPatch) -> Path:
     path = model.MODEL_PATH if model.MODEL_PATH.is_file() else RANDOM_MODEL
     monkeypatch.setattr(model, "MODEL_PATH", path)
     return path
-
-
-def options(threshold: float = 0.5, **overrides: Any) -> dict[str, Any]:
-    """Entry options with one threshold for every class."""
-    return {
-        **{f"{const.CONF_THRESHOLD_PREFIX}{label}": threshold for label in EVENT_CLASSES},
-        CONF_ENABLED_CLASSES: list(EVENT_CLASSES),
-        CONF_K: 2,
-        CONF_N: 3,
-        CONF_HOLD_S: 1.0,
-        **overrides,
-    }
-
-
-def rtsp_entry(
-    url: str,
-    *,
-    username: str = "",
-    password: str = "",
-    title: str = "Nursery camera",
-    **option_overrides: Any,
-) -> MockConfigEntry:
-    """An entry for an RTSP URL (credentials apart from the URL, as the flow stores them)."""
-    data = {
-        CONF_SOURCE_TYPE: SourceType.RTSP,
-        CONF_URL: url,
-        CONF_USERNAME: username,
-        CONF_PASSWORD: password,
-        CONF_TRANSPORT: "tcp",
-    }
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=title,
-        unique_id=unique_id_for(data),
-        data=data,
-        options=options(**option_overrides),
-        minor_version=3,
-    )
-
-
-def udp_entry(port: int, *, address: str = "127.0.0.1", **option_overrides: Any) -> MockConfigEntry:
-    """An entry for an ESPHome microphone sending 16 kHz 16-bit mono."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="Hall microphone",
-        unique_id=f"udp:{port}",
-        minor_version=3,
-        data={
-            CONF_SOURCE_TYPE: SourceType.UDP,
-            CONF_PORT: port,
-            CONF_DEVICE_ADDRESS: address,
-            CONF_SAMPLE_RATE: 16000,
-            CONF_SAMPLE_BITS: 16,
-            CONF_CHANNELS: 1,
-        },
-        options=options(**option_overrides),
-    )
 
 
 async def wait_for(hass: HomeAssistant, condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
@@ -402,20 +333,7 @@ class Bystander:
         self.hass = hass
         self.port = free_udp_port()
         self.microphone = UdpMicrophone(self.port, background_bed(data_dir, 4.0))
-        self.entry = MockConfigEntry(
-            domain=DOMAIN,
-            title="Bystander microphone",
-            unique_id=f"udp:{self.port}",
-            data={
-                CONF_SOURCE_TYPE: SourceType.UDP,
-                CONF_PORT: self.port,
-                CONF_DEVICE_ADDRESS: "127.0.0.1",
-                CONF_SAMPLE_RATE: 16000,
-                CONF_SAMPLE_BITS: 16,
-                CONF_CHANNELS: 1,
-            },
-            options=options(threshold=0.999),
-        )
+        self.entry = udp_entry(self.port, title="Bystander microphone", threshold=0.999)
         self._windows = 0
 
     async def start(self) -> None:

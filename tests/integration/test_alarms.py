@@ -21,9 +21,10 @@ from tests.audio import (
     mix_at_snr,
     write_wav,
 )
+from tests.entries import rtsp_entry
 from tests.peers import RtspServer
 
-from .conftest import rtsp_entry, wait_for
+from .conftest import wait_for
 
 CYCLES = 2
 SNR_DB = 10.0

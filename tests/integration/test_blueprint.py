@@ -26,9 +26,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.sound_sentry.const import EVENT_CLIP_SAVED
 from tests.audio import scene, write_wav
+from tests.entries import rtsp_entry
 from tests.peers import RtspServer
 
-from .conftest import rtsp_entry, wait_for
+from .conftest import wait_for
 
 BLUEPRINT = Path(__file__).resolve().parents[2] / "blueprints" / "automation" / "sound_sentry" / "notify.yaml"
 HALL = "event.hall_microphone_sound"

@@ -24,9 +24,10 @@ from custom_components.sound_sentry.const import (
     SourceType,
 )
 from tests.audio import background_bed, encode_with_pyav
+from tests.entries import options
 from tests.peers import RtspServer, http_server
 
-from .conftest import options, wait_for
+from .conftest import wait_for
 
 
 class StreamCamera(Camera):

@@ -31,9 +31,8 @@ from custom_components.sound_sentry.const import (
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.model import MODEL_PATH
 from tests.audio import UdpMicrophone, free_udp_port
+from tests.entries import rtsp_entry, udp_entry
 from tests.peers import RtspServer
-
-from .conftest import rtsp_entry, udp_entry
 
 PASSWORD = "s3cret-Pa55"
 

@@ -12,9 +12,10 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
+from tests.entries import rtsp_entry
 from tests.peers import RtspServer
 
-from .conftest import rtsp_entry, wait_for
+from .conftest import wait_for
 
 USER, PASSWORD = "nanny", "Sup3r-Secret!"
 

@@ -29,9 +29,10 @@ from syrupy.location import PyTestLocation
 from custom_components.sound_sentry import entry as entry_module
 from custom_components.sound_sentry.const import DOMAIN
 from tests.audio import UdpMicrophone, free_udp_port, scene, write_wav
+from tests.entries import rtsp_entry, udp_entry
 from tests.peers import RtspServer
 
-from .conftest import fire_repair_timer, rtsp_entry, udp_entry, wait_for, wait_for_retries
+from .conftest import fire_repair_timer, wait_for, wait_for_retries
 
 CAMERA = "nursery_camera"
 SOUND_SENSORS = ("baby_crying", "glass_breaking", "gunshot")

@@ -27,9 +27,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.sound_sentry import const, model
 from custom_components.sound_sentry.const import DOMAIN
 from tests.audio import UdpMicrophone, background_bed, free_udp_port
+from tests.entries import rtsp_entry, udp_entry
 from tests.peers import RtspServer
 
-from .conftest import Bystander, Resources, rtsp_entry, udp_entry, wait_for, wait_for_retries
+from .conftest import Bystander, Resources, wait_for, wait_for_retries
 
 pytestmark = pytest.mark.usefixtures("no_blocking_calls")
 

@@ -14,9 +14,10 @@ import pytest
 from custom_components.sound_sentry import model
 from custom_components.sound_sentry.model import async_get_model
 from tests.audio import free_udp_port
+from tests.entries import rtsp_entry, udp_entry
 from tests.peers import RtspServer
 
-from .conftest import rtsp_entry, udp_entry, wait_for
+from .conftest import wait_for
 
 
 def open_fds() -> set[str]:

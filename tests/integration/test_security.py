@@ -26,9 +26,10 @@ from pytest_homeassistant_custom_component.components.diagnostics import get_dia
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.sound_sentry.const import CONF_TRANSPORT, DOMAIN
+from tests.entries import rtsp_entry
 from tests.peers import RtspServer
 
-from .conftest import fire_repair_timer, rtsp_entry, wait_for
+from .conftest import fire_repair_timer, wait_for
 
 pytestmark = pytest.mark.usefixtures("no_blocking_calls")
 

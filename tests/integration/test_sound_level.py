@@ -20,8 +20,9 @@ from pytest_homeassistant_custom_component.common import async_fire_time_changed
 from custom_components.sound_sentry import runtime as runtime_module
 from custom_components.sound_sentry.sensor import LEVEL_REFRESH, LEVEL_STEP_DB
 from tests.audio import RATE_HZ, UdpMicrophone, free_udp_port
+from tests.entries import udp_entry
 
-from .conftest import udp_entry, wait_for
+from .conftest import wait_for
 
 LEVEL = "sensor.hall_microphone_sound_level"
 

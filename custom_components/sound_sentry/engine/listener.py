@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from .clips import ClipRecorder
     from .pipeline import Pipeline
     from .sources import AudioChunk, AudioSource, Backoff, SourceError
 
 from .pipeline import PipelineOutput
 from .sources import SourceRunner
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListenerObserver:
+    """Watches a `Listener` without changing what it does (e.g. a benchmark stamping arrivals).
+
+    Each callback runs in the source thread, before the listener's own: keep it quick, and copy a chunk
+    to keep it beyond the call.
+    """
+
+    on_audio: Callable[[AudioChunk], None] | None = None
+    """Each chunk of 8 kHz mono int16 PCM as it arrives, before the pipeline sees it."""
+    on_output: Callable[[PipelineOutput], None] | None = None
+    """What each chunk produced (windows and events, starts with their `clip_key`)."""
+    on_status: Callable[[bool, SourceError | None], None] | None = None
+    """Every change of the connection: (connected, the error that ended it or kept it from starting)."""
 
 
 class Listener:
@@ -22,7 +39,8 @@ class Listener:
     gets the output of every chunk, `on_status(connected, error)` every change of the connection; both
     run in the source thread and never after `stop()` returned. A `recorder` gets every chunk with its
     events, before `on_output`, and names each starting event's clip (its `clip_key`); it is reset with
-    the pipeline and flushed when the listener stops.
+    the pipeline and flushed when the listener stops. Observers (`add_observer`) see the same, and the
+    audio itself, without taking part.
     """
 
     def __init__(
@@ -40,20 +58,47 @@ class Listener:
         self.recorder = recorder
         self._on_output = on_output
         self._on_status = on_status
+        self._observers: tuple[ListenerObserver, ...] = ()
+        self._observers_lock = threading.Lock()
         self.runner = SourceRunner(
             name, source_factory, on_audio=self._audio, on_status=self._status, backoff=backoff
         )
 
+    def add_observer(self, observer: ListenerObserver) -> Callable[[], None]:
+        """Let `observer` watch from now on (from any thread, also while the listener runs).
+
+        Returns the function that removes it; after that returned, only the chunk being processed (if
+        any) may still reach it.
+        """
+        with self._observers_lock:
+            self._observers = (*self._observers, observer)
+
+        def remove() -> None:
+            with self._observers_lock:
+                self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return remove
+
     def _audio(self, chunk: AudioChunk) -> None:
+        observers = self._observers  # one snapshot per chunk: the source thread never takes the lock
+        for observer in observers:
+            if observer.on_audio is not None:
+                observer.on_audio(chunk)
         output = self.pipeline.process(chunk)
         if self.recorder is not None:
             output = PipelineOutput(output.windows, self.recorder.process(chunk, output.events))
+        for observer in observers:
+            if observer.on_output is not None:
+                observer.on_output(output)
         self._on_output(output)
 
     def _status(self, connected: bool, error: SourceError | None) -> None:
         self.pipeline.reset()
         if self.recorder is not None:
             self.recorder.reset()  # an unfinished clip is handed over with what it has
+        for observer in self._observers:
+            if observer.on_status is not None:
+                observer.on_status(connected, error)
         self._on_status(connected, error)
 
     def start(self) -> None:

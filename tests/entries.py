@@ -1,0 +1,104 @@
+"""Sound Sentry config entries as the flows store them, for the integration tests and the benchmarks that
+run Home Assistant (one module: an entry built elsewhere drifts from what the flows make)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.const import CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.sound_sentry.config_flow import SoundSentryConfigFlow
+from custom_components.sound_sentry.const import (
+    CONF_CHANNELS,
+    CONF_DEVICE_ADDRESS,
+    CONF_ENABLED_CLASSES,
+    CONF_HOLD_S,
+    CONF_K,
+    CONF_N,
+    CONF_SAMPLE_BITS,
+    CONF_SAMPLE_RATE,
+    CONF_SOURCE_TYPE,
+    CONF_THRESHOLD_PREFIX,
+    CONF_TRANSPORT,
+    DETECTABLE_CLASSES,
+    DOMAIN,
+    EVENT_CLASSES,
+    SourceType,
+)
+from custom_components.sound_sentry.engine.model_info import ModelInfo
+from custom_components.sound_sentry.entry_source import unique_id_for
+
+
+def options(threshold: float = 0.5, **overrides: Any) -> dict[str, Any]:
+    """Entry options with one threshold for every class."""
+    return {
+        **{f"{CONF_THRESHOLD_PREFIX}{label}": threshold for label in EVENT_CLASSES},
+        CONF_ENABLED_CLASSES: list(EVENT_CLASSES),
+        CONF_K: 2,
+        CONF_N: 3,
+        CONF_HOLD_S: 1.0,
+        **overrides,
+    }
+
+
+def flow_defaults(info: ModelInfo) -> dict[str, Any]:
+    """Option overrides for what the config flow gives a new entry: the model's own thresholds, k-of-n
+    and hold (its sidecar's), every sound enabled, smoke and CO alarms too."""
+    return {
+        **{f"{CONF_THRESHOLD_PREFIX}{label}": info.thresholds[label] for label in EVENT_CLASSES},
+        CONF_ENABLED_CLASSES: list(DETECTABLE_CLASSES),
+        CONF_K: info.k,
+        CONF_N: info.n,
+        CONF_HOLD_S: info.hold_s,
+    }
+
+
+def rtsp_entry(
+    url: str,
+    *,
+    username: str = "",
+    password: str = "",
+    title: str = "Nursery camera",
+    **option_overrides: Any,
+) -> MockConfigEntry:
+    """An entry for an RTSP URL (credentials apart from the URL, as the flow stores them)."""
+    data = {
+        CONF_SOURCE_TYPE: SourceType.RTSP,
+        CONF_URL: url,
+        CONF_USERNAME: username,
+        CONF_PASSWORD: password,
+        CONF_TRANSPORT: "tcp",
+    }
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=title,
+        unique_id=unique_id_for(data),
+        data=data,
+        options=options(**option_overrides),
+        version=SoundSentryConfigFlow.VERSION,
+        minor_version=SoundSentryConfigFlow.MINOR_VERSION,
+    )
+
+
+def udp_entry(
+    port: int, *, address: str = "127.0.0.1", title: str = "Hall microphone", **option_overrides: Any
+) -> MockConfigEntry:
+    """An entry for an ESPHome microphone sending 16 kHz 16-bit mono."""
+    data = {
+        CONF_SOURCE_TYPE: SourceType.UDP,
+        CONF_PORT: port,
+        CONF_DEVICE_ADDRESS: address,
+        CONF_SAMPLE_RATE: 16000,
+        CONF_SAMPLE_BITS: 16,
+        CONF_CHANNELS: 1,
+    }
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=title,
+        unique_id=unique_id_for(data),
+        data=data,
+        options=options(**option_overrides),
+        version=SoundSentryConfigFlow.VERSION,
+        minor_version=SoundSentryConfigFlow.MINOR_VERSION,
+    )
