@@ -13,7 +13,7 @@ SHARED="$(cd "$REPO/.." && pwd)/shared"
 # Debian packages the tests need beside the Python ones: the GStreamer RTSP test server (FACTS §3), and
 # libturbojpeg, which Home Assistant's camera loads through PyTurboJPEG (as Home Assistant OS ships it).
 TEST_DEBS="python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-plugins-base \
-gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav libturbojpeg0"
+gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav libturbojpeg0 mosquitto"
 
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
 

@@ -1,5 +1,5 @@
-"""Real peers for the tests: the GStreamer RTSP server (tests/rtsp_server.py) in a subprocess, and an
-HTTP server on loopback.
+"""Real peers for the tests: the GStreamer RTSP server (tests/rtsp_server.py) in a subprocess, an HTTP
+server on loopback, and Debian's Mosquitto MQTT broker.
 
 A pytest plugin (tests/conftest.py lists it): the `rtsp_server` fixture starts servers and always stops
 them. The server needs Debian's /usr/bin/python3 with the gi bindings (`scripts/setup` installs them, on
@@ -14,7 +14,9 @@ import functools
 import http.server
 import os
 from pathlib import Path
+import pwd
 import select
+import socket
 import subprocess
 import tempfile
 import threading
@@ -147,6 +149,106 @@ def rtsp_server() -> Iterator[Callable[..., RtspServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+MOSQUITTO = os.environ.get("SOUND_SENTRY_MOSQUITTO", "/usr/sbin/mosquitto")
+MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
+
+
+def free_tcp_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Mosquitto:
+    """Debian's broker on 127.0.0.1 (`scripts/setup` installs it); `restart()` keeps the port and what it
+    persisted (retained messages, persistent sessions and their queued messages)."""
+
+    def __init__(self, folder: Path, *, users: dict[str, str] | None = None) -> None:
+        self.folder = folder
+        self.port = free_tcp_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",  # as root it would switch to `mosquitto`
+            "persistence true",
+            f"persistence_location {folder}/",
+            f"log_dest file {folder / 'mosquitto.log'}",
+            "log_type all",
+        ]
+        if users:
+            passwords = folder / "passwords"
+            passwords.write_text("")
+            for user, password in users.items():
+                subprocess.run(
+                    [MOSQUITTO_PASSWD, "-b", str(passwords), user, password],
+                    check=True,
+                    capture_output=True,
+                )
+            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines += ["allow_anonymous true"]
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+
+    @property
+    def log(self) -> str:
+        """What the broker logged so far."""
+        path = self.folder / "mosquitto.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self) -> Self:
+        """Start the broker and wait until it accepts connections."""
+        if not Path(MOSQUITTO).exists():
+            pytest.fail(f"{MOSQUITTO} not found: the MQTT tests need Debian's mosquitto (scripts/setup)")
+        self._proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and self._proc.poll() is None:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        errors = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+        self.stop()
+        pytest.fail(f"mosquitto did not start: {errors}{self.log[-2000:]}")
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM: it saves what it persists)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port."""
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Mosquitto]]:
+    """Start brokers: `mosquitto()` or `mosquitto(users={"u": "p"})`; all stopped at teardown."""
+    brokers: list[Mosquitto] = []
+
+    def start(**kwargs: Any) -> Mosquitto:
+        broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"), **kwargs)
+        brokers.append(broker)
+        return broker.start()
+
+    yield start
+    for broker in brokers:
+        broker.stop()
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -11,13 +11,12 @@ import re
 import shutil
 import time
 from urllib.parse import quote
-import wave
 
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 
 from .const import ALARM_CLASSES, DOMAIN, LOGGER
-from .engine.clips import Clip
+from .engine.clips import Clip, write_clip
 from .engine.events import DetectionEvent, SoundEvent
 
 CLIP_FOLDER = "sound_sentry"
@@ -182,18 +181,8 @@ class ClipStore:
             )
 
     def _write(self, clip: Clip) -> None:
-        """Write the WAV under a hidden temporary name, then rename: no half-written clip is ever listed."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = self.folder / f".{clip.key}.tmp"
-        try:
-            with wave.open(str(temporary), "wb") as file:
-                file.setnchannels(1)
-                file.setsampwidth(2)
-                file.setframerate(clip.sample_rate_hz)
-                file.writeframes(clip.pcm.astype("<i2").tobytes())
-            temporary.replace(self.folder / clip.key)
-        finally:
-            temporary.unlink(missing_ok=True)
+        """Write the WAV (never seen half-written), then keep the folder within its limits."""
+        write_clip(clip, self.folder / clip.key)
         self._prune(False)
 
     def _prune(self, startup: bool) -> None:

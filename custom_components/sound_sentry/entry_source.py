@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 import time
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from homeassistant.components.camera import async_get_stream_source
 from homeassistant.const import CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
@@ -24,7 +24,14 @@ from .const import (
     SourceType,
 )
 from .engine.redact import CREDENTIAL_QUERY_KEYS
-from .engine.sources import AudioSource, RtspSource, SourceError, UdpPcmSource, source_for_url
+from .engine.sources import (
+    AudioSource,
+    RtspSource,
+    SourceError,
+    UdpPcmSource,
+    source_for_url,
+    url_with_credentials,
+)
 from .engine.sources.av_sources import RTSP_SCHEMES
 
 CAMERA_URL_TIMEOUT_S = 10.0
@@ -55,16 +62,6 @@ def unique_id_for(data: Mapping[str, Any]) -> str:
             )
         case SourceType.UDP:
             return f"udp:{data[CONF_PORT]}"
-
-
-def url_with_credentials(url: str, username: str | None, password: str | None) -> str:
-    """The RTSP URL with user-info for PyAV; credentials are kept apart from the URL in the entry."""
-    if not username:
-        return url
-    parts = urlsplit(url)
-    userinfo = quote(username, safe="") + (f":{quote(password, safe='')}" if password else "")
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
 def validate_rtsp_url(url: str) -> str:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from homeassistant.core import HomeAssistant
 from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN
 from .engine.backends import BackendChoice
-from .engine.model import LoadedModel, load_model
+from .engine.model import LoadedModel, load_model, model_path
 
-MODEL_PATH = Path(__file__).parent / "models" / "sound_sentry_resnetse.onnx"
+MODEL_PATH = model_path()
 BACKEND: BackendChoice = "auto"
 """The runtime: onnxruntime when it is installed, else the NumPy one (benchmarks choose one here)."""
 

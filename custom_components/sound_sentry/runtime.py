@@ -18,12 +18,12 @@ from . import const
 from .clip_store import ClipStore
 from .const import DOMAIN, EVENT_CLIP_SAVED, LOGGER
 from .engine.alarm import AlarmSettings
-from .engine.clips import Clip, ClipRecorder
+from .engine.clips import Clip
 from .engine.detector import DetectorSettings
 from .engine.events import DetectionEvent
 from .engine.listener import Listener
 from .engine.model import LoadedModel
-from .engine.pipeline import Pipeline, PipelineOutput, WindowResult
+from .engine.pipeline import PipelineOutput, WindowResult
 from .engine.sources import AudioSource, SourceError
 
 STATE_INTERVAL_S = 2.0
@@ -97,21 +97,15 @@ class SoundSentryRuntime:
 
     def start(self) -> None:
         """Start the source thread; it connects, and reconnects, by itself."""
-        info = self.model.info
-        self._listener = Listener(
+        self._listener = Listener.for_model(
             self.entry_id,
             self._build_source,
-            Pipeline(self.model.backend, info, detector=self.detector_settings, alarms=self.alarm_settings),
+            self.model,
+            detector=self.detector_settings,
+            alarms=self.alarm_settings,
             on_output=self._on_output,
             on_status=self._on_status,
-            recorder=None
-            if self.clips is None
-            else ClipRecorder(
-                info.sample_rate_hz,
-                info.window_samples / info.sample_rate_hz,
-                key_for=self._clip_name,
-                on_clip=self._on_clip,
-            ),
+            clips=None if self.clips is None else (self._clip_name, self._on_clip),
         )
         self._listener.start()
         self._schedule_repair()

@@ -49,13 +49,13 @@ from .backends import ModelLoadError
 from .detector import DetectorSettings
 from .events import AlarmEvent, DetectionEvent, SoundEvent
 from .listener import Listener
-from .model import load_model
+from .model import load_model, model_path
 from .model_info import ModelInfo
 from .pipeline import DEFAULT_HOP_S, Pipeline, PipelineOutput, WindowResult, to_float
 from .redact import redact_url
 from .sources import AudioSource, FileSource, PcmFormat, SourceError, source_for_url
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "sound_sentry_resnetse.onnx"
+DEFAULT_MODEL = model_path()
 PAD_DBFS = -70.0
 """Level of the white noise a clip shorter than one window is centred in."""
 EXIT_INPUT_FAILED = 1
@@ -358,6 +358,34 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the MQTT service until SIGINT/SIGTERM."""
+    try:
+        from .service.config import ConfigError, load_config  # noqa: PLC0415 - the `service` extra
+        from .service.service import ServiceError, SoundSentryService  # noqa: PLC0415
+    except ImportError as err:
+        raise CliError(
+            f"the service needs paho-mqtt and PyYAML ({err.name} is missing): pip install 'sound-sentry[service]'"
+        ) from None
+    try:
+        service = SoundSentryService(load_config(args.config))
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        service.start()
+    except (ConfigError, ServiceError) as err:
+        raise CliError(str(err)) from None
+    try:
+        stop.wait()
+    finally:
+        service.stop()
+    print("stopped", file=sys.stderr, flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's arguments."""
     doc = __doc__ or ""
@@ -396,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-alarms", action="store_true", help="do not listen for smoke and CO alarm patterns"
     )
     common.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{scan,listen}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{scan,listen,serve}")
     scan = sub.add_parser(
         "scan",
         parents=[common],
@@ -418,6 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--udp-width", type=int, choices=[2, 4], default=2, help="UDP PCM bytes per sample (default: 2)"
     )
     listen.add_argument("--udp-channels", type=int, choices=[1, 2], default=1, help="UDP PCM channels")
+    serve = sub.add_parser(
+        "serve",
+        help="listen to the sources of a YAML file and publish to MQTT (Home Assistant discovery)",
+        description="Listen to every source of the YAML file and publish detections to an MQTT broker, with "
+        "Home Assistant discovery. Needs the service extra: pip install 'sound-sentry[service]'.",
+    )
+    serve.add_argument("--config", required=True, type=Path, help="the YAML file (see README)")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
     return parser
 
 
@@ -425,8 +461,16 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point; returns the exit status. Errors are one line on stderr, never a traceback."""
     args = build_parser().parse_args(argv)
     out = out or sys.stdout
+    serving = args.command == "serve"
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG
+        if args.verbose and serving
+        else logging.INFO
+        if args.verbose or serving
+        else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        if serving
+        else "%(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:
         # The runner logs each disconnect; `listen` prints its own line for it.
@@ -434,6 +478,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if args.command == "scan":
             return cmd_scan(args, out)
+        if serving:
+            return cmd_serve(args)
         return cmd_listen(args, out)
     except (CliError, ModelLoadError, SourceError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 import math
+from pathlib import Path
 from typing import Literal, TypeAlias
+import wave
 
 import numpy as np
 import numpy.typing as npt
@@ -226,3 +228,18 @@ class ClipRecorder:
                 end=end,
             )
         )
+
+
+def write_clip(clip: Clip, path: Path) -> None:
+    """Write a clip as a 16-bit mono WAV via a hidden temporary name: `path` is never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with wave.open(str(temporary), "wb") as file:
+            file.setnchannels(1)
+            file.setsampwidth(2)
+            file.setframerate(clip.sample_rate_hz)
+            file.writeframes(clip.pcm.astype("<i2").tobytes())
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)

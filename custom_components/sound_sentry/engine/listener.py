@@ -8,11 +8,15 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .clips import ClipRecorder
-    from .pipeline import Pipeline
+    from .alarm import AlarmSettings
+    from .clips import Clip
+    from .detector import DetectorSettings
+    from .events import DetectionEvent
+    from .model import LoadedModel
     from .sources import AudioChunk, AudioSource, Backoff, SourceError
 
-from .pipeline import PipelineOutput
+from .clips import ClipRecorder
+from .pipeline import Pipeline, PipelineOutput
 from .sources import SourceRunner
 
 
@@ -62,6 +66,42 @@ class Listener:
         self._observers_lock = threading.Lock()
         self.runner = SourceRunner(
             name, source_factory, on_audio=self._audio, on_status=self._status, backoff=backoff
+        )
+
+    @classmethod
+    def for_model(
+        cls,
+        name: str,
+        source_factory: Callable[[], AudioSource],
+        model: LoadedModel,
+        *,
+        detector: DetectorSettings,
+        alarms: AlarmSettings | None,
+        on_output: Callable[[PipelineOutput], None],
+        on_status: Callable[[bool, SourceError | None], None],
+        clips: tuple[Callable[[DetectionEvent], str], Callable[[Clip], None]] | None = None,
+    ) -> Listener:
+        """A source classified by `model` with these settings: how every front end builds one.
+
+        With `clips` = (key_for, on_clip), a `ClipRecorder` cuts the audio of each event (see there).
+        """
+        info = model.info
+        recorder = None
+        if clips is not None:
+            key_for, on_clip = clips
+            recorder = ClipRecorder(
+                info.sample_rate_hz,
+                info.window_samples / info.sample_rate_hz,
+                key_for=key_for,
+                on_clip=on_clip,
+            )
+        return cls(
+            name,
+            source_factory,
+            Pipeline(model.backend, info, detector=detector, alarms=alarms),
+            on_output=on_output,
+            on_status=on_status,
+            recorder=recorder,
         )
 
     def add_observer(self, observer: ListenerObserver) -> Callable[[], None]:

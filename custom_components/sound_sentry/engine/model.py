@@ -7,9 +7,31 @@ import logging
 from pathlib import Path
 
 from .backends import BackendChoice, ModelBackend, load_backend
-from .model_info import ModelInfo
+from .model_info import ModelInfo, ModelLoadError
 
 _LOGGER = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+"""Where the shipped models live (inside the integration, so Home Assistant and the engine share them)."""
+MODEL_FILES = {"compact": "sound_sentry_resnetse.onnx"}
+"""The shipped models by the name users choose them by."""
+DEFAULT_MODEL_NAME = "compact"
+"""The model a source gets unless it asks for another."""
+
+
+def model_path(name: str = DEFAULT_MODEL_NAME) -> Path:
+    """The .onnx file of a shipped model by name, or of a path to an .onnx file (its sidecar beside it).
+
+    Raises ModelLoadError for an unknown name. The one place a model name becomes a file, for Home
+    Assistant, the command line and the service.
+    """
+    if name in MODEL_FILES:
+        return MODELS_DIR / MODEL_FILES[name]
+    if name.endswith(".onnx"):
+        return Path(name).expanduser()
+    raise ModelLoadError(
+        f"unknown model {name!r}: choose one of {', '.join(MODEL_FILES)} or a path to an .onnx file"
+    )
 
 
 @dataclass(frozen=True, slots=True)

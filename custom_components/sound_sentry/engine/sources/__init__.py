@@ -6,7 +6,8 @@ All decoding and resampling goes through PyAV. Every failure is a `SourceError` 
 
 from .av_sources import FileSource, RtspSource
 from .base import OUTPUT_SAMPLE_RATE_HZ, AudioChunk, AudioSource, SourceError, SourceErrorReason
-from .by_url import PcmFormat, source_for_url
+from .by_url import PcmFormat, source_for_url, url_with_credentials
+from .paced import PacedSource
 from .runner import Backoff, SourceRunner
 from .udp import UdpCounters, UdpPcmSource
 
@@ -16,6 +17,7 @@ __all__ = [
     "AudioSource",
     "Backoff",
     "FileSource",
+    "PacedSource",
     "PcmFormat",
     "RtspSource",
     "SourceError",
@@ -24,4 +26,5 @@ __all__ = [
     "UdpCounters",
     "UdpPcmSource",
     "source_for_url",
+    "url_with_credentials",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import functools
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from .av_sources import RTSP_SCHEMES, FileSource, RtspSource, url_scheme
 from .base import AudioSource
@@ -61,3 +61,13 @@ def source_for_url(
         )
         return udp() if read_timeout_s is None else udp(read_timeout_s=read_timeout_s)
     return FileSource(url, **timeouts)
+
+
+def url_with_credentials(url: str, username: str | None, password: str | None) -> str:
+    """The URL with user-info for PyAV, from credentials kept apart from it (in an entry, in a YAML file)."""
+    if not username:
+        return url
+    parts = urlsplit(url)
+    userinfo = quote(username, safe="") + (f":{quote(password, safe='')}" if password else "")
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
