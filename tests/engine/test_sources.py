@@ -571,36 +571,51 @@ def test_listener_classifies_each_connection_as_a_new_stream(rtsp_server: Server
     assert not listener.is_alive()
 
 
+class CountingBackoff(Backoff):
+    """A Backoff that counts the delays asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__(initial_s=0.05, max_s=0.05)
+        self.delays_asked = 0
+
+    def next_delay(self) -> float:
+        self.delays_asked += 1
+        return super().next_delay()
+
+
 def test_runner_does_not_hammer_a_camera_that_refuses_the_credentials(rtsp_server: ServerFactory) -> None:
-    """A wrong password is tried once, then not again before `auth_retry_s` (cameras lock accounts)."""
+    """After a wrong password the next attempt waits `auth_retry_s`, never the Backoff's short delays
+    (cameras lock accounts); the slow retry does come."""
     server = rtsp_server(user="viewer", password="right")
     attempts: list[float] = []
+    second_attempt = threading.Event()
 
     def factory() -> AudioSource:
         attempts.append(time.monotonic())
+        if len(attempts) == 2:
+            second_attempt.set()
         return RtspSource(server.url("viewer", "wrong"), **SHORT)
 
     recorder = Recorder()
+    backoff = CountingBackoff()
+    auth_retry_s = 0.5
     runner = SourceRunner(
         "locked",
         factory,
         on_audio=recorder.on_audio,
         on_status=recorder.on_status,
-        backoff=Backoff(0.05, 0.05),
-        auth_retry_s=3.0,
+        backoff=backoff,
+        auth_retry_s=auth_retry_s,
     )
     runner.start()
     try:
         assert recorder.wait_status(False) == "invalid_auth"
-        time.sleep(1.5)  # the Backoff alone would have tried about 30 more times by now
-        assert len(attempts) == 1
-        deadline = time.monotonic() + 10
-        while len(attempts) < 2 and time.monotonic() < deadline:  # the slow retry does come
-            time.sleep(0.05)
+        assert second_attempt.wait(20)
+        # The delay before the second attempt was decided after the first refusal: not by the Backoff.
+        assert backoff.delays_asked == 0
     finally:
         runner.stop(10)
-    assert len(attempts) == 2
-    assert attempts[1] - attempts[0] >= 3.0
+    assert attempts[1] - attempts[0] >= auth_retry_s
     assert not runner.is_alive()
 
 

@@ -9,7 +9,6 @@ Timeouts are the tests' short ones (conftest): open 3 s, read 2 s.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 import socket
@@ -313,13 +312,20 @@ async def test_home_assistant_stops_while_a_source_connects(
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
+        silent.settimeout(10)
         before = Resources.now()
         entry = rtsp_entry(f"rtsp://127.0.0.1:{silent.getsockname()[1]}/stream")
         await set_up(hass, entry)
-        await asyncio.sleep(0.5)  # the source thread is inside av.open(), waiting for an answer
-        assert not entry.runtime_data.connected
-        await hass.async_stop()
-        assert not [t for t in Resources.now().threads if t.startswith("sound_sentry_source_")]
-        # The half-open connection the camera never accepted is gone with the thread.
+        # The source thread is inside av.open() once its RTSP request has arrived: it waits for an answer.
+        camera_side, _ = await hass.async_add_executor_job(silent.accept)
+        with camera_side:
+            camera_side.settimeout(10)
+            request = await hass.async_add_executor_job(camera_side.recv, 4096)
+            assert request.startswith((b"OPTIONS rtsp://", b"DESCRIBE rtsp://")), request
+            assert not entry.runtime_data.connected
+            await hass.async_stop()
+            assert not [t for t in Resources.now().threads if t.startswith("sound_sentry_source_")]
+            # The half-open connection the camera never answered is closed with the thread: end of stream.
+            assert await hass.async_add_executor_job(camera_side.recv, 4096) == b""
         after = Resources.now()
     after.assert_back_to(before)
