@@ -1,8 +1,10 @@
 """Sound Sentry: local baby-cry, glass-break and gunshot alerts from home audio.
 
-This module stays free of Home Assistant imports, so that the engine subpackage can be imported and run
-on its own (`python -m custom_components.sound_sentry.engine`, training, benchmarks); the Home Assistant
-side of setting up an entry lives in entry.py.
+Why this module imports Home Assistant only in its functions: the engine subpackage is imported through
+it (`python -m custom_components.sound_sentry.engine`, training on Python 3.11, the MQTT service), where
+Home Assistant is not installed. So the Home Assistant work lives in entry.py, imported when an entry is
+set up, and Home Assistant's types are imported for the type checker alone. `async_setup_entry` still
+assigns `entry.runtime_data` itself: that is where Home Assistant (and its `runtime-data` rule) expects it.
 """
 
 from __future__ import annotations
@@ -10,27 +12,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from homeassistant.config_entries import ConfigEntry
     from homeassistant.core import HomeAssistant
 
     from .runtime import SoundSentryConfigEntry
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> bool:
-    """Set up a source: see entry.py."""
-    from .entry import async_setup_entry as setup_entry  # noqa: PLC0415 - see the module docstring
+    """Set up a source: the shared model and the source's runtime, then its entities and listening."""
+    from . import entry as setup  # noqa: PLC0415 - see the module docstring
 
-    return await setup_entry(hass, entry)
+    entry.runtime_data = await setup.async_create_runtime(hass, entry)
+    await setup.async_start(hass, entry)
+    return True
 
 
-async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+async def async_migrate_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> bool:
     """Migrate an entry of an older version: see entry.py."""
     from .entry import async_migrate_entry as migrate_entry  # noqa: PLC0415 - see the module docstring
 
     return await migrate_entry(hass, entry)
 
 
-async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+async def async_remove_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
     """Delete a removed source's clips: see entry.py."""
     from .entry import async_remove_entry as remove_entry  # noqa: PLC0415 - see the module docstring
 

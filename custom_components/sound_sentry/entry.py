@@ -1,4 +1,4 @@
-"""Setting up and unloading a config entry: the shared model, the source's runtime, the platforms."""
+"""The Home Assistant side of a config entry, called from __init__.py: set up, migrate, unload, remove."""
 
 from __future__ import annotations
 
@@ -58,8 +58,12 @@ def alarm_settings(entry: ConfigEntry) -> AlarmSettings | None:
     return AlarmSettings(labels=labels) if labels else None
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> bool:
-    """Load the shared model, start listening to the source, and add the entities."""
+async def async_create_runtime(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> SoundSentryRuntime:
+    """Load the shared model and build the source's runtime, not yet listening.
+
+    An unusable model fails setup for good (ConfigEntryError). The source is not tried here: a camera that
+    is off at startup is retried by the source thread (see quality_scale.yaml, test-before-setup).
+    """
     try:
         model = await async_get_model(hass)
     except ModelLoadError as err:
@@ -76,7 +80,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) 
         max_clips=int(entry.options.get(CONF_CLIP_MAX, DEFAULT_CLIP_MAX)),
     )
     await clips.async_prune()  # also with clips off: what was kept earlier still expires
-    runtime = SoundSentryRuntime(
+    return SoundSentryRuntime(
         hass,
         entry_id=entry.entry_id,
         title=entry.title,
@@ -90,7 +94,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) 
         else lambda: entry.async_start_reauth(hass),
         clips=clips if entry.options.get(CONF_CLIPS, False) else None,
     )
-    entry.runtime_data = runtime
+
+
+async def async_start(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
+    """Add the entities of the entry's runtime (`entry.runtime_data`) and start listening."""
+    runtime = entry.runtime_data
     _async_remove_disabled_class_sensors(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     runtime.start()
@@ -100,10 +108,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) 
 
     entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop))
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
-    return True
 
 
-async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+async def async_migrate_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> bool:
     """Bring an entry of an older version up to date; False for one from a newer major version."""
     if entry.version > 1:
         return False  # made by a newer Sound Sentry: this one cannot know what it holds
@@ -126,7 +133,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry)
     return unloaded
 
 
-async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+async def async_remove_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
     """A removed source's clips go with it: nothing would delete them any more (no retention without it)."""
     await hass.async_add_executor_job(remove_clips, hass, entry.entry_id)
 

@@ -14,6 +14,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
+from custom_components.sound_sentry import model
 from custom_components.sound_sentry.const import (
     CONF_CHANNELS,
     CONF_DEVICE_ADDRESS,
@@ -33,6 +34,8 @@ from custom_components.sound_sentry.model import MODEL_PATH
 from tests.audio import UdpMicrophone, free_udp_port
 from tests.entries import rtsp_entry, udp_entry
 from tests.peers import RtspServer
+
+from .conftest import RANDOM_MODEL
 
 PASSWORD = "s3cret-Pa55"
 
@@ -243,7 +246,7 @@ async def test_entries_of_version_1_1_get_the_new_unique_id(
         entry, unique_id=f"rtsp:{urlsplit(url).hostname}:554/x", minor_version=1
     )
     assert (entry.version, entry.minor_version) == (1, 1)
-    with patch("custom_components.sound_sentry.entry.async_setup_entry", return_value=True):
+    with patch("custom_components.sound_sentry.async_setup_entry", return_value=True):
         assert await hass.config_entries.async_setup(entry.entry_id)
     assert (entry.version, entry.minor_version) == (1, 3)
     assert entry.unique_id == unique_id
@@ -254,7 +257,7 @@ async def test_entries_of_version_1_2_get_smoke_and_co_alarms(hass: HomeAssistan
     entry = rtsp_entry("rtsp://cam.local/stream", enabled_classes=["babycry"])
     entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(entry, minor_version=2)
-    with patch("custom_components.sound_sentry.entry.async_setup_entry", return_value=True):
+    with patch("custom_components.sound_sentry.async_setup_entry", return_value=True):
         assert await hass.config_entries.async_setup(entry.entry_id)
     assert (entry.version, entry.minor_version) == (1, 3)
     assert entry.options[CONF_ENABLED_CLASSES] == ["babycry", "smoke_alarm", "co_alarm"]
@@ -554,4 +557,21 @@ async def test_reconfigure_a_udp_microphone(hass: HomeAssistant, socket_enabled:
         microphone.stop()
     assert entry.data[CONF_PORT] == new_port
     assert entry.unique_id == f"udp:{new_port}"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_model_without_a_measured_curve_says_so_in_the_forms(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model whose sidecar has no operating curve (the random test model): the threshold forms show "-"."""
+    monkeypatch.setattr(model, "MODEL_PATH", RANDOM_MODEL)
+    assert ModelInfo.load(RANDOM_MODEL).operating_curve is None
+    entry = rtsp_entry("rtsp://127.0.0.1:9/stream")  # nothing answers: the options need no audio
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    placeholders = result["description_placeholders"]
+    assert {placeholders[key] for key in placeholders if key.startswith("curve_")} == {"-"}
+    assert {"curve_hours", "curve_babycry", "curve_glassbreak", "curve_gunshot"} <= set(placeholders)
     assert await hass.config_entries.async_unload(entry.entry_id)
