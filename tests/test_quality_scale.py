@@ -278,10 +278,11 @@ def check_runtime_data(integration: Integration) -> list[str]:
 SETUP_EXCEPTIONS = {"ConfigEntryNotReady", "ConfigEntryAuthFailed", "ConfigEntryError"}
 
 
-def _raised_name(node: ast.expr | None) -> str:
+def _name_of(node: ast.expr | None) -> str:
+    """The name a call, a raise or an except clause refers to: `f` of `x.f(...)`, `E` of `E(...)`."""
     match node:
         case ast.Call(func=func):
-            return _raised_name(func)
+            return _name_of(func)
         case ast.Name(id=name) | ast.Attribute(attr=name):
             return name
     return ""
@@ -290,14 +291,14 @@ def _raised_name(node: ast.expr | None) -> str:
 def check_test_before_setup(integration: Integration) -> list[str]:
     setup = _top_level_async_function(integration.module("__init__"), "async_setup_entry")
     if setup is not None and any(
-        isinstance(n, ast.Call) and _raised_name(n.func) == "async_config_entry_first_refresh"
+        isinstance(n, ast.Call) and _name_of(n.func) == "async_config_entry_first_refresh"
         for n in ast.walk(setup)
     ):
         return []
     for file in integration.path.rglob("*.py"):
         module = ast.parse(file.read_text())
         if any(
-            isinstance(n, ast.Raise) and _raised_name(n.exc) in SETUP_EXCEPTIONS for n in ast.walk(module)
+            isinstance(n, ast.Raise) and _name_of(n.exc) in SETUP_EXCEPTIONS for n in ast.walk(module)
         ):
             return []
     return [f"nothing raises one of {sorted(SETUP_EXCEPTIONS)}"]
@@ -370,7 +371,7 @@ def check_entity_event_setup(integration: Integration) -> list[str]:
                 removed = {
                     id(arg)
                     for call in ast.walk(method)
-                    if isinstance(call, ast.Call) and _raised_name(call.func) == "async_on_remove"
+                    if isinstance(call, ast.Call) and _name_of(call.func) == "async_on_remove"
                     for arg in call.args
                 }
                 errors.extend(
@@ -378,7 +379,7 @@ def check_entity_event_setup(integration: Integration) -> list[str]:
                     "or without async_on_remove"
                     for call in ast.walk(method)
                     if isinstance(call, ast.Call)
-                    and SUBSCRIBE.fullmatch(_raised_name(call.func))
+                    and SUBSCRIBE.fullmatch(_name_of(call.func))
                     and (method.name != "async_added_to_hass" or id(call) not in removed)
                 )
     return errors
@@ -402,7 +403,7 @@ def check_exception_translations(integration: Integration) -> list[str]:
         for node in ast.walk(module):
             if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
                 continue
-            if (name := _raised_name(node.exc)) not in from_home_assistant:
+            if (name := _name_of(node.exc)) not in from_home_assistant:
                 continue
             raised += 1
             keywords = {k.arg: k.value for k in node.exc.keywords}
@@ -448,7 +449,7 @@ def _imports(module: ast.Module) -> Iterator[tuple[str, bool]]:
     optional: set[int] = set()
     for node in ast.walk(module):
         if isinstance(node, ast.Try) and any(
-            _raised_name(h.type) in {"ImportError", "ModuleNotFoundError"} for h in node.handlers
+            _name_of(h.type) in {"ImportError", "ModuleNotFoundError"} for h in node.handlers
         ):
             optional.update(id(n) for n in ast.walk(node))  # the import tried and its fallback
     for node in ast.walk(module):
