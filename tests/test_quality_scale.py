@@ -297,9 +297,7 @@ def check_test_before_setup(integration: Integration) -> list[str]:
         return []
     for file in integration.path.rglob("*.py"):
         module = ast.parse(file.read_text())
-        if any(
-            isinstance(n, ast.Raise) and _name_of(n.exc) in SETUP_EXCEPTIONS for n in ast.walk(module)
-        ):
+        if any(isinstance(n, ast.Raise) and _name_of(n.exc) in SETUP_EXCEPTIONS for n in ast.walk(module)):
             return []
     return [f"nothing raises one of {sorted(SETUP_EXCEPTIONS)}"]
 
