@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 import socket
@@ -221,7 +221,13 @@ class AlarmSound:
     jitter: float = 0.0
     """Each tone's on and off time varies by up to this fraction (a real alarm's timer)."""
     warble: float = 0.0
-    """Peak frequency modulation as a fraction of the frequency (a piezo's drift within a tone)."""
+    """Peak frequency modulation as a fraction of the frequency (a piezo's drift within a tone, or an
+    alarm that warbles)."""
+    warble_hz: float = 7.0
+    """Rate of that modulation."""
+    lines: tuple[tuple[float, float], ...] = ()
+    """A beep of several spectral lines (a piezo whose beep splits): (frequency Hz, power) of each, the
+    powers relative to one another; empty: one line at `frequency_hz`."""
 
     @property
     def cycle_s(self) -> float:
@@ -253,6 +259,42 @@ def varied_alarm(base: AlarmSound, rng: np.random.Generator, *, timing: float = 
     )
 
 
+PIEZO_BAND_HZ = (2500.0, 3900.0)
+"""Where piezo alarms beep (searched by the detector)."""
+
+
+def multi_line_alarm(base: AlarmSound, rng: np.random.Generator, *, timing: float = 0.08) -> AlarmSound:
+    """`base` (a piezo pattern) as an alarm whose beep splits into several lines, like a recorded one
+    at about 2.2 / 2.6 / 3.0 / 3.5 kHz: lines `spacing` apart (380-480 Hz) around 2.8-3.2 kHz, up to
+    3.95 kHz, their powers random but the strongest holding only 25-35% of the 2.5-3.9 kHz band."""
+    sound = varied_alarm(base, rng, timing=timing)
+    centre, spacing = rng.uniform(2800, 3200), rng.uniform(380, 480)
+    frequencies = [centre + k * spacing for k in range(-2, 3) if centre + k * spacing < 3950]
+    in_band = np.array([PIEZO_BAND_HZ[0] <= f <= PIEZO_BAND_HZ[1] for f in frequencies])
+    while True:
+        powers = rng.uniform(0.3, 1.0, len(frequencies))
+        if 0.25 <= powers[in_band].max() / powers[in_band].sum() <= 0.35:
+            break
+    strongest = frequencies[int(np.argmax(np.where(in_band, powers, 0)))]
+    return replace(
+        sound,
+        frequency_hz=strongest,
+        lines=tuple((f, float(p)) for f, p in zip(frequencies, powers, strict=True)),
+    )
+
+
+def warbling_alarm(base: AlarmSound, rng: np.random.Generator, *, timing: float = 0.08) -> AlarmSound:
+    """`base` (a piezo pattern) as an alarm whose beep warbles: its frequency (2.9-3.4 kHz) swept
+    +-3-8% at 5-12 Hz within each beep."""
+    sound = varied_alarm(base, rng, timing=timing)
+    return replace(
+        sound,
+        frequency_hz=rng.uniform(2900, 3400),
+        warble=rng.uniform(0.03, 0.08),
+        warble_hz=rng.uniform(5.0, 12.0),
+    )
+
+
 def alarm_signal(
     sound: AlarmSound, cycles: int, *, level_dbfs: float = -20.0, seed: int = 0
 ) -> npt.NDArray[np.float32]:
@@ -264,14 +306,16 @@ def alarm_signal(
             on = sound.on_s * (1 + rng.uniform(-sound.jitter, sound.jitter))
             n = round(on * RATE_HZ)
             t = np.arange(n) / RATE_HZ
-            # A slow warble of the frequency, as a piezo drifts.
-            phase = (
-                2
-                * np.pi
-                * sound.frequency_hz
-                * (t + sound.warble * np.sin(2 * np.pi * 7 * t) / (2 * np.pi * 7))
-            )
-            if sound.square:  # band-limited square wave: odd harmonics below 4 kHz
+            # A warble of the frequency, as a piezo drifts (or as an alarm that warbles).
+            rate = sound.warble_hz
+            sweep = t + sound.warble * np.sin(2 * np.pi * rate * t) / (2 * np.pi * rate)
+            phase = 2 * np.pi * sound.frequency_hz * sweep
+            if sound.lines:  # several lines, each with its own phase
+                wave = sum(
+                    np.sqrt(power) * np.sin(2 * np.pi * hz * sweep + 1.7 * k)
+                    for k, (hz, power) in enumerate(sound.lines)
+                )
+            elif sound.square:  # band-limited square wave: odd harmonics below 4 kHz
                 wave = sum(
                     np.sin(k * phase) / k
                     for k in range(1, 40, 2)

@@ -12,7 +12,7 @@ LOGGER = logging.getLogger(__package__)
 EVENT_CLASSES: Final = ("babycry", "glassbreak", "gunshot")
 """The model's classes Sound Sentry alerts on (the model's fourth class is background)."""
 ALARM_CLASSES: Final = ("smoke_alarm", "co_alarm")
-"""Smoke (T3) and CO (T4) alarms, heard by their tone pattern without the model (engine/alarm.py)."""
+"""Smoke (T3) and CO (T4) alarms, heard by their tone pattern without the model (engine/alarm/)."""
 DETECTABLE_CLASSES: Final = (*EVENT_CLASSES, *ALARM_CLASSES)
 """Everything "Sounds to detect" offers; thresholds apply only to EVENT_CLASSES."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 import io
 import json
@@ -36,9 +36,11 @@ from tests.audio import (
     encode_with_pyav,
     manifest,
     mix_at_snr,
+    multi_line_alarm,
     read_clip,
     room_reverb,
     varied_alarm,
+    warbling_alarm,
     write_wav,
 )
 from training.audio_paths import extra_data_dir
@@ -113,11 +115,11 @@ def test_alarms_in_real_background_turn_on_within_two_cycles_and_off_after(
                 misses.append(case)
                 continue
             start, end = events
-            # The tone's frequency; a square wave's may be reported as its 5th or 7th harmonic (heard in
-            # the piezo band when its fundamental was masked).
-            assert any(
-                abs(start.frequency_hz - k * sound.frequency_hz) <= 0.03 * k * sound.frequency_hz
-                for k in ((1, 5, 7) if sound.square else (1,))
+            # The tone's frequency; a square wave's may be reported as its 5th or 7th harmonic or their
+            # centre (heard in the piezo band, as one line or two, when its fundamental was masked).
+            reported = start.frequency_hz
+            assert abs(reported - sound.frequency_hz) <= 0.03 * sound.frequency_hz or (
+                sound.square and 0.97 * 5 * sound.frequency_hz <= reported <= 1.03 * 7 * sound.frequency_hz
             ), case
             assert start.cycles == 2
             # On at the end of the second cycle's tones (plus a block of analysis), or, when a cycle
@@ -134,6 +136,41 @@ def test_alarms_in_real_background_turn_on_within_two_cycles_and_off_after(
     allowed = 3 if base.square else 1 if base.tones == 4 else 0
     assert len(misses) <= allowed, misses
     assert len(late) <= 1, late
+
+
+@pytest.mark.parametrize(
+    ("vary", "base", "label", "allowed"),
+    [
+        pytest.param(multi_line_alarm, T3_PIEZO, SMOKE_ALARM, 1, id="t3-multi-line"),
+        pytest.param(multi_line_alarm, T4_PIEZO, CO_ALARM, 4, id="t4-multi-line"),
+        pytest.param(warbling_alarm, T3_PIEZO, SMOKE_ALARM, 9, id="t3-warbling"),
+    ],
+)
+def test_piezo_beeps_of_several_lines_and_warbling_beeps_are_heard(
+    vary: Callable[[AlarmSound, np.random.Generator], AlarmSound],
+    base: AlarmSound,
+    label: str,
+    allowed: int,
+    bed: npt.NDArray[np.float32],
+) -> None:
+    """Piezos whose beep splits into lines 380-480 Hz apart, the strongest holding only 25-35% of the
+    piezo band (as a recorded alarm's at 2.2 / 2.6 / 3.0 / 3.5 kHz), and piezos that warble (+-3-8% at
+    5-12 Hz), varied like the others, in real background at 20, 10 and 5 dB SNR, dry and in a room: each
+    starts its own alarm only, but for the misses allowed (see benchmarks/alarms.py for the rates)."""
+    rng = np.random.default_rng(20)
+    misses = []
+    for snr_db in (20, 10, 5):
+        for rt60_s in (None, 0.3, 0.5):
+            sound = vary(base, rng)
+            events = run(scene(bed, sound, snr_db, rt60_s=rt60_s, seed=snr_db))
+            assert all(e.label == label for e in events), events
+            if [e.active for e in events] != [True, False]:
+                misses.append(f"{snr_db} dB, reverb {rt60_s}: {events}")
+                continue
+            # The reported frequency lies among the beep's lines.
+            lines = [hz for hz, _ in sound.lines] or [sound.frequency_hz]
+            assert min(lines) * 0.95 <= events[0].frequency_hz <= max(lines) * 1.05
+    assert len(misses) <= allowed, misses
 
 
 def test_at_0_db_snr_most_alarms_are_still_heard(bed: npt.NDArray[np.float32]) -> None:
@@ -211,6 +248,99 @@ def test_patterns_outside_the_tolerances_are_not_alarms(
     sound: AlarmSound, bed: npt.NDArray[np.float32]
 ) -> None:
     assert run(mix_at_snr(alarm_signal(sound, 4), bed, 20, lead_s=1.0, tail_s=2.0)) == []
+
+
+def beeps(
+    frequencies_hz: tuple[float, ...], on_s: float, off_s: float, count: int
+) -> npt.NDArray[np.float32]:
+    """`count` beeps of `on_s`, `off_s` apart, each of lines at `frequencies_hz` (equal power), at -20 dBFS."""
+    return alarm_signal(
+        AlarmSound(
+            tones=count,
+            on_s=on_s,
+            off_s=off_s,
+            pause_s=off_s,
+            frequency_hz=frequencies_hz[0],
+            lines=tuple((hz, 1.0) for hz in frequencies_hz) if len(frequencies_hz) > 1 else (),
+        ),
+        1,
+    )
+
+
+def hum(
+    seconds: float, *, mains_hz: float, whine_hz: tuple[float, ...], seed: int
+) -> npt.NDArray[np.float32]:
+    """A pump or water heater: mains hum with its harmonics up to 1 kHz and tonal lines (a motor's or
+    a burner's whine) in the piezo band, their level swaying slowly (0.3-0.9 Hz), at about -25 dBFS."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * RATE_HZ)) / RATE_HZ
+    out = np.zeros(t.size)
+    lines = [(k * mains_hz, 1.0 / k) for k in range(1, int(1000 / mains_hz) + 1)]
+    lines += [(hz, 0.3) for hz in whine_hz]
+    for hz, amplitude in lines:
+        sway = 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.3, 0.9) * t + rng.uniform(0, 2 * np.pi))
+        out += amplitude * sway * np.sin(2 * np.pi * hz * t + rng.uniform(0, 2 * np.pi))
+    return (out / np.sqrt(np.mean(out**2)) * 10 ** (-25 / 20)).astype(np.float32)
+
+
+def at(samples: npt.NDArray[np.float32], seconds: float) -> tuple[float, npt.NDArray[np.float32]]:
+    return seconds, samples
+
+
+def household(
+    bed: npt.NDArray[np.float32], length_s: float, sounds: list[tuple[float, npt.NDArray[np.float32]]]
+) -> npt.NDArray[np.float32]:
+    """`length_s` of real room background (at -40 dBFS-ish, its own level) with `sounds` added at their
+    start times."""
+    out = np.resize(bed, round(length_s * RATE_HZ)).copy()
+    for start_s, sound in sounds:
+        start = round(start_s * RATE_HZ)
+        out[start : start + sound.size] += sound[: out.size - start]
+    return np.clip(out, -1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "sounds",
+    [
+        # A washing machine's "finished": three beeps at 3.3 kHz, T3's tones exactly, once; and again a
+        # minute later (not T3's 4 s cycle).
+        pytest.param([at(beeps((3300.0,), 0.5, 0.5, 3), 2.0)], id="washer-3-beeps-once"),
+        pytest.param(
+            [at(beeps((3300.0,), 0.5, 0.5, 3), 2.0), at(beeps((3300.0,), 0.5, 0.5, 3), 62.0)],
+            id="washer-3-beeps-a-minute-apart",
+        ),
+        # The same machine whose beep is several lines (a cheap piezo, like the alarm of item 4).
+        pytest.param(
+            [at(beeps((2600.0, 3030.0, 3460.0), 0.5, 0.5, 3), 2.0)], id="washer-multi-line-beeps-once"
+        ),
+        # A microwave's end: 3 to 5 beeps, 0.2-0.3 s, at 2-3 kHz, once, or a reminder a minute later.
+        pytest.param([at(beeps((2000.0,), 0.3, 0.2, 3), 2.0)], id="microwave-3-beeps"),
+        pytest.param([at(beeps((2700.0,), 0.2, 0.2, 5), 2.0)], id="microwave-5-beeps"),
+        pytest.param(
+            [
+                at(beeps((2750.0, 3200.0), 0.25, 0.25, 4), 2.0),
+                at(beeps((2750.0, 3200.0), 0.25, 0.25, 4), 62.0),
+            ],
+            id="microwave-4-multi-line-beeps-and-a-reminder",
+        ),
+        # A dishwasher or oven beeping its end over and over: three beeps every 2 s (too fast for T3).
+        pytest.param(
+            [at(beeps((3300.0,), 0.5, 0.5, 3), 2.0 + 3.0 * k) for k in range(6)], id="three-beeps-every-3-s"
+        ),
+        # A pump and a water heater: hum with tonal lines in the piezo band, swaying, for a minute.
+        pytest.param([at(hum(60.0, mains_hz=50.0, whine_hz=(2900.0,), seed=1), 1.0)], id="pump-50hz-whine"),
+        pytest.param(
+            [at(hum(60.0, mains_hz=60.0, whine_hz=(2640.0, 3080.0, 3520.0), seed=2), 1.0)],
+            id="water-heater-60hz-whine-lines",
+        ),
+    ],
+)
+def test_appliance_beeps_and_hums_are_not_alarms(
+    sounds: list[tuple[float, npt.NDArray[np.float32]]], bed: npt.NDArray[np.float32]
+) -> None:
+    """Household sounds that beep at alarm pitches, or hum with lines in the piezo band, but do not repeat
+    T3's or T4's cycle: no alarm (in a quiet room, where the beeps are heard best)."""
+    assert run(household(bed * np.float32(0.1), 75.0, sounds)) == []
 
 
 def test_continuous_tones_are_not_alarms(bed: npt.NDArray[np.float32]) -> None:
@@ -420,10 +550,6 @@ def test_a_blip_of_the_same_pitch_just_before_a_tone_does_not_move_its_onset(
     assert events[0].time_s <= LEAD_S + T3_PIEZO.cycle_s + 3 * (T3_PIEZO.on_s + T3_PIEZO.off_s) + 1.0
 
 
-class _Unskipped(AlarmPatternDetector):
-    _skip_idle = False
-
-
 def test_skipping_idle_spectra_changes_nothing(bed: npt.NDArray[np.float32]) -> None:
     """The detector skips blocks with no strong spectrum and runs of weak spectra that cannot make a
     tone: over real background with alarms (each pattern, 0-20 dB SNR, dry and in a room), it closes the
@@ -434,10 +560,11 @@ def test_skipping_idle_spectra_changes_nothing(bed: npt.NDArray[np.float32]) -> 
         for snr_db in (0, 10, 20):
             sound = varied_alarm(base, rng)
             samples = scene(bed, sound, snr_db, rt60_s=0.4 if snr_db == 10 else None, seed=index)
-            detectors = [AlarmPatternDetector(), _Unskipped()]
+            detectors = [AlarmPatternDetector(), AlarmPatternDetector()]
+            detectors[1].tracker.skip_idle = False
             events = [run_with(detector, samples) for detector in detectors]
             assert events[0] == events[1]
-            assert detectors[0]._tones == detectors[1]._tones
+            assert detectors[0].matcher.tones == detectors[1].matcher.tones
             heard += any(e.active for e in events[0])
     assert heard >= 6
 
