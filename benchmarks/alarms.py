@@ -1,6 +1,7 @@
 """Smoke and CO alarms by their pattern: detection rate per SNR, time to ON, false alarms, CPU.
 
-    scripts/run python -m benchmarks.alarms [--per-cell 20] [--runs 5] [--skip-detection] [--skip-false-alarms]
+    scripts/run python -m benchmarks.alarms [--per-cell 20] [--runs 5] [--kind "T3 multi-line" ...]
+        [--skip-cpu] [--skip-detection] [--skip-false-alarms]
 
 1. Detection: synthetic alarms (tests/audio.py: T3 piezo, T4 piezo, T3 520 Hz square wave; frequency,
    timing within the standards' 10%, jitter and warble varied per alarm; and piezos whose beep splits into
@@ -148,12 +149,13 @@ class Cell:
     wrong: int = 0
 
 
-def detection(per_cell: int, seed: int, explain: bool = False) -> None:
+def detection(per_cell: int, seed: int, explain: bool = False, kinds: list[str] | None = None) -> None:
     rng = np.random.default_rng(seed)
     cells: dict[tuple[str, str, int], Cell] = {}
-    delays: dict[str, list[float]] = {name: [] for name in SOUNDS}
+    delays: dict[str, list[float]] = {name: [] for name in kinds or SOUNDS}
     lead_s = 2.0
-    for name, (base, label, vary) in SOUNDS.items():
+    sounds = {name: SOUNDS[name] for name in kinds or SOUNDS}
+    for name, (base, label, vary) in sounds.items():
         for path in PATHS:
             for snr in SNRS_DB:
                 cell = cells.setdefault((name, path, snr), Cell())
@@ -195,7 +197,7 @@ def detection(per_cell: int, seed: int, explain: bool = False) -> None:
     print(f"\n## Detection rate (3 cycles per alarm, {per_cell} alarms per cell)\n")
     print("| alarm | path | " + " | ".join(f"{snr} dB" for snr in SNRS_DB) + " | all |")
     print("|---|---|" + "---:|" * (len(SNRS_DB) + 1))
-    for name in SOUNDS:
+    for name in delays:
         for path in PATHS:
             row = [cells[name, path, snr] for snr in SNRS_DB]
             hit, total = sum(c.detected for c in row), sum(c.total for c in row)
@@ -206,8 +208,8 @@ def detection(per_cell: int, seed: int, explain: bool = False) -> None:
     print("\n## Time from the first tone to ON (detected alarms, all SNRs and paths)\n")
     print("| alarm | cycle s | detected | median s | p95 s | max s |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, (base, _, _) in SOUNDS.items():
-        d = delays[name]
+    for name, d in delays.items():
+        base = SOUNDS[name][0]
         if not d:
             print(f"| {name} | {base.cycle_s:.1f} | 0 | | | |")
             continue
@@ -293,12 +295,17 @@ def main() -> None:
         "--explain", action="store_true", help="print the tones heard for each missed or late alarm"
     )
     parser.add_argument("--skip-false-alarms", action="store_true")
+    parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument(
+        "--kind", action="append", choices=list(SOUNDS), help="only these alarms (repeat; default: all)"
+    )
     args = parser.parse_args()
     print(f"# Smoke and CO alarm patterns\n\nModel (CPU comparison): {model_note(model_path())}")
     print(f"Load average at start: {load_average()}")
-    cpu(args.runs, args.cpu_audio_s)
+    if not args.skip_cpu:
+        cpu(args.runs, args.cpu_audio_s)
     if not args.skip_detection:
-        detection(args.per_cell, args.seed, args.explain)
+        detection(args.per_cell, args.seed, args.explain, args.kind)
     if not args.skip_false_alarms:
         false_alarms()
     print(f"\nLoad average at end: {load_average()}")

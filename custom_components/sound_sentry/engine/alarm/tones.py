@@ -292,7 +292,9 @@ class ToneTracker:
         total = weights.sum(axis=1)
         centre_hz = (weights * hz).sum(axis=1) / np.maximum(total, 1e-30)
         band_limits = self.settings.piezo
-        use: npt.NDArray[np.bool_] = several & (centre_hz >= band_limits.low_hz) & (centre_hz <= band_limits.high_hz)
+        use: npt.NDArray[np.bool_] = (
+            several & (centre_hz >= band_limits.low_hz) & (centre_hz <= band_limits.high_hz)
+        )
         frequency[use, self._piezo] = centre_hz[use]
         tone[use, self._piezo] = total[use]
         return use
