@@ -15,6 +15,7 @@ from custom_components.sound_sentry.const import (
     CONF_ENABLED_CLASSES,
     CONF_HOLD_S,
     CONF_K,
+    CONF_MODEL,
     CONF_N,
     CONF_SAMPLE_BITS,
     CONF_SAMPLE_RATE,
@@ -30,9 +31,14 @@ from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.entry_source import unique_id_for
 
 
+TEST_MODEL = "compact"
+"""The model of the test entries: the integration tests' end-to-end plans are derived for it."""
+
+
 def options(threshold: float = 0.5, **overrides: Any) -> dict[str, Any]:
     """Entry options with one threshold for every class."""
     return {
+        CONF_MODEL: TEST_MODEL,
         **{f"{CONF_THRESHOLD_PREFIX}{label}": threshold for label in EVENT_CLASSES},
         CONF_ENABLED_CLASSES: list(EVENT_CLASSES),
         CONF_K: 2,

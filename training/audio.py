@@ -165,19 +165,21 @@ def features(window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return normalise(_EXTRACTOR.compute(window))
 
 
-def fit_window(samples: npt.NDArray[np.float32], start: int) -> npt.NDArray[np.float32]:
-    """WINDOW_SAMPLES samples starting at `start`, zero-padded where the clip ends."""
-    out = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
+def fit_window(
+    samples: npt.NDArray[np.float32], start: int, size: int = WINDOW_SAMPLES
+) -> npt.NDArray[np.float32]:
+    """`size` samples (a model window) starting at `start`, zero-padded where the clip ends."""
+    out = np.zeros(size, dtype=np.float32)
     start = max(0, start)
-    piece = samples[start : start + WINDOW_SAMPLES]
+    piece = samples[start : start + size]
     out[: piece.size] = piece
     return out
 
 
-def energy_centre(samples: npt.NDArray[np.float32], hop: int = 80) -> int:
-    """Start of the window that holds the most energy (where the event is)."""
-    if samples.size <= WINDOW_SAMPLES:
+def energy_centre(samples: npt.NDArray[np.float32], hop: int = 80, size: int = WINDOW_SAMPLES) -> int:
+    """Start of the window of `size` samples that holds the most energy (where the event is)."""
+    if samples.size <= size:
         return 0
     frame_energy = np.add.reduceat(samples.astype(np.float64) ** 2, np.arange(0, samples.size, hop))
-    per_window = np.convolve(frame_energy, np.ones(WINDOW_SAMPLES // hop), mode="valid")
-    return min(int(np.argmax(per_window)) * hop, samples.size - WINDOW_SAMPLES)
+    per_window = np.convolve(frame_energy, np.ones(size // hop), mode="valid")
+    return min(int(np.argmax(per_window)) * hop, samples.size - size)

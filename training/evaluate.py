@@ -1,9 +1,9 @@
 """Evaluate a shipped model the way a live stream uses it: `python -m training.evaluate`.
 
-NumPy + onnxruntime + the engine's FBANK and EventDetector only (no torch), so that the CI test can run
-it in the Home Assistant environments. Every clip is streamed as the integration streams audio: a
-window of 15,480 samples every 0.25 s, debounced by the detector (k of the last n windows over the
-threshold start an event; hold_s without one ends it).
+The engine's own `Pipeline` and `EventDetector` on onnxruntime (no torch), so that the CI test can run
+it in the Home Assistant environments and every model is scored exactly as a live source runs it: its
+front end, a window every 0.25 s, the level floor, debounced by the detector (k of the last n windows
+over the threshold start an event; hold_s without one ends it).
 
 - Events as users meet them: each event clip is added, at its own level, into the split's continuous
   background stream, with 4 s of that background before and after it (a "scene"). A clip counts as
@@ -31,70 +31,24 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from custom_components.sound_sentry.engine.backends import BackendChoice
 from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector
-from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
 from custom_components.sound_sentry.engine.level import DEFAULT_MIN_LEVEL_DBFS
-from training.audio import (
-    LABELS,
-    WINDOW_SAMPLES,
-    Clip,
-    energy_centre,
-    features,
-    fit_window,
-    load_audio,
-    read_clips,
-)
-from training.audio_paths import REPO_ROOT
+from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, load_model, model_path
+from custom_components.sound_sentry.engine.pipeline import DEFAULT_HOP_S, Pipeline
+from training.audio import LABELS, Clip, energy_centre, fit_window, load_audio, read_clips
 
 SAMPLE_RATE_HZ = 8000
-HOP_FRAMES = 25
-"""0.25 s between windows (the integration's default hop), in 10 ms FBANK frames."""
-WINDOW_FRAMES = 192
+HOP_S = DEFAULT_HOP_S
+"""0.25 s between windows, as the integration classifies."""
 PAD_S = 1.5
 """Quiet noise around a clip streamed on its own (cross-source clip scores)."""
 LEAD_S = 4.0
 """Background before and after each event in a scene."""
 NOISE_DBFS = -60.0
 """Level of the quiet microphone noise added to every stream (real microphones are never digitally silent)."""
-MODELS = REPO_ROOT / "models"
-DEFAULT_MODEL = MODELS / "sound_sentry_resnetse.onnx"
 
 Array = npt.NDArray[np.float32]
-
-
-class OnnxModel:
-    """onnxruntime session over feature windows [B, 192, 24] -> probabilities [B, 4]."""
-
-    def __init__(self, path: Path, threads: int = 2) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def predict(self, feats: Array, batch: int = 16) -> Array:
-        """Probabilities of a stack of windows (small batches: cache-friendly, ~30% less CPU than 256)."""
-        return background_where_quiet(
-            feats,
-            lambda loud: np.concatenate(
-                [
-                    self.session.run(
-                        ["probabilities"], {"features": np.ascontiguousarray(loud[i : i + batch])}
-                    )[0]
-                    for i in range(0, len(loud), batch)
-                ]
-            ),
-        )
-
-
-def background_where_quiet(feats: Array, predict: Callable[[Array], Array]) -> Array:
-    """`predict` on the windows loud enough to classify; the others are "background, certain", as live."""
-    probs = np.tile(np.eye(len(LABELS), dtype=np.float32)[0], (len(feats), 1))
-    loud = ~unclassified(feats)
-    if loud.any():
-        probs[loud] = predict(feats[loud])
-    return probs
 
 
 def quiet_noise(size: int, seed: int) -> Array:
@@ -103,30 +57,23 @@ def quiet_noise(size: int, seed: int) -> Array:
     return (rng.standard_normal(size) * 10 ** (NOISE_DBFS / 20)).astype(np.float32)
 
 
-def stream_windows(samples: Array) -> tuple[Array, npt.NDArray[np.float64]]:
-    """Normalised features of the windows a live stream classifies, and each window's end time (s).
+def stream(pipeline: Pipeline, samples: Array) -> tuple[Array, npt.NDArray[np.float64]]:
+    """Probabilities [windows, labels] and window end times of one stream, through the engine's pipeline.
 
-    As in the integration's pipeline, a window quieter than its level floor is not classified: its
-    features are replaced by NaN, which `OnnxModel.predict` turns into "background, certain".
+    Exactly what a live source computes: its front end, a window every hop, and the level floor (a
+    quieter window is not classified: "background, certain").
     """
-    frames = FbankExtractor().compute(samples)
-    if len(frames) < WINDOW_FRAMES:
-        return np.zeros((0, WINDOW_FRAMES, frames.shape[1]), dtype=np.float32), np.zeros(0)
-    starts = np.arange(0, len(frames) - WINDOW_FRAMES + 1, HOP_FRAMES)
-    windows = np.lib.stride_tricks.sliding_window_view(frames, WINDOW_FRAMES, axis=0)[starts]
-    feats = normalise(np.ascontiguousarray(windows.transpose(0, 2, 1)))
-    square = np.concatenate([[0.0], np.cumsum(np.square(samples, dtype=np.float64))])
-    mean_square = (square[starts * 80 + WINDOW_SAMPLES] - square[starts * 80]) / WINDOW_SAMPLES
-    level = 10 * np.log10(np.maximum(mean_square, 1e-30))
-    if DEFAULT_MIN_LEVEL_DBFS is not None:
-        feats[level < DEFAULT_MIN_LEVEL_DBFS] = np.nan
-    ends = (starts * 80 + WINDOW_SAMPLES) / SAMPLE_RATE_HZ
-    return feats, ends
+    pipeline.reset()
+    windows = pipeline.process(samples).windows
+    labels = pipeline.info.labels
+    probs = np.array([[w.probabilities[label] for label in labels] for w in windows], dtype=np.float32)
+    return probs.reshape(-1, len(labels)), np.array([w.end_s for w in windows], dtype=np.float64)
 
 
-def unclassified(feats: Array) -> npt.NDArray[np.bool_]:
-    """Windows below the level floor (see `stream_windows`)."""
-    return np.isnan(feats[:, 0, 0]) if len(feats) else np.zeros(0, dtype=bool)
+def stream_pipeline(path: Path, backend: BackendChoice = "onnxruntime") -> Pipeline:
+    """The engine's pipeline for a model file, as Home Assistant runs it (default hop, level floor)."""
+    loaded = load_model(path, backend)
+    return Pipeline(loaded.backend, loaded.info, hop_s=HOP_S, min_level_dbfs=DEFAULT_MIN_LEVEL_DBFS)
 
 
 @dataclass
@@ -197,23 +144,21 @@ def split_clips(split: str, data: str = "shared") -> list[Clip]:
 
 
 @dataclass(frozen=True)
-class SplitWindows:
-    """The feature windows a live stream would classify for every clip of a split (model-independent)."""
+class SplitScenes:
+    """The audio a live stream would hear for every clip of a split (model-independent)."""
 
     clips: list[Clip]
     event_clips: list[Clip]
-    event_feats: Array
-    """Windows of all event-clip streams, concatenated; `event_sizes` splits them per clip."""
-    event_sizes: list[int]
-    event_times: list[npt.NDArray[np.float64]]
+    event_scenes: list[Array]
+    """Each event clip inside LEAD_S of the split's background before and after it."""
     event_onsets: list[float]
     event_ends: list[float]
     background_clips: list[Clip]
-    background_feats: Array
-    background_times: npt.NDArray[np.float64]
+    background_stream: Array
+    """All background clips back to back."""
     background_bounds: npt.NDArray[np.float64]
     background_hours: float
-    loudest_feats: Array
+    audio: dict[Path, Array]
 
 
 def onset_s(samples: Array) -> float:
@@ -226,70 +171,75 @@ def onset_s(samples: Array) -> float:
 
 
 @functools.cache
-def split_windows(split: str, data: str = "shared") -> SplitWindows:
-    """Decode a split and compute its stream windows once per process."""
-    clips = split_clips(split, data)
+def split_scenes(split: str, data: str = "shared") -> SplitScenes:
+    """Decode a split and build its streams, once per process."""
+    return build_scenes(tuple(split_clips(split, data)))
+
+
+def build_scenes(clips: tuple[Clip, ...]) -> SplitScenes:
+    """The streams of a set of clips: each event clip in the set's background, and that background."""
     audio = {c.path: load_audio(c.path) for c in clips}
     event_clips = [c for c in clips if c.label != "background"]
     background_clips = [c for c in clips if c.label == "background"]
-    stream = np.concatenate([audio[c.path] for c in background_clips])
+    background = np.concatenate([audio[c.path] for c in background_clips])
     lead = int(LEAD_S * SAMPLE_RATE_HZ)
-    event_feats, event_times, onsets = [np.zeros((0, WINDOW_FRAMES, 24), np.float32)], [], []
+    scenes, onsets = [], []
     for index, clip in enumerate(event_clips):
         event = audio[clip.path]
         size = event.size + 2 * lead
-        start = (index * 7_919 * SAMPLE_RATE_HZ // 10) % max(1, stream.size - size)  # spread over the stream
-        scene = np.resize(stream[start : start + size], size).copy()
+        start = (index * 7_919 * SAMPLE_RATE_HZ // 10) % max(1, background.size - size)  # spread over it
+        scene = np.resize(background[start : start + size], size).copy()
         scene[lead : lead + event.size] += event
-        feats, ends = stream_windows(np.clip(scene, -1, 1) + quiet_noise(size, index))
-        event_feats.append(feats)
-        event_times.append(ends)
+        scenes.append(np.clip(scene, -1, 1) + quiet_noise(size, index))
         onsets.append(LEAD_S + onset_s(event))
-    background_feats, background_times = stream_windows(stream + quiet_noise(stream.size, 1_000_000))
-    loudest = []
-    for index, clip in enumerate(clips):
-        samples = audio[clip.path]
-        window = fit_window(samples, energy_centre(samples))
-        loudest.append(features(window + quiet_noise(WINDOW_SAMPLES, 2_000_000 + index)))
-    return SplitWindows(
-        clips=clips,
+    return SplitScenes(
+        clips=list(clips),
         event_clips=event_clips,
-        event_feats=np.concatenate(event_feats),
-        event_sizes=[len(f) for f in event_feats[1:]],
-        event_times=event_times,
+        event_scenes=scenes,
         event_onsets=onsets,
         event_ends=[LEAD_S + audio[c.path].size / SAMPLE_RATE_HZ for c in event_clips],
         background_clips=background_clips,
-        background_feats=background_feats,
-        background_times=background_times,
+        background_stream=background + quiet_noise(background.size, 1_000_000),
         background_bounds=np.cumsum([audio[c.path].size for c in background_clips]) / SAMPLE_RATE_HZ,
-        background_hours=float(stream.size / SAMPLE_RATE_HZ / 3600),
-        loudest_feats=np.stack(loudest),
+        background_hours=float(background.size / SAMPLE_RATE_HZ / 3600),
+        audio=audio,
     )
 
 
-def run_streams(model: OnnxModel, split: str, data: str = "shared") -> SplitStreams:
-    """Stream every clip of `split` through the model."""
-    windows = split_windows(split, data)
+def run_streams(path: Path, split: str | SplitScenes, data: str = "shared") -> SplitStreams:
+    """Stream every clip of `split` (or of prepared scenes) through the model, with the engine's pipeline."""
+    scenes = split_scenes(split, data) if isinstance(split, str) else split
+    pipeline = stream_pipeline(path)
     started = time.perf_counter()
-    event_probs = model.predict(windows.event_feats)
-    background_probs = model.predict(windows.background_feats)
-    window_probs = model.predict(windows.loudest_feats)
+    event_probs, event_times = [], []
+    for scene in scenes.event_scenes:
+        probs, ends = stream(pipeline, scene)
+        event_probs.append(probs)
+        event_times.append(ends)
+    background_probs, background_times = stream(pipeline, scenes.background_stream)
+    window = pipeline.info.window_samples
+    loudest = []
+    for index, clip in enumerate(scenes.clips):
+        samples = scenes.audio[clip.path]
+        piece = fit_window(samples, energy_centre(samples, size=window), size=window)
+        pipeline.reset()
+        result = pipeline.process_window(piece + quiet_noise(window, 2_000_000 + index), start_sample=0)
+        loudest.append([result.windows[0].probabilities[label] for label in pipeline.info.labels])
     elapsed = time.perf_counter() - started
-    count = len(event_probs) + len(background_probs) + len(window_probs)
+    count = sum(len(p) for p in event_probs) + len(background_probs) + len(loudest)
     return SplitStreams(
-        event_clips=windows.event_clips,
-        event_probs=np.split(event_probs, np.cumsum(windows.event_sizes)[:-1]) if windows.event_sizes else [],
-        event_times=windows.event_times,
-        event_onsets=windows.event_onsets,
-        event_ends=windows.event_ends,
-        background_clips=windows.background_clips,
+        event_clips=scenes.event_clips,
+        event_probs=event_probs,
+        event_times=event_times,
+        event_onsets=scenes.event_onsets,
+        event_ends=scenes.event_ends,
+        background_clips=scenes.background_clips,
         background_probs=background_probs,
-        background_times=windows.background_times,
-        background_bounds=windows.background_bounds,
-        background_hours=windows.background_hours,
-        window_probs=window_probs,
-        window_labels=np.array([c.label_index for c in windows.clips], dtype=np.int64),
+        background_times=background_times,
+        background_bounds=scenes.background_bounds,
+        background_hours=scenes.background_hours,
+        window_probs=np.array(loudest, dtype=np.float32),
+        window_labels=np.array([c.label_index for c in scenes.clips], dtype=np.int64),
         seconds_per_window=elapsed / max(1, count),
     )
 
@@ -379,7 +329,7 @@ def metrics_at(streams: SplitStreams, detection: dict[str, Any]) -> dict[str, An
 
 def evaluate_model(path: Path, split: str, detection: dict[str, Any], data: str = "shared") -> dict[str, Any]:
     """Metrics of one model file on one split."""
-    return metrics_at(run_streams(OnnxModel(path), split, data), detection)
+    return metrics_at(run_streams(path, split, data), detection)
 
 
 # --- choosing the defaults on val ------------------------------------------------------------------
@@ -412,22 +362,20 @@ HOLD_S = 2.0
 """Seconds without a passing window before an event ends: repeated bangs or a long cry stay one event."""
 
 
-def _count_starts(passes: list[bool], times: list[float], k: int, n: int, hold_s: float) -> int:
-    """Event starts of one class: the engine detector's state machine on pass/fail votes (fast path)."""
-    active, last_pass, count = False, float("-inf"), 0
-    votes: list[bool] = []
-    for passed, time_s in zip(passes, times, strict=True):
-        votes.append(passed)
-        if len(votes) > n:
-            votes.pop(0)
-        if passed:
-            last_pass = time_s
-        if active:
-            if time_s - last_pass >= hold_s:
-                active = False
-        elif sum(votes) >= k:
-            active, count = True, count + 1
-    return count
+def count_starts(
+    scores: npt.NDArray[np.floating[Any]], times: npt.NDArray[np.float64], threshold: float, k: int, n: int
+) -> int:
+    """Event starts of one class in one stream: the engine's `EventDetector` on that class's scores."""
+    if int(np.count_nonzero(scores >= threshold)) < k:
+        return 0  # it cannot start an event: skip the state machine
+    detector = EventDetector(
+        ["background", "x"], DetectorSettings(thresholds={"x": threshold}, k=k, n=n, hold_s=HOLD_S)
+    )
+    return sum(
+        event.active
+        for time_s, score in zip(times.tolist(), scores.tolist(), strict=True)
+        for event in detector.process(time_s, (0.0, score))
+    )
 
 
 def choose_detection(
@@ -441,8 +389,8 @@ def choose_detection(
     best recall it reaches within its share (a higher threshold leaves more margin against unseen
     background). The setting with the best worst-class recall wins, then the best mean recall.
     """
-    streams = run_streams(OnnxModel(float_path), "val", data)
-    bg_times = streams.background_times.tolist()
+    streams = run_streams(float_path, "val", data)
+    bg_times = streams.background_times
     during = [
         (times >= onset) & (times <= end + HOLD_S)
         for times, onset, end in zip(
@@ -458,16 +406,14 @@ def choose_detection(
             clips = [i for i, c in enumerate(streams.event_clips) if c.label_index == index]
             rows = []
             for threshold in THRESHOLD_CANDIDATES:
-                fa = _count_starts(
-                    (streams.background_probs[:, index] >= threshold).tolist(), bg_times, k, n, HOLD_S
-                )
+                fa = count_starts(streams.background_probs[:, index], bg_times, threshold, k, n)
                 hits = sum(
-                    _count_starts(
-                        (streams.event_probs[i][during[i], index] >= threshold).tolist(),
-                        streams.event_times[i][during[i]].tolist(),
+                    count_starts(
+                        streams.event_probs[i][during[i], index],
+                        streams.event_times[i][during[i]],
+                        threshold,
                         k,
                         n,
-                        HOLD_S,
                     )
                     > 0
                     for i in clips
@@ -520,8 +466,7 @@ def operating_curve(path: Path, detection: dict[str, Any], data: str = "shared")
     val and test scenes. With a few hours of background, a count of 0 means "fewer than about
     24 / hours per day", which the sidecar says by storing the hours.
     """
-    model = OnnxModel(path)
-    splits = [run_streams(model, split, data) for split in ("val", "test")]
+    splits = [run_streams(path, split, data) for split in ("val", "test")]
     hours = sum(s.background_hours for s in splits)
     k, n = int(detection["k"]), int(detection["n"])
     curve: dict[str, list[dict[str, float]]] = {}
@@ -529,14 +474,7 @@ def operating_curve(path: Path, detection: dict[str, Any], data: str = "shared")
         rows = []
         for threshold in THRESHOLD_CANDIDATES:
             alarms = sum(
-                _count_starts(
-                    (s.background_probs[:, index] >= threshold).tolist(),
-                    s.background_times.tolist(),
-                    k,
-                    n,
-                    HOLD_S,
-                )
-                for s in splits
+                count_starts(s.background_probs[:, index], s.background_times, threshold, k, n) for s in splits
             )
             hits = total = 0
             for s in splits:
@@ -547,12 +485,7 @@ def operating_curve(path: Path, detection: dict[str, Any], data: str = "shared")
                         continue
                     during = (times >= onset) & (times <= end + HOLD_S)
                     total += 1
-                    hits += (
-                        _count_starts(
-                            (probs[during, index] >= threshold).tolist(), times[during].tolist(), k, n, HOLD_S
-                        )
-                        > 0
-                    )
+                    hits += count_starts(probs[during, index], times[during], threshold, k, n) > 0
             rows.append(
                 {
                     "threshold": threshold,
@@ -607,7 +540,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the .onnx model")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="a shipped model (accurate, compact) or an .onnx file"
+    )
     parser.add_argument("--split", default="test", choices=["val", "test"])
     parser.add_argument("--data", default="shared", choices=["shared", "all", "extra"])
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -615,6 +550,7 @@ def main() -> None:
         "--recorded", action="store_true", help="print the sidecar's recorded metrics, measure nothing"
     )
     args = parser.parse_args()
+    args.model = model_path(args.model)
     detection = json.loads(args.model.with_suffix(".json").read_text())["detection"]
     print(f"detection defaults: {json.dumps(detection)}; split: {args.split}; data: {args.data}\n")
     if args.recorded:

@@ -9,9 +9,6 @@ int8 results depend on the CPU's instruction set.
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
-import hashlib
-import json
 from pathlib import Path
 import tempfile
 from typing import Any
@@ -20,8 +17,9 @@ import onnx
 import torch
 
 from custom_components.sound_sentry.engine.fbank import FbankSettings
-from training.audio import LABELS, NUM_FRAMES, NUM_MEL_BINS, SAMPLE_RATE_HZ, WINDOW_SAMPLES
-from training.model import ProbabilityModel, ResNetSE, fold_batchnorm
+from training.audio import NUM_FRAMES, NUM_MEL_BINS, WINDOW_SAMPLES
+from training.resnetse import ProbabilityModel, ResNetSE, fold_batchnorm
+from training.ship import write_info
 
 OPSET = 17
 INPUT_NAME = "features"
@@ -62,57 +60,20 @@ def export_onnx(model: ResNetSE, path: Path) -> None:
     onnx.save(graph, str(path))
 
 
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def sidecar_path(onnx_path: Path) -> Path:
-    """`foo.onnx` -> `foo.json`."""
-    return onnx_path.with_suffix(".json")
-
-
 def write_sidecar(
-    onnx_path: Path,
-    *,
-    name: str,
-    version: str,
-    detection: dict[str, Any],
-    metrics: dict[str, Any] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Write the JSON sidecar beside `onnx_path` and return it."""
-    settings = asdict(FbankSettings())
-    sidecar: dict[str, Any] = {
-        "name": name,
-        "version": version,
-        "labels": list(LABELS),
-        "sample_rate_hz": SAMPLE_RATE_HZ,
-        "window_samples": WINDOW_SAMPLES,
-        "fbank": settings,
-        "features": {
-            "num_frames": NUM_FRAMES,
-            "layout": "time x mel",
-            "fft_size": 256,
-            "window": "povey",
-            "remove_dc_offset": True,
-            "dither": 0.0,
-            "snip_edges": True,
-            "use_energy": False,
-            "log_floor": "float32 eps",
-            "normalise": "per-window mean subtraction per mel bin over time",
-        },
-        "input": {"name": INPUT_NAME, "shape": ["batch", NUM_FRAMES, NUM_MEL_BINS], "dtype": "float32"},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(LABELS)], "dtype": "float32", "softmax": True},
-        "detection": detection,
-        "sha256": sha256(onnx_path),
-    }
-    if extra:
-        sidecar.update(extra)
-    if metrics is not None:
-        sidecar["metrics"] = metrics
-    sidecar_path(onnx_path).write_text(json.dumps(sidecar, indent=2) + "\n")
-    return sidecar
+    onnx_path: Path, *, name: str, version: str, detection: dict[str, Any], note: str | None = None
+) -> None:
+    """The sidecar of an exported ResNetSE (the engine's model contract: `ModelInfo`)."""
+    write_info(
+        onnx_path,
+        name=name,
+        version=version,
+        architecture="resnetse",
+        front_end=FbankSettings(),
+        window_samples=WINDOW_SAMPLES,
+        detection=detection,
+        provenance={"note": note} if note else None,
+    )
 
 
 def random_model(seed: int = 0) -> ResNetSE:
@@ -134,19 +95,12 @@ def random_model(seed: int = 0) -> ResNetSE:
 
 
 def export_model(
-    model: ResNetSE,
-    stem: Path,
-    *,
-    name: str,
-    version: str,
-    detection: dict[str, Any],
-    metrics: dict[str, Any] | None = None,
-    extra: dict[str, Any] | None = None,
+    model: ResNetSE, stem: Path, *, name: str, version: str, detection: dict[str, Any], note: str | None = None
 ) -> Path:
     """Write STEM.onnx and its sidecar; return the model's path."""
     path = stem.with_name(stem.name + ".onnx")
     export_onnx(model, path)
-    write_sidecar(path, name=name, version=version, detection=detection, metrics=metrics, extra=extra)
+    write_sidecar(path, name=name, version=version, detection=detection, note=note)
     return path
 
 
@@ -170,11 +124,9 @@ def main() -> None:
         name, version = "sound_sentry_resnetse", "dev"
     else:
         parser.error("pass --random or --checkpoint")
-    extra = {"note": "randomly initialised test fixture: its outputs mean nothing"} if args.random else None
-    path = export_model(
-        model, args.stem, name=name, version=version, detection=DEFAULT_DETECTION, extra=extra
-    )
-    print(f"wrote {path} ({path.stat().st_size} bytes) and {sidecar_path(path)}")
+    note = "randomly initialised test fixture: its outputs mean nothing" if args.random else None
+    path = export_model(model, args.stem, name=name, version=version, detection=DEFAULT_DETECTION, note=note)
+    print(f"wrote {path} ({path.stat().st_size} bytes) and its sidecar")
 
 
 if __name__ == "__main__":

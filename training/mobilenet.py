@@ -104,8 +104,10 @@ class _Probabilities(nn.Module):
         return torch.softmax(self.net.head(self.net.embed(features)), dim=1)
 
 
-def export_onnx(net: SoundNet, path: Path, frames: int = NUM_FRAMES) -> None:
+def export_onnx(net: SoundNet, path: Path, frames: int = NUM_FRAMES, bands: int = NUM_BANDS) -> None:
     """Write the network as ONNX: input `features` [B, frames, bands], output softmax `probabilities` [B, 4].
+
+    Any band count works (the network is convolutional): the front end's `num_bands` decides.
 
     BatchNorm is folded into the convolutions by the TorchScript exporter's eval passes, so the graph
     holds Conv, HardSwish, Relu, ReduceMean, Gemm/MatMul, Sigmoid, Mul, Add and Softmax: what the engine's
@@ -114,7 +116,7 @@ def export_onnx(net: SoundNet, path: Path, frames: int = NUM_FRAMES) -> None:
     import onnx
 
     wrapped = _Probabilities(net).eval()
-    example = torch.zeros(2, frames, NUM_BANDS)
+    example = torch.zeros(2, frames, bands)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(

@@ -2,8 +2,8 @@
 
 Windows are slices of cached log mel frames, augmented in the log mel domain (`training.augment`), so
 the network, not the data, sets the pace. Trains on `train`, picks the checkpoint on `val`, chooses the
-detection defaults on `val`, exports the float32 ONNX model to models/ with its sidecar (dev `test`
-metrics included) and copies it into the integration. Run artefacts (checkpoints, log) go to
+detection defaults on `val` streams, exports the float32 ONNX model with its sidecar (dev `test`
+metrics included) into the integration (`training.ship`). Run artefacts (checkpoints, log) go to
 training/runs/<name>/, which git ignores. `--hold-out` leaves whole sources out of training (and out of
 checkpoint choice): `training.crossval` uses it to score sources the model never heard.
 """
@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 import json
 from pathlib import Path
-import shutil
 import time
 
 import numpy as np
@@ -28,7 +27,9 @@ from training.audio_paths import REPO_ROOT, extra_data_dir
 from training.augment import AugmentSettings, FrameSampler
 from training.dataset import fixed_windows, load_clips
 from training.frames import VARIANTS, dataset_frames
-from training.model import ResNetSE, count_macs, count_parameters
+from custom_components.sound_sentry.engine.model_info import ModelInfo
+from training.resnetse import ResNetSE, count_macs, count_parameters
+from training.ship import PLACEHOLDER, ship
 
 MODEL_STEM = "sound_sentry_resnetse"
 MODEL_VERSION = "2.0.0"
@@ -256,7 +257,17 @@ def choice_data(data: str) -> str:
     return "all" if data == "open" else data
 
 
-def ship(
+def export_checkpoint(checkpoint: Path, run_dir: Path, name: str = MODEL_STEM) -> Path:
+    """Export a checkpoint as RUN_DIR/NAME.onnx with a placeholder-detection sidecar; return its path."""
+    from training.export import export_model
+
+    model = ResNetSE()
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    model.eval()
+    return export_model(model, run_dir / name, name=name, version=MODEL_VERSION, detection=PLACEHOLDER)
+
+
+def ship_checkpoint(
     checkpoint: Path,
     run_dir: Path,
     log: Log,
@@ -265,47 +276,22 @@ def ship(
     name: str = MODEL_STEM,
     copy: bool = True,
 ) -> None:
-    """Export, choose detection defaults on val, measure on test, write models/ and the integration's copy."""
-    from training import evaluate
-    from training.export import export_model
-
+    """Export, then ship (`training.ship`): defaults on val, test metrics, the operating curve, the integration."""
+    path = export_checkpoint(checkpoint, run_dir, name)
     model = ResNetSE()
     model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
-    model.eval()
-    stem = run_dir / name
-    placeholder = {"thresholds": dict.fromkeys(LABELS[1:], 0.5), "k": 2, "n": 3, "hold_s": 2.0}
-    path = export_model(model, stem, name=name, version=MODEL_VERSION, detection=placeholder)
-    detection = evaluate.choose_detection(path, log=log, data=data)
-    log(f"detection defaults chosen on val: {json.dumps(detection)}")
-    # The shared set's test split: what CI re-measures (tests/training/test_shipped_model.py).
-    metrics = evaluate.evaluate_model(path, "test", detection, data="shared")
-    metrics["split"] = "test"
-    log(f"test: {json.dumps(metrics)}")
-    extra_metrics = {}
-    if (extra_data_dir() / "manifest.csv").is_file():
-        # More, and more varied, background than the dev test split has: reported, never used to choose.
-        extra_metrics["built_set_test"] = evaluate.evaluate_model(path, "test", detection, data="extra")
-        log(f"built set's test split: {json.dumps(extra_metrics['built_set_test'])}")
-    extra = {
-        "architecture": {
-            "name": "ResNetSE",
-            "parameters": count_parameters(model),
-            "multiply_adds": count_macs(model),
-        },
-        "operating_curve": evaluate.operating_curve(path, detection, data=data),
-        **extra_metrics,
-        "licence_note": "trained on CC BY-NC and unlicensed audio: non-commercial home use only (models/MODEL_CARD.md)",
+    metrics: dict[str, object] = {
+        "parameters": count_parameters(model),
+        "multiply_adds": count_macs(model),
     }
-    path = export_model(
-        model, stem, name=name, version=MODEL_VERSION, detection=detection, metrics=metrics, extra=extra
-    )
-    for target in (
-        (REPO_ROOT / "models", REPO_ROOT / "custom_components" / "sound_sentry" / "models") if copy else ()
-    ):
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target / path.name)
-        shutil.copyfile(path.with_suffix(".json"), target / path.with_suffix(".json").name)
-        log(f"wrote {target}")
+    if (extra_data_dir() / "manifest.csv").is_file():
+        from training import evaluate
+
+        # More, and more varied, background than the dev test split has: reported, never used to choose.
+        info = ModelInfo.load(path)
+        detection = {"thresholds": dict(info.thresholds), "k": info.k, "n": info.n, "hold_s": info.hold_s}
+        metrics["built_set_test"] = evaluate.evaluate_model(path, "test", detection, data="extra")
+    ship(ModelInfo.load(path), log=log, data=data, metrics=metrics, copy=copy)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -362,7 +348,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--run", default="shipped", help="name of the folder under training/runs/")
     parser.add_argument("--checkpoint", type=Path, help="skip training: ship this state_dict")
     parser.add_argument("--no-ship", action="store_true", help="train only")
-    parser.add_argument("--no-copy", action="store_true", help="ship into the run folder only, not models/")
+    parser.add_argument("--no-copy", action="store_true", help="ship into the run folder only, not the integration")
     return parser
 
 
@@ -391,7 +377,9 @@ def main() -> None:
     log(f"arguments: {vars(args)}")
     checkpoint = args.checkpoint or train(args, run_dir, log)
     if not args.no_ship:
-        ship(checkpoint, run_dir, log, data=choice_data(args.data), name=args.name, copy=not args.no_copy)
+        ship_checkpoint(
+            checkpoint, run_dir, log, data=choice_data(args.data), name=args.name, copy=not args.no_copy
+        )
     log(f"total wall time {(time.time() - started) / 60:.1f} min")
 
 

@@ -30,6 +30,7 @@ from .const import (
     CONF_ENABLED_CLASSES,
     CONF_HOLD_S,
     CONF_K,
+    CONF_MODEL,
     CONF_N,
     CONF_SAMPLE_BITS,
     CONF_SAMPLE_RATE,
@@ -46,11 +47,12 @@ from .const import (
     UDP_SAMPLE_RATES,
     SourceType,
 )
-from .engine.model_info import ModelLoadError
+from .engine.model import DEFAULT_MODEL, SHIPPED_MODELS
+from .engine.model_info import ModelInfo, ModelLoadError
 from .engine.redact import redact_credentials
 from .engine.sources import SourceError
 from .entry_source import NoCameraStreamError, async_probe, unique_id_for, validate_rtsp_url
-from .model import async_get_model
+from .model_store import async_get_model
 from .runtime import SoundSentryConfigEntry
 
 FLOW_ERRORS = {"invalid_url", "cannot_connect", "invalid_auth", "no_audio", "port_in_use"}
@@ -214,14 +216,44 @@ def _source_data(
             }
 
 
-async def _async_default_thresholds(hass: HomeAssistant) -> dict[str, float]:
-    model = await async_get_model(hass)
-    return {label: float(model.info.thresholds[label]) for label in EVENT_CLASSES}
+async def _async_default_thresholds(hass: HomeAssistant, model: str) -> dict[str, float]:
+    info = (await async_get_model(hass, model)).info
+    return {label: float(info.thresholds[label]) for label in EVENT_CLASSES}
 
 
-async def _async_curve_placeholders(hass: HomeAssistant, thresholds: Mapping[str, float]) -> dict[str, str]:
+def _model_summary(info: ModelInfo) -> str:
+    """A model's measured figures for the model choice: recall per sound at its defaults, false alarms, CPU."""
+    per_class = info.metrics.get("per_class", {})
+    recalls = " / ".join(
+        f"{per_class[label]['recall']:.0%}" if label in per_class else "-" for label in EVENT_CLASSES
+    )
+    hours = info.metrics.get("background_hours")
+    alarms = info.metrics.get("false_alarms")
+    cpu = info.metrics.get("cpu_ms_per_audio_s", {})
+    text = f"hears {recalls} of test cries / glass breaks / gunshots at its defaults"
+    if hours is not None and alarms is not None:
+        text += f", {alarms} false alarms in {hours:.1f} h"
+    if cpu:
+        text += "; CPU per second of audio " + ", ".join(f"{ms:.1f} ms ({name})" for name, ms in cpu.items())
+    return text
+
+
+async def _async_model_placeholders(hass: HomeAssistant) -> dict[str, str]:
+    """Each shipped model's figures, for the model choice's description."""
+    placeholders = {}
+    for name in SHIPPED_MODELS:
+        try:
+            placeholders[f"model_{name}"] = _model_summary((await async_get_model(hass, name)).info)
+        except ModelLoadError:
+            placeholders[f"model_{name}"] = "not installed"
+    return placeholders
+
+
+async def _async_curve_placeholders(
+    hass: HomeAssistant, model: str, thresholds: Mapping[str, float]
+) -> dict[str, str]:
     """The model's measured operating curve for the threshold forms (threshold → false alarms, recall)."""
-    curve = (await async_get_model(hass)).info.operating_curve
+    curve = (await async_get_model(hass, model)).info.operating_curve
     if curve is None:
         return {
             "curve_hours": "-",
@@ -241,9 +273,9 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add an audio source: a camera entity, an RTSP URL or an ESPHome microphone over UDP."""
 
     VERSION = 1
-    MINOR_VERSION = 3
+    MINOR_VERSION = 4
     """1.2: an RTSP entry's unique id keeps the URL's query (NVR channels); rtsps defaults to port 322.
-    1.3: smoke and CO alarms among the sounds to detect (on)."""
+    1.3: smoke and CO alarms among the sounds to detect (on). 1.4: the model (existing sources: compact)."""
 
     def __init__(self) -> None:
         self._data: dict[str, Any] = {}
@@ -258,7 +290,7 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose the kind of source."""
         try:
-            await async_get_model(self.hass)
+            await async_get_model(self.hass, DEFAULT_MODEL)
         except ModelLoadError as err:
             LOGGER.error("Sound Sentry cannot load its model: %s", err)
             return self.async_abort(reason="model_unavailable")
@@ -334,21 +366,22 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_thresholds(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """How sure the model must be before each sound turns its sensor on."""
-        defaults = await _async_default_thresholds(self.hass)
+        defaults = await _async_default_thresholds(self.hass, DEFAULT_MODEL)
         if user_input is not None:
-            model = await async_get_model(self.hass)
+            info = (await async_get_model(self.hass, DEFAULT_MODEL)).info
             options = {
+                CONF_MODEL: DEFAULT_MODEL,
                 **{key: float(value) for key, value in user_input.items()},
                 CONF_ENABLED_CLASSES: list(DETECTABLE_CLASSES),
-                CONF_K: model.info.k,
-                CONF_N: model.info.n,
-                CONF_HOLD_S: model.info.hold_s,
+                CONF_K: info.k,
+                CONF_N: info.n,
+                CONF_HOLD_S: info.hold_s,
             }
             return self.async_create_entry(title=self._title, data=self._data, options=options)
         return self.async_show_form(
             step_id="thresholds",
             data_schema=vol.Schema(_threshold_fields(defaults)),
-            description_placeholders=await _async_curve_placeholders(self.hass, defaults),
+            description_placeholders=await _async_curve_placeholders(self.hass, DEFAULT_MODEL, defaults),
         )
 
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -411,13 +444,35 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class SoundSentryOptionsFlow(OptionsFlow):
-    """Tune detection: thresholds, k-of-n, hold time and which sounds to detect."""
+    """Choose the model, then tune detection: thresholds, k-of-n, hold time, sounds to detect, clips."""
+
+    _model: str
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """One form with every detection setting; changes apply by reloading the entry."""
+        """Which model listens; each choice shows what it was measured to hear and to cost."""
+        if user_input is not None:
+            self._model = str(user_input[CONF_MODEL])
+            return await self.async_step_detection()
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_MODEL, default=self.config_entry.options[CONF_MODEL]): selector.SelectSelector(
+                    selector.SelectSelectorConfig(options=list(SHIPPED_MODELS), translation_key="model")
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="init", data_schema=schema, description_placeholders=await _async_model_placeholders(self.hass)
+        )
+
+    async def async_step_detection(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Every detection setting in one form; changes apply by reloading the entry.
+
+        A model's thresholds and k-of-n are its own: choosing another model starts from its defaults.
+        """
         errors: dict[str, str] = {}
         if user_input is not None:
             options = {
+                CONF_MODEL: self._model,
                 **{
                     key: float(value)
                     for key, value in user_input.items()
@@ -442,7 +497,14 @@ class SoundSentryOptionsFlow(OptionsFlow):
             CONF_CLIP_KEEP_DAYS: DEFAULT_CLIP_KEEP_DAYS,
             CONF_CLIP_MAX: DEFAULT_CLIP_MAX,
         }
-        current = {**clip_defaults, **self.config_entry.options, **(user_input or {})}
+        current = {**clip_defaults, **self.config_entry.options}
+        if self._model != current[CONF_MODEL]:
+            info = (await async_get_model(self.hass, self._model)).info
+            current.update(
+                {f"{CONF_THRESHOLD_PREFIX}{label}": float(info.thresholds[label]) for label in EVENT_CLASSES}
+            )
+            current.update({CONF_K: info.k, CONF_N: info.n, CONF_HOLD_S: info.hold_s})
+        current.update(user_input or {})
         thresholds = {label: current[f"{CONF_THRESHOLD_PREFIX}{label}"] for label in EVENT_CLASSES}
         schema = vol.Schema(
             {
@@ -486,8 +548,8 @@ class SoundSentryOptionsFlow(OptionsFlow):
             }
         )
         return self.async_show_form(
-            step_id="init",
+            step_id="detection",
             data_schema=schema,
             errors=errors,
-            description_placeholders=await _async_curve_placeholders(self.hass, thresholds),
+            description_placeholders=await _async_curve_placeholders(self.hass, self._model, thresholds),
         )

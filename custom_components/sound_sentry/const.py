@@ -35,6 +35,8 @@ CONF_SAMPLE_BITS: Final = "sample_bits"
 CONF_CHANNELS: Final = "channels"
 
 # Config entry options
+CONF_MODEL: Final = "model"
+"""Which shipped model listens: "accurate" (new sources) or "compact" (engine/model.py SHIPPED_MODELS)."""
 CONF_THRESHOLD_PREFIX: Final = "threshold_"
 CONF_ENABLED_CLASSES: Final = "enabled_classes"
 CONF_K: Final = "k"

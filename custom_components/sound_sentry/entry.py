@@ -17,6 +17,7 @@ from .const import (
     CONF_ENABLED_CLASSES,
     CONF_HOLD_S,
     CONF_K,
+    CONF_MODEL,
     CONF_N,
     CONF_SOURCE_TYPE,
     CONF_THRESHOLD_PREFIX,
@@ -31,7 +32,7 @@ from .engine.alarm import AlarmSettings
 from .engine.detector import DetectorSettings
 from .engine.model_info import ModelLoadError
 from .entry_source import source_factory, unique_id_for
-from .model import async_get_model
+from .model_store import async_get_model
 from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
@@ -65,7 +66,7 @@ async def async_create_runtime(hass: HomeAssistant, entry: SoundSentryConfigEntr
     is off at startup is retried by the source thread (see quality_scale.yaml, test-before-setup).
     """
     try:
-        model = await async_get_model(hass)
+        model = await async_get_model(hass, entry.options[CONF_MODEL])
     except ModelLoadError as err:
         raise ConfigEntryError(
             translation_domain=DOMAIN,
@@ -122,6 +123,11 @@ async def async_migrate_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry
         enabled = [*entry.options[CONF_ENABLED_CLASSES], *ALARM_CLASSES]
         hass.config_entries.async_update_entry(
             entry, options={**entry.options, CONF_ENABLED_CLASSES: enabled}, minor_version=3
+        )
+    if entry.minor_version < 4:
+        # 1.4: two models; a source made before keeps the one its thresholds were chosen for.
+        hass.config_entries.async_update_entry(
+            entry, options={**entry.options, CONF_MODEL: "compact"}, minor_version=4
         )
     return True
 

@@ -22,7 +22,7 @@ MODELS = [
 
 
 def trained_parameters(graph: Graph) -> int:
-    """The network's trainable parameters before BatchNorm folding (training/model.py: count_parameters).
+    """The network's trainable parameters before BatchNorm folding (training/resnetse.py: count_parameters).
 
     Every Conv was bias-free and followed by a BatchNorm (weight and bias per channel): folding left one
     bias per channel in the graph, so each Conv bias stands for two parameters. The head's two Linears
@@ -38,7 +38,7 @@ def trained_parameters(graph: Graph) -> int:
 
 
 def multiply_adds(graph: Graph, features: tuple[int, int]) -> int:
-    """Multiply-adds of one window in the Conv and Gemm nodes (training/model.py: count_macs)."""
+    """Multiply-adds of one window in the Conv and Gemm nodes (training/resnetse.py: count_macs)."""
     inits = graph.initializers
     frames, bins = features
     shapes: dict[str, tuple[int, int, int]] = {}  # 4-D activations: channels, height, width

@@ -29,7 +29,7 @@ import numpy.typing as npt
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.sound_sentry import const, model
+from custom_components.sound_sentry import const
 from custom_components.sound_sentry.const import (
     DOMAIN,
     EVENT_CLASSES,
@@ -51,7 +51,7 @@ from tests.audio import (
     free_udp_port,
     read_clip,
 )
-from tests.entries import udp_entry
+from tests.entries import TEST_MODEL, udp_entry
 from tests.peers import RtspServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -66,12 +66,10 @@ def fast_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(const, "READ_TIMEOUT_S", 2.0)
 
 
-@pytest.fixture(autouse=True)
-def model_path(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shipped model when it is there (the product), else the random test fixture."""
-    path = model.MODEL_PATH if model.MODEL_PATH.is_file() else RANDOM_MODEL
-    monkeypatch.setattr(model, "MODEL_PATH", path)
-    return path
+@pytest.fixture
+def model_path() -> Path:
+    """The shipped file of the test entries' model."""
+    return engine_model.model_path(TEST_MODEL)
 
 
 async def wait_for(hass: HomeAssistant, condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
@@ -231,7 +229,7 @@ def derive_detection_plan(data_dir: Path, model_file: Path) -> DetectionPlan:
 @pytest.fixture(scope="session")
 def detection_plan(data_dir: Path) -> DetectionPlan:
     """Scenes and thresholds for the installed model (the shipped one, else the random fixture)."""
-    plan = derive_detection_plan(data_dir, model.MODEL_PATH if model.MODEL_PATH.is_file() else RANDOM_MODEL)
+    plan = derive_detection_plan(data_dir, engine_model.model_path(TEST_MODEL))
     print("\n" + plan.table)
     return plan
 

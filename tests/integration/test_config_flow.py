@@ -9,10 +9,12 @@ from unittest.mock import patch
 from urllib.parse import urlsplit
 
 from homeassistant import config_entries
+from homeassistant.config_entries import ConfigFlowResult
 from homeassistant.const import CONF_NAME, CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.sound_sentry import model
 from custom_components.sound_sentry.const import (
@@ -21,6 +23,7 @@ from custom_components.sound_sentry.const import (
     CONF_ENABLED_CLASSES,
     CONF_HOLD_S,
     CONF_K,
+    CONF_MODEL,
     CONF_N,
     CONF_SAMPLE_BITS,
     CONF_SAMPLE_RATE,
@@ -30,7 +33,7 @@ from custom_components.sound_sentry.const import (
     SourceType,
 )
 from custom_components.sound_sentry.engine.model_info import ModelInfo
-from custom_components.sound_sentry.model import MODEL_PATH
+from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, model_path
 from tests.audio import UdpMicrophone, free_udp_port
 from tests.entries import rtsp_entry, udp_entry
 from tests.peers import RtspServer
@@ -65,7 +68,7 @@ async def test_rtsp_source_creates_entry_with_thresholds(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "thresholds"
     # The shipped model's measured operating curve, in the form's words (threshold → alarms/day, recall).
-    info = ModelInfo.load(MODEL_PATH)
+    info = ModelInfo.load(model_path(DEFAULT_MODEL))
     assert info.operating_curve is not None
     placeholders = result["description_placeholders"]
     assert placeholders["curve_hours"] == f"{info.operating_curve.background_hours:.1f}"
@@ -87,6 +90,7 @@ async def test_rtsp_source_creates_entry_with_thresholds(
     }
     assert entry.unique_id == f"rtsp:127.0.0.1:{server.port}/stream"
     assert entry.options["threshold_glassbreak"] == 0.7
+    assert entry.options[CONF_MODEL] == DEFAULT_MODEL == "accurate"  # new sources get the accurate model
     # New sources listen for smoke and CO alarms too.
     assert entry.options[CONF_ENABLED_CLASSES] == [
         "babycry",
@@ -103,13 +107,13 @@ async def test_rtsp_source_creates_entry_with_thresholds(
 async def test_thresholds_default_to_the_model_sidecar(
     hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], model_path: object
 ) -> None:
-    from custom_components.sound_sentry.model import async_get_model
+    from custom_components.sound_sentry.model_store import async_get_model
 
     server = rtsp_server(codec="pcma")
     flow_id = await start_flow(hass, "rtsp")
     result = await hass.config_entries.flow.async_configure(flow_id, rtsp_input(server.url()))
     defaults = {str(key): key.default() for key in result["data_schema"].schema}
-    thresholds = (await async_get_model(hass)).info.thresholds
+    thresholds = (await async_get_model(hass, DEFAULT_MODEL)).info.thresholds
     assert defaults == {
         f"threshold_{label}": thresholds[label] for label in ("babycry", "glassbreak", "gunshot")
     }
@@ -120,14 +124,14 @@ async def test_default_thresholds_are_accepted_as_they_are(
     hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
 ) -> None:
     """Submitting the thresholds form untouched creates the entry with the model's defaults."""
-    from custom_components.sound_sentry.model import async_get_model
+    from custom_components.sound_sentry.model_store import async_get_model
 
     server = rtsp_server(codec="pcmu")
     flow_id = await start_flow(hass, "rtsp")
     await hass.config_entries.flow.async_configure(flow_id, rtsp_input(server.url()))
     result = await hass.config_entries.flow.async_configure(flow_id, {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    info = (await async_get_model(hass)).info
+    info = (await async_get_model(hass, DEFAULT_MODEL)).info
     for label in ("babycry", "glassbreak", "gunshot"):
         assert result["result"].options[f"threshold_{label}"] == info.thresholds[label]
     assert (result["result"].options[CONF_K], result["result"].options[CONF_N]) == (info.k, info.n)
@@ -248,7 +252,7 @@ async def test_entries_of_version_1_1_get_the_new_unique_id(
     assert (entry.version, entry.minor_version) == (1, 1)
     with patch("custom_components.sound_sentry.async_setup_entry", return_value=True):
         assert await hass.config_entries.async_setup(entry.entry_id)
-    assert (entry.version, entry.minor_version) == (1, 3)
+    assert (entry.version, entry.minor_version) == (1, 4)
     assert entry.unique_id == unique_id
 
 
@@ -259,9 +263,21 @@ async def test_entries_of_version_1_2_get_smoke_and_co_alarms(hass: HomeAssistan
     hass.config_entries.async_update_entry(entry, minor_version=2)
     with patch("custom_components.sound_sentry.async_setup_entry", return_value=True):
         assert await hass.config_entries.async_setup(entry.entry_id)
-    assert (entry.version, entry.minor_version) == (1, 3)
+    assert (entry.version, entry.minor_version) == (1, 4)
     assert entry.options[CONF_ENABLED_CLASSES] == ["babycry", "smoke_alarm", "co_alarm"]
     assert entry.options["threshold_babycry"] == 0.5
+
+
+async def test_entries_of_version_1_3_keep_the_compact_model(hass: HomeAssistant) -> None:
+    """Migration to 1.4: a source made before there were two models keeps the one its thresholds fit."""
+    entry = rtsp_entry("rtsp://cam.local/stream")
+    options = {key: value for key, value in entry.options.items() if key != CONF_MODEL}
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(entry, options=options, minor_version=3)
+    with patch("custom_components.sound_sentry.entry.async_setup_entry", return_value=True):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+    assert (entry.version, entry.minor_version) == (1, 4)
+    assert entry.options == {**options, CONF_MODEL: "compact"}
 
 
 async def test_an_entry_from_a_newer_major_version_is_not_loaded(hass: HomeAssistant) -> None:
@@ -354,12 +370,21 @@ async def test_missing_model_aborts_the_flow(
 ) -> None:
     from pathlib import Path
 
-    from custom_components.sound_sentry import model
+    from custom_components.sound_sentry.engine import model
 
-    monkeypatch.setattr(model, "MODEL_PATH", Path(str(tmp_path)) / "missing.onnx")
+    monkeypatch.setattr(model, "MODELS_DIR", Path(str(tmp_path)))
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "model_unavailable"
+
+
+async def options_detection(hass: HomeAssistant, entry: MockConfigEntry, model: str = "compact") -> ConfigFlowResult:
+    """Open the options, keep (or choose) `model`: the detection settings form."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["step_id"] == "init"
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_MODEL: model})
+    assert result["step_id"] == "detection"
+    return result
 
 
 async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]) -> None:
@@ -369,7 +394,7 @@ async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., Rtsp
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
 
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await options_detection(hass, entry)
     assert result["type"] is FlowResultType.FORM
     new = {
         "threshold_babycry": 0.9,
@@ -403,7 +428,7 @@ async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., Rtsp
     assert hass.states.get("binary_sensor.nursery_camera_smoke_alarm") is None
 
     # Smoke alarm on (CO alarm off): its sensor (device class smoke) and event type appear.
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await options_detection(hass, entry)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {**new, CONF_K: 2, CONF_N: 4, CONF_ENABLED_CLASSES: ["gunshot", "smoke_alarm"]}
     )
@@ -424,7 +449,7 @@ async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., Rtsp
     ]
 
     # Only alarms: the model's classes are all off, which is allowed (at least one sound).
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await options_detection(hass, entry)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {**new, CONF_K: 2, CONF_N: 4, CONF_ENABLED_CLASSES: ["smoke_alarm", "co_alarm"]}
     )
@@ -435,6 +460,49 @@ async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., Rtsp
         == "carbon_monoxide"
     )
     assert hass.states.get("binary_sensor.nursery_camera_gunshot") is None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_options_switch_the_model_with_its_own_defaults(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    """The model step shows both models' measured figures; the next form starts from the chosen one's
+    defaults, and the source runs the chosen model after the reload."""
+    from custom_components.sound_sentry.model_store import async_get_model
+
+    server = rtsp_server(codec="pcmu")
+    entry = rtsp_entry(server.url(), threshold=0.42)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.runtime_data.model.info.architecture == "resnetse"
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    placeholders = result["description_placeholders"]
+    for name in ("accurate", "compact"):
+        info = (await async_get_model(hass, name)).info
+        recall = info.metrics["per_class"]["glassbreak"]["recall"]
+        assert f"{recall:.0%}" in placeholders[f"model_{name}"]
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_MODEL: "accurate"})
+    accurate = (await async_get_model(hass, "accurate")).info
+    defaults = {str(key): key.default() for key in result["data_schema"].schema}
+    for label in ("babycry", "glassbreak", "gunshot"):
+        assert defaults[f"threshold_{label}"] == accurate.thresholds[label] != 0.42
+    assert (defaults[CONF_K], defaults[CONF_N]) == (accurate.k, accurate.n)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.options[CONF_MODEL] == "accurate"
+    assert entry.runtime_data.model.info.architecture == "mobilenet"
+    assert dict(entry.runtime_data.detector_settings.thresholds) == {
+        label: accurate.thresholds[label] for label in ("babycry", "glassbreak", "gunshot")
+    }
+
+    # Keeping the model keeps the settings typed for it.
+    result = await options_detection(hass, entry, "accurate")
+    defaults = {str(key): key.default() for key in result["data_schema"].schema}
+    assert defaults["threshold_gunshot"] == accurate.thresholds["gunshot"]
+    hass.config_entries.options.async_abort(result["flow_id"])
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -23,7 +23,8 @@ import pytest
 from pytest_homeassistant_custom_component import plugins
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.sound_sentry import const, model
+from custom_components.sound_sentry import const, model_store
+from custom_components.sound_sentry.engine import model
 from custom_components.sound_sentry.const import DOMAIN
 from tests.audio import UdpMicrophone, background_bed, free_udp_port
 from tests.entries import rtsp_entry, udp_entry
@@ -287,7 +288,7 @@ async def test_missing_or_corrupt_model(
     if damage == "corrupt":
         broken.write_bytes(model_path.read_bytes()[:5000])  # noqa: ASYNC240 - test set-up
         broken.with_suffix(".json").write_text(model_path.with_suffix(".json").read_text())
-    monkeypatch.setattr(model, "MODEL_PATH", broken)
+    monkeypatch.setattr(model, "MODELS_DIR", tmp_path)
     before = Resources.now()
     entry = rtsp_entry("rtsp://127.0.0.1:9/stream")
     entry.add_to_hass(hass)
@@ -308,7 +309,7 @@ async def test_home_assistant_stops_while_a_source_connects(
 ) -> None:
     """A camera that accepts the connection but never answers RTSP: Home Assistant's stop ends the
     connecting thread (by the open timeout at worst) and closes its socket."""
-    await model.async_get_model(hass)
+    await model_store.async_get_model(hass, "compact")
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()

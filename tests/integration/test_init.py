@@ -11,8 +11,9 @@ from homeassistant.const import STATE_OFF, STATE_UNAVAILABLE, __version__ as ha_
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.sound_sentry import model
-from custom_components.sound_sentry.model import async_get_model
+from custom_components.sound_sentry import model_store
+from custom_components.sound_sentry.engine import model
+from custom_components.sound_sentry.model_store import async_get_model
 from tests.audio import free_udp_port
 from tests.entries import rtsp_entry, udp_entry
 from tests.peers import RtspServer
@@ -65,7 +66,7 @@ async def test_unusable_model_fails_setup_with_a_clear_error(
         if damage == "corrupt":
             sidecar = model_path.with_suffix(".json").read_text()
             (tmp_path / "sound_sentry_resnetse.json").write_text(sidecar)
-    monkeypatch.setattr(model, "MODEL_PATH", broken)
+    monkeypatch.setattr(model, "MODELS_DIR", tmp_path)
     entry = rtsp_entry("rtsp://127.0.0.1:9/stream")
     entry.add_to_hass(hass)
 
@@ -77,17 +78,23 @@ async def test_unusable_model_fails_setup_with_a_clear_error(
 
 
 async def test_sources_share_one_model(hass: HomeAssistant) -> None:
-    """The model is loaded once per Home Assistant instance, whatever the number of sources."""
+    """Each model is loaded once per Home Assistant instance, whatever the number of sources using it."""
     first = rtsp_entry("rtsp://127.0.0.1:9/one")
     second = rtsp_entry("rtsp://127.0.0.1:9/two")
-    for entry in (first, second):
+    third = rtsp_entry("rtsp://127.0.0.1:9/three", model="accurate")
+    for entry in (first, second, third):
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert first.runtime_data.model is second.runtime_data.model
-    assert hass.data[model.DATA_MODEL] is first.runtime_data.model
-    assert len(source_threads()) == 2
-    for entry in (first, second):
+    assert hass.data[model_store.DATA_MODELS] == {
+        "compact": first.runtime_data.model,
+        "accurate": third.runtime_data.model,
+    }
+    assert first.runtime_data.model.info.architecture == "resnetse"
+    assert third.runtime_data.model.info.architecture == "mobilenet"
+    assert len(source_threads()) == 3
+    for entry in (first, second, third):
         assert await hass.config_entries.async_unload(entry.entry_id)
     assert source_threads() == []
 
@@ -110,7 +117,7 @@ async def test_reload_and_unload_leave_no_threads_or_sockets(
     rtsp = rtsp_entry(server.url())
     udp = udp_entry(free_udp_port())
     # The model is loaded once per instance and stays (onnxruntime keeps a few files open): load it first.
-    await async_get_model(hass)
+    await async_get_model(hass, "compact")
     fds_before = open_fds()
     for entry in (rtsp, udp):
         entry.add_to_hass(hass)

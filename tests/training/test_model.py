@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from training.model import ResNetSE, count_macs, count_parameters, fold_batchnorm
+from training.resnetse import ResNetSE, count_macs, count_parameters, fold_batchnorm
 
 
 def test_parameter_count_and_output_shape() -> None:

@@ -3,7 +3,7 @@
     python -m custom_components.sound_sentry.engine scan clip.flac [more.wav ...] [--jsonl]
     python -m custom_components.sound_sentry.engine listen rtsp://camera/stream
 
-`scan` reads each input to its end and classifies a window of 1.935 s every --hop-s seconds, plus one
+`scan` reads each input to its end and classifies a window (2 s) every --hop-s seconds, plus one
 window ending at the input's last sample so that a sound in its final fraction of a second is not
 missed. An input shorter than one window is centred in white noise at -70 dBFS to one full window (the
 model only takes whole windows); that window's times are those of the padded window, 0 to 1.935 s.
@@ -49,13 +49,12 @@ from .backends import ModelLoadError
 from .detector import DetectorSettings
 from .events import AlarmEvent, DetectionEvent, SoundEvent
 from .listener import Listener
-from .model import load_model, model_path
+from .model import DEFAULT_MODEL, SHIPPED_MODELS, load_model, model_path
 from .model_info import ModelInfo
 from .pipeline import DEFAULT_HOP_S, Pipeline, PipelineOutput, WindowResult, to_float
 from .redact import redact_url
 from .sources import AudioSource, FileSource, PcmFormat, SourceError, source_for_url
 
-DEFAULT_MODEL = model_path()
 PAD_DBFS = -70.0
 """Level of the white noise a clip shorter than one window is centred in."""
 EXIT_INPUT_FAILED = 1
@@ -140,9 +139,12 @@ def _thresholds(pairs: Iterable[str], info: ModelInfo) -> dict[str, float]:
 def _build_pipeline(args: argparse.Namespace) -> Pipeline:
     if not (math.isfinite(args.hop_s) and args.hop_s > 0):
         raise CliError(f"--hop-s {args.hop_s}: must be a positive number of seconds")
-    model = Path(args.model)
+    try:
+        model = model_path(args.model)
+    except ModelLoadError as err:
+        raise CliError(str(err)) from None
     if not model.is_file():
-        hint = "the trained model is not installed here" if model == DEFAULT_MODEL else "check --model"
+        hint = "the shipped model is not installed here" if args.model in SHIPPED_MODELS else "check --model"
         raise CliError(f"model file {model} not found: {hint}")
     loaded = load_model(model, args.backend)
     info = loaded.info
@@ -398,8 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = _ArgumentParser(add_help=False)
     common.add_argument(
         "--model",
-        default=str(DEFAULT_MODEL),
-        help="the .onnx model, its .json sidecar beside it (default: %(default)s)",
+        default=DEFAULT_MODEL,
+        help=f"a shipped model ({', '.join(SHIPPED_MODELS)}) or an .onnx file with its .json sidecar "
+        "beside it (default: %(default)s)",
     )
     common.add_argument(
         "--backend",

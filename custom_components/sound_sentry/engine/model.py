@@ -1,4 +1,9 @@
-"""The one place a model is loaded, for Home Assistant and the CLI alike: sidecar, checksum, runtime."""
+"""The shipped models and the one place a model is loaded, for every front end: sidecar, checksum, runtime.
+
+Two models ship inside the integration (`custom_components/sound_sentry/models/`), chosen per source:
+- `accurate` (the default): EfficientAT mn04, AudioSet-pretrained, fine-tuned on Sound Sentry's sounds;
+- `compact`: the seed's ResNetSE (61,574 parameters), for weak hardware.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +17,27 @@ from .model_info import ModelInfo, ModelLoadError
 _LOGGER = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-"""Where the shipped models live (inside the integration, so Home Assistant and the engine share them)."""
-MODEL_FILES = {"compact": "sound_sentry_resnetse.onnx"}
-"""The shipped models by the name users choose them by."""
-DEFAULT_MODEL_NAME = "compact"
-"""The model a source gets unless it asks for another."""
+"""Where the shipped models live: inside the integration, so that HACS installs them with it."""
+SHIPPED_MODELS: dict[str, str] = {
+    "accurate": "sound_sentry_mobilenet.onnx",
+    "compact": "sound_sentry_resnetse.onnx",
+}
+"""Model name -> file in `MODELS_DIR`."""
+DEFAULT_MODEL = "accurate"
+"""The model of new sources."""
 
 
-def model_path(name: str = DEFAULT_MODEL_NAME) -> Path:
-    """The .onnx file of a shipped model by name, or of a path to an .onnx file (its sidecar beside it).
+def model_path(model: str) -> Path:
+    """The file of a shipped model by name (`accurate`, `compact`), or of a path to any .onnx file.
 
-    Raises ModelLoadError for an unknown name. The one place a model name becomes a file, for Home
-    Assistant, the command line and the service.
+    The one place a model name becomes a file, for Home Assistant, the command line, the service and the
+    benchmarks. Raises ModelLoadError for a name that is no shipped model and no .onnx path.
     """
-    if name in MODEL_FILES:
-        return MODELS_DIR / MODEL_FILES[name]
-    if name.endswith(".onnx"):
-        return Path(name).expanduser()
-    raise ModelLoadError(
-        f"unknown model {name!r}: choose one of {', '.join(MODEL_FILES)} or a path to an .onnx file"
-    )
+    if model in SHIPPED_MODELS:
+        return MODELS_DIR / SHIPPED_MODELS[model]
+    if model.endswith(".onnx"):
+        return Path(model).expanduser()
+    raise ModelLoadError(f"unknown model {model!r}: choose {' or '.join(SHIPPED_MODELS)}, or an .onnx file")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,20 @@
-"""Model metadata from the JSON sidecar next to an .onnx file (labels, features, detection defaults)."""
+"""The model contract: the JSON sidecar next to an .onnx file, read and written here only.
+
+Training and export write it (`ModelInfo.to_json`), the engine, the CLI, Home Assistant and the
+benchmarks read it (`ModelInfo.load`): architecture, front end, labels, window, detection defaults,
+the operating curve, measured metrics and provenance.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .detector import DetectorSettings
-from .fbank import FbankSettings
+from .frontend import FrontEndSettings, front_end_from_json, front_end_to_json
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -33,7 +38,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-_FBANK_FIELDS = frozenset(field.name for field in fields(FbankSettings))
+ARCHITECTURES = ("resnetse", "mobilenet")
+"""Networks the engine runs (both runtimes): the compact ResNetSE and the accurate EfficientAT MobileNet."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +81,25 @@ class OperatingCurve:
             },
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The sidecar's `operating_curve`."""
+        return {
+            "background_hours": self.background_hours,
+            "k": self.k,
+            "n": self.n,
+            "classes": {
+                label: [
+                    {
+                        "threshold": p.threshold,
+                        "false_alarms_per_day": p.false_alarms_per_day,
+                        "recall": p.recall,
+                    }
+                    for p in points
+                ]
+                for label, points in self.classes.items()
+            },
+        }
+
     def summary(self, label: str, current: float, count: int = 4) -> str:
         """A short line for a settings form, e.g. `0.5 → 40/day, 99% · 0.97 → 0 in 3.2 h, 93%`.
 
@@ -100,18 +125,20 @@ class OperatingCurve:
 
 @dataclass(frozen=True, kw_only=True)
 class ModelInfo:
-    """What the runtime needs to know about a model besides its weights."""
+    """What the runtime needs to know about a model besides its weights, and what was measured of it."""
 
     path: Path
     """The .onnx file this sidecar describes."""
     name: str
     version: str
+    architecture: str
+    """One of `ARCHITECTURES`."""
     labels: tuple[str, ...]
     """Class names in output order."""
     sample_rate_hz: int
     window_samples: int
-    """Samples per model window (15,480 = 192 FBANK frames at 8 kHz)."""
-    fbank: FbankSettings
+    """Samples per model window (15,480 = 192 FBANK frames; 16,176 = 200 log mel frames)."""
+    front_end: FrontEndSettings
     thresholds: Mapping[str, float]
     """Default probability threshold per event class."""
     k: int
@@ -123,6 +150,10 @@ class ModelInfo:
     """Expected hex SHA-256 of the .onnx file."""
     operating_curve: OperatingCurve | None = None
     """Measured false alarms and recall per threshold, when the sidecar has them."""
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    """What was measured (recall, false alarms, CPU...), as the evaluation wrote it."""
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    """How the model was made: commit, seed, arguments, data hash."""
 
     @classmethod
     def load(cls, onnx_path: Path | str) -> ModelInfo:
@@ -138,37 +169,37 @@ class ModelInfo:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ModelLoadError(f"model metadata {path} is unreadable ({err}): restore it") from err
         try:
-            return cls._from_json(onnx_path, raw)
+            return cls.from_json(onnx_path, raw)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             detail = f"missing key {err}" if isinstance(err, KeyError) else str(err)
             raise ModelLoadError(f"model metadata {path} is malformed ({detail}): restore it") from err
 
     @classmethod
-    def _from_json(cls, onnx_path: Path, raw: Any) -> ModelInfo:
+    def from_json(cls, onnx_path: Path, raw: Any) -> ModelInfo:
+        """Parse a sidecar's JSON object; raise KeyError, TypeError or ValueError if it is malformed."""
         if not isinstance(raw, dict):
             raise TypeError("top level is not an object")
-        fbank_raw = raw["fbank"]
-        if not isinstance(fbank_raw, dict):
-            raise TypeError("fbank is not an object")
-        # The sidecar also describes fixed choices (window type, snip_edges...) for humans; only the
-        # tunable settings map onto FbankSettings.
-        fbank = FbankSettings(**{key: value for key, value in fbank_raw.items() if key in _FBANK_FIELDS})
+        front_end = front_end_from_json(raw["front_end"])
+        architecture = str(raw["architecture"])
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {architecture!r}: this engine runs {', '.join(ARCHITECTURES)}")
         detection = raw["detection"]
         labels = tuple(str(label) for label in raw["labels"])
         thresholds = {str(label): float(p) for label, p in dict(detection["thresholds"]).items()}
         if unknown := set(thresholds) - set(labels):
             raise ValueError(f"thresholds for unknown labels {sorted(unknown)}")
         sample_rate_hz = int(raw["sample_rate_hz"])
-        if sample_rate_hz != fbank.sample_rate_hz:
-            raise ValueError(f"sample_rate_hz {sample_rate_hz} differs from fbank's {fbank.sample_rate_hz}")
+        if sample_rate_hz != front_end.sample_rate_hz:
+            raise ValueError(f"sample_rate_hz {sample_rate_hz} differs from the front end's {front_end.sample_rate_hz}")
         return cls(
             path=onnx_path,
             name=str(raw["name"]),
             version=str(raw["version"]),
+            architecture=architecture,
             labels=labels,
             sample_rate_hz=sample_rate_hz,
             window_samples=int(raw["window_samples"]),
-            fbank=fbank,
+            front_end=front_end,
             thresholds=thresholds,
             k=int(detection["k"]),
             n=int(detection["n"]),
@@ -177,7 +208,43 @@ class ModelInfo:
             operating_curve=OperatingCurve.from_json(raw["operating_curve"])
             if "operating_curve" in raw
             else None,
+            metrics=dict(raw.get("metrics", {})),
+            provenance=dict(raw.get("provenance", {})),
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The sidecar's JSON object (what `from_json` reads back)."""
+        raw: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "architecture": self.architecture,
+            "labels": list(self.labels),
+            "sample_rate_hz": self.sample_rate_hz,
+            "window_samples": self.window_samples,
+            "front_end": front_end_to_json(self.front_end),
+            "input": {"name": "features", "layout": "batch x frames x bands", "dtype": "float32"},
+            "output": {"name": "probabilities", "layout": "batch x labels", "softmax": True},
+            "detection": {
+                "thresholds": dict(self.thresholds),
+                "k": self.k,
+                "n": self.n,
+                "hold_s": self.hold_s,
+            },
+            "sha256": self.sha256,
+        }
+        if self.operating_curve is not None:
+            raw["operating_curve"] = self.operating_curve.to_json()
+        if self.metrics:
+            raw["metrics"] = dict(self.metrics)
+        if self.provenance:
+            raw["provenance"] = dict(self.provenance)
+        return raw
+
+    def save(self) -> Path:
+        """Write the sidecar next to the .onnx file; return its path."""
+        path = sidecar_path(self.path)
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        return path
 
     def detector_settings(self) -> DetectorSettings:
         """The model's default detection settings."""

@@ -12,7 +12,7 @@ from .alarm import AlarmPatternDetector, AlarmSettings
 from .backends import ModelBackend
 from .detector import DetectorSettings, EventDetector
 from .events import DetectionEvent
-from .fbank import FbankExtractor, normalise
+from .frontend import FrontEnd
 from .level import DEFAULT_MIN_LEVEL_DBFS, level_dbfs
 from .model_info import ModelInfo
 
@@ -59,11 +59,12 @@ def to_float(pcm: npt.ArrayLike) -> npt.NDArray[np.float32]:
 class Pipeline:
     """Windows a PCM stream, classifies each window and debounces the results into events.
 
-    FBANK frames are computed once as audio arrives and shared by the overlapping windows (a window
-    every `hop_s`, rounded to the nearest whole 10 ms frame); the windows a chunk completes are
-    classified in batches of at most `max_batch`, usually one call per chunk. Each window's features
-    are exactly those of a one-shot FBANK of its samples. Chunks that complete no window are only
-    stored (FBANK runs when a window is due, so tiny chunks cost no more than large ones), and only
+    The model's feature frames (its front end: FBANK or log mel) are computed once as audio arrives
+    and shared by the overlapping windows (a window every `hop_s`, rounded to the nearest whole 10 ms
+    frame); the windows a chunk completes are classified in batches of at most `max_batch`, usually one
+    call per chunk. Each window's features are exactly those of a one-shot front end of its samples.
+    Chunks that complete no window are only stored (the front end runs when a window is due, so tiny
+    chunks cost no more than large ones), and only
     the frames and samples that a future window still needs are kept: memory does not grow with the
     stream. With `min_level_dbfs`, a window whose RMS level is below it is not classified (see
     `WindowResult.classified`): in a quiet room the model does not run at all. With `alarms`, an
@@ -93,10 +94,10 @@ class Pipeline:
         self.max_batch = max_batch
         self.min_level_dbfs = min_level_dbfs
         self._quiet = np.array([label == "background" for label in info.labels], dtype=np.float32)
-        self.fbank = FbankExtractor(info.fbank)
-        self._shift = info.fbank.frame_shift
-        self.window_frames = self.fbank.num_frames(info.window_samples)
-        if self.window_frames < 1 or self.fbank.num_frames(info.window_samples + self._shift - 1) != (
+        self.front_end = FrontEnd(info.front_end)
+        self._shift = self.front_end.frame_shift
+        self.window_frames = self.front_end.num_frames(info.window_samples)
+        if self.window_frames < 1 or self.front_end.num_frames(info.window_samples + self._shift - 1) != (
             self.window_frames
         ):
             raise ValueError(f"window_samples {info.window_samples} is not a whole number of frames")
@@ -112,16 +113,16 @@ class Pipeline:
 
     def reset(self) -> None:
         """Start over, as for a new stream: no audio, no events, time 0."""
-        self.fbank.reset()
+        self.front_end.reset()
         self.detector.reset()
         if self.alarms is not None:
             self.alarms.reset()
         # Buffers with the absolute index (since reset) of their first element.
-        self._frames = np.zeros((0, self.info.fbank.num_mel_bins), dtype=np.float32)
+        self._frames = np.zeros((0, self.front_end.num_bands), dtype=np.float32)
         self._frames_start = 0
         self._samples = np.zeros(0, dtype=np.float32)
         self._samples_start = 0
-        # Chunks not yet turned into frames: FBANK runs once per completed window, not once per (20 ms) chunk.
+        # Chunks not yet turned into frames: the front end runs once per completed window, not per (20 ms) chunk.
         self._pending: list[npt.NDArray[np.float32]] = []
         self._pending_size = 0
         self._next_window_end = self.window_frames  # frame count at which the next window completes
@@ -150,11 +151,11 @@ class Pipeline:
             self._pending.append(samples)
             self._pending_size += samples.size
         received = self._samples_start + self._samples.size + self._pending_size
-        if self.fbank.num_frames(received) < self._next_window_end:
+        if self.front_end.num_frames(received) < self._next_window_end:
             return PipelineOutput([], [])  # no window completes yet: keep the chunk for later
         samples = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
         self._pending, self._pending_size = [], 0
-        self._frames = np.concatenate([self._frames, self.fbank.process_streaming(samples)])
+        self._frames = np.concatenate([self._frames, self.front_end.process_streaming(samples)])
         self._samples = np.concatenate([self._samples, samples])
         frames_seen = self._frames_start + len(self._frames)
         ends = range(self._next_window_end, frames_seen + 1, self.hop_frames)
@@ -171,7 +172,7 @@ class Pipeline:
                 features = np.stack(
                     [self._frames[batch[i] - offset : batch[i] - offset + self.window_frames] for i in loud]
                 )
-                probabilities[loud] = self.backend.predict(normalise(features))
+                probabilities[loud] = self.backend.predict(self.front_end.window(features))
             for index, (start_sample, level, probs) in enumerate(
                 zip(starts, levels, probabilities, strict=True)
             ):
@@ -192,7 +193,7 @@ class Pipeline:
             raise ValueError(f"a window has {self.info.window_samples} samples, got {samples.size}")
         level = level_dbfs(samples)
         loud = self._loud(level)
-        probs = self.backend.predict(normalise(self.fbank.compute(samples))[None])[0] if loud else self._quiet
+        probs = self.backend.predict(self.front_end.features(samples)[None])[0] if loud else self._quiet
         result = self._result(start_sample, level, probs, classified=loud)
         return PipelineOutput([result], [*self.detector.process(result.end_s, probs)])
 
