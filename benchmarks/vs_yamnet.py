@@ -47,14 +47,22 @@ YAMNET_PYTHON = Path(
 )
 RATE = 8000
 CHUNK = 160  # 20 ms
-LABELS = {
-    "numpy": "Sound Sentry, NumPy runtime",
-    "numpy-no-floor": "Sound Sentry, NumPy runtime, no level floor",
-    "onnxruntime": "Sound Sentry, onnxruntime",
+SOUND_SENTRY = {
+    "numpy": "NumPy runtime",
+    "numpy-no-floor": "NumPy runtime, no level floor",
+    "onnxruntime": "onnxruntime",
+}
+"""Sound Sentry's runtimes, each run for every model asked for: `numpy@accurate`, `onnxruntime@compact`..."""
+YAMNET_RUNS = {
     "yamnet": "YAMNet as Frigate, every frame",
     "yamnet-min-volume": "YAMNet as Frigate, min_volume 500 (its default)",
 }
-RUNTIMES = tuple(LABELS)
+
+
+def runtimes(models: list[str]) -> dict[str, str]:
+    """Every child to run, with its label: Sound Sentry's runtimes per model, then YAMNet's two."""
+    ours = {f"{runtime}@{model}": f"Sound Sentry {model}, {label}" for model in models for runtime, label in SOUND_SENTRY.items()}
+    return {**ours, **YAMNET_RUNS}
 FRIGATE_MIN_VOLUME = 500  # RMS of int16 samples, about -36 dBFS: Frigate skips quieter frames
 
 
@@ -66,15 +74,16 @@ def _threads() -> int:
     return sum(1 for _ in Path("/proc/self/task").iterdir())
 
 
-def child_sound_sentry(runtime: str, pcm: npt.NDArray[np.int16]) -> dict[str, Any]:
-    """The product's pipeline on one runtime; the model chosen and loaded as the integration does."""
-    from benchmarks._common import model_path  # noqa: PLC0415
+def child_sound_sentry(child: str, pcm: npt.NDArray[np.int16]) -> dict[str, Any]:
+    """The product's pipeline on one runtime (`numpy@accurate`...), the model loaded as the integration does."""
     from custom_components.sound_sentry.engine.backends import load_backend  # noqa: PLC0415
-    from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.model import model_path  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.frontend import FrontEnd  # noqa: PLC0415
     from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
     from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: PLC0415
 
-    path = model_path()
+    runtime, model = child.split("@")
+    path = model_path(model)
     backend = load_backend(path, runtime.removesuffix("-no-floor"))  # type: ignore[arg-type]
     info = ModelInfo.load(path)
     floor = {"min_level_dbfs": None} if runtime.endswith("-no-floor") else {}
@@ -91,7 +100,7 @@ def child_sound_sentry(runtime: str, pcm: npt.NDArray[np.int16]) -> dict[str, An
             windows += len(out.windows)
             classified += sum(w.classified for w in out.windows)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    window = normalise(FbankExtractor(info.fbank).compute(pcm[: info.window_samples] / 32768.0))[None]
+    window = FrontEnd(info.front_end).features(pcm[: info.window_samples] / 32768.0)[None]
     per_window = []
     for _ in range(7):
         start = time.process_time()
@@ -205,7 +214,10 @@ def main() -> None:
     parser.add_argument("--audio-s", type=float, default=120.0)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--busy", action="store_true", help="keep a CPU-bound process running beside")
-    parser.add_argument("--child", choices=RUNTIMES, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--models", nargs="+", default=["accurate", "compact"], help="shipped models to run (default: both)"
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("pcm", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -223,13 +235,14 @@ def main() -> None:
     pcm = real_audio(args.audio_s)
     audio_s = pcm.size / RATE
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in RUNTIMES}
+    labels = runtimes(args.models)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in labels}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             pcm_path = Path(tmp) / "pcm.npy"
             np.save(pcm_path, pcm)
             for _ in range(args.runs):
-                for name in RUNTIMES:
+                for name in labels:
                     results[name].append(_run_child(name, pcm_path))
     finally:
         if busy:
@@ -247,17 +260,17 @@ def main() -> None:
         "windows per s | classified | threads | latency p95 ms | CPU ms per window |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name in RUNTIMES:
+    for name in labels:
         runs = results[name]
         median = statistics.median(cpu[name])
         latencies = [x for r in runs for x in r["latencies_s"]]
         print(
-            f"| {LABELS[name]} | {median:.2f} ({min(cpu[name]):.2f}-{max(cpu[name]):.2f}) "
+            f"| {labels[name]} | {median:.2f} ({min(cpu[name]):.2f}-{max(cpu[name]):.2f}) "
             f"| {median / yamnet:.2f}x | {median / frigate:.2f}x | {runs[0]['windows'] / audio_s:.2f} "
             f"| {runs[0]['classified'] / max(1, runs[0]['windows']):.0%} | {runs[0]['threads']} "
             f"| {_p95(latencies) * 1e3:.1f} | {statistics.median(r['per_window_s'] for r in runs) * 1e3:.3f} |"
         )
-    print(f"Models: {results['numpy'][0]['model']}, {results['yamnet'][0]['model']}.")
+    print("Models: " + ", ".join(sorted({r[0]["model"] for r in results.values()})) + ".")
 
 
 if __name__ == "__main__":

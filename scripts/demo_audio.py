@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from custom_components.sound_sentry.engine.backends import load_backend
-from custom_components.sound_sentry.engine.cli import DEFAULT_MODEL
+from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline
 from tests.audio import T3_PIEZO, alarm_signal
@@ -78,7 +78,7 @@ def clarity(pipeline: Pipeline, audio: npt.NDArray[np.float32], label: str) -> f
     return float(scores[own] - np.delete(scores, own).max())
 
 
-def build(model: Path = DEFAULT_MODEL) -> tuple[npt.NDArray[np.float32], dict[str, list[float]]]:
+def build(model: Path = model_path(DEFAULT_MODEL)) -> tuple[npt.NDArray[np.float32], dict[str, list[float]]]:
     """The demo loop: room noise from the test split with the clearest test clip of each sound; and
     where each sound is in it (start and end, in seconds)."""
     rows = [row for row in csv.DictReader((DATA / "manifest.csv").open()) if row["split"] == "test"]

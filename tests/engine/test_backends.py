@@ -31,6 +31,8 @@ from custom_components.sound_sentry.engine.backends import (
     load_backend,
 )
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, FbankSettings, normalise
+from custom_components.sound_sentry.engine.frontend import FrontEnd
+from custom_components.sound_sentry.engine.model import SHIPPED_MODELS, model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.onnx_proto import decode_model
 from tests.audio import read_clip
@@ -46,15 +48,32 @@ BACKENDS = [
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 RANDOM_FLOAT = FIXTURES / "resnetse_random.onnx"
-# The trained models: where the integration loads them from, and the repository's models/ folder.
-MODEL_DIRS = (REPO / "custom_components" / "sound_sentry" / "models", REPO / "models")
-SHIPPED_NAMES = ("sound_sentry_resnetse.onnx",)
+# The shipped models, by name, in the one folder they live in (inside the integration).
+SHIPPED_NAMES = tuple(SHIPPED_MODELS)
 LABELS = ("background", "babycry", "glassbreak", "gunshot")
 
 FLOAT_ATOL = 1e-4
 
 
 # Helpers: real feature windows.
+
+
+def model_windows(data_dir: Path, info: ModelInfo) -> npt.NDArray[np.float32]:
+    """A model's input windows [N, frames, bands] (its own front end) of real test clips, a few per class."""
+    rows = list(csv.DictReader((data_dir / "manifest.csv").open()))
+    front_end = FrontEnd(info.front_end)
+    window = info.window_samples
+    windows = []
+    for label in LABELS:
+        matching = [row for row in rows if row["label"] == label and row["split"] == "test"]
+        for row in matching[:: max(1, len(matching) // 3)][:3]:
+            samples = read_clip(data_dir / row["path"])
+            if samples.size < window:  # centre a short clip in silence
+                missing = window - samples.size
+                samples = np.pad(samples, (missing // 2, missing - missing // 2))
+            starts = range(0, samples.size - window + 1, window)[:2]
+            windows.extend(front_end.features(samples[s : s + window]) for s in starts)
+    return np.stack(windows)
 
 
 @pytest.fixture(scope="module")
@@ -100,15 +119,14 @@ def test_float32_parity_on_real_windows(real_windows: npt.NDArray[np.float32]) -
 
 @needs_onnxruntime
 @pytest.mark.parametrize("name", SHIPPED_NAMES)
-def test_shipped_models_parity(name: str, real_windows: npt.NDArray[np.float32]) -> None:
-    models = [folder / name for folder in MODEL_DIRS]
-    missing = [str(model) for model in models if not model.is_file()]
-    assert not missing, f"the shipped model is missing: {missing}"
-    for model in models:
-        _assert_parity(model, real_windows)
-        info = ModelInfo.load(model)
-        info.verify_sha256()
-        assert info.labels == LABELS
+def test_shipped_models_parity(name: str, data_dir: Path) -> None:
+    """Each shipped model gives the same probabilities on both runtimes, on real windows of its front end."""
+    model = model_path(name)
+    assert model.is_file(), f"the shipped model {name} is missing: {model}"
+    info = ModelInfo.load(model)
+    info.verify_sha256()
+    assert info.labels == LABELS
+    _assert_parity(model, model_windows(data_dir, info))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -548,8 +566,9 @@ def test_model_info_of_fixture() -> None:
     assert info.labels == LABELS
     assert info.sample_rate_hz == 8000
     assert info.window_samples == 15_480
-    assert info.fbank == FbankSettings()
-    assert FbankExtractor(info.fbank).num_frames(info.window_samples) == 192
+    assert info.architecture == "resnetse"
+    assert info.front_end == FbankSettings()
+    assert FbankExtractor(FbankSettings()).num_frames(info.window_samples) == 192
     assert dict(info.thresholds) == sidecar["detection"]["thresholds"]
     assert (info.k, info.n, info.hold_s) == (2, 3, 1.0)
     assert info.version == sidecar["version"]
@@ -575,17 +594,37 @@ def test_model_info_catches_a_changed_model(tmp_path: Path) -> None:
         ("[1, 2]", "malformed"),
         (json.dumps({"name": "x"}), "missing key"),
         ("thresholds_for_unknown_label", "unknown labels"),
+        ("unknown_architecture", "unknown architecture 'transformer'"),
+        ("unknown_front_end", "unknown front end 'mfcc'"),
+        ("unknown_front_end_setting", r"unknown kaldi-fbank settings \['num_ceps'\]"),
     ],
 )
 def test_model_info_bad_sidecar(tmp_path: Path, content: str | None, message: str) -> None:
     model = tmp_path / "m.onnx"
     shutil.copy(RANDOM_FLOAT, model)
+    sidecar = json.loads(RANDOM_FLOAT.with_suffix(".json").read_text())
     if content == "thresholds_for_unknown_label":
-        sidecar = json.loads(RANDOM_FLOAT.with_suffix(".json").read_text())
         sidecar["detection"]["thresholds"]["doorbell"] = 0.5
         content = json.dumps(sidecar)
+    elif content == "unknown_architecture":
+        content = json.dumps({**sidecar, "architecture": "transformer"})
+    elif content == "unknown_front_end":
+        content = json.dumps({**sidecar, "front_end": {"type": "mfcc"}})
+    elif content == "unknown_front_end_setting":
+        content = json.dumps({**sidecar, "front_end": {**sidecar["front_end"], "num_ceps": 13}})
     if content is not None:
         (tmp_path / "m.json").write_text(content)
     with pytest.raises(ModelLoadError, match=message) as caught:
         ModelInfo.load(model)
     assert "m.json" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", SHIPPED_NAMES)
+def test_sidecar_round_trips_through_the_contract(name: str, tmp_path: Path) -> None:
+    """What training writes (`to_json`) is what the engine reads (`from_json`), for every shipped model."""
+    info = ModelInfo.load(model_path(name))
+    raw = info.to_json()
+    assert ModelInfo.from_json(info.path, json.loads(json.dumps(raw))) == info
+    assert raw["architecture"] in ("resnetse", "mobilenet")
+    assert info.operating_curve is not None
+    assert info.provenance or name == "compact"  # the accurate model records how it was made

@@ -174,6 +174,20 @@ def test_scan_table_lists_each_detection(flac: Path) -> None:
     assert all(0 < float(row[4]) <= 1 for row in rows)
 
 
+@pytest.mark.parametrize(("model", "name", "window_s"), [("accurate", "sound_sentry_mobilenet", 2.022), ("compact", "sound_sentry_resnetse", 1.935)])
+def test_scan_runs_each_shipped_model_by_name(flac: Path, model: str, name: str, window_s: float) -> None:
+    """`scan --model accurate|compact` runs that shipped model, with its own window, and names it."""
+    result = cli("scan", str(flac), "--model", model, "--jsonl", "--no-alarms")
+    assert result.returncode == 0, result.stderr
+    windows = windows_of(result)
+    assert len(windows) > 3
+    assert windows[0]["end_s"] - windows[0]["start_s"] == pytest.approx(window_s)
+    assert sum(windows[0]["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+    table = cli("scan", str(flac), "--model", model)
+    assert table.returncode == 0, table.stderr
+    assert f"({name} " in table.stdout.splitlines()[0]
+
+
 def test_scan_table_says_when_nothing_was_detected(flac: Path) -> None:
     result = scan(str(flac), *NONE_PASS)
     assert result.returncode == 0, result.stderr

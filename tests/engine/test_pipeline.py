@@ -13,7 +13,7 @@ import pytest
 from custom_components.sound_sentry.engine.backends import ModelBackend, load_backend
 from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector
 from custom_components.sound_sentry.engine.events import SoundEvent
-from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
+from custom_components.sound_sentry.engine.fbank import FbankExtractor, FbankSettings, normalise
 from custom_components.sound_sentry.engine.level import SILENCE_DBFS, level_dbfs
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline, WindowResult, to_float
@@ -81,8 +81,9 @@ def one_shot(
     backend: ModelBackend, info: ModelInfo, samples: npt.NDArray[np.float32], hop_frames: int
 ) -> list[tuple[int, npt.NDArray[np.float32]]]:
     """(start sample, probabilities) of each window, each classified on its own from its own samples."""
-    extractor = FbankExtractor(info.fbank)
-    hop = hop_frames * info.fbank.frame_shift
+    assert isinstance(info.front_end, FbankSettings)
+    extractor = FbankExtractor(info.front_end)
+    hop = hop_frames * info.front_end.frame_shift
     results = []
     for start in range(0, samples.size - WINDOW + 1, hop):
         features = normalise(extractor.compute(samples[start : start + WINDOW]))

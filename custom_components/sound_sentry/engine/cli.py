@@ -289,7 +289,7 @@ def cmd_scan(args: argparse.Namespace, out: TextIO) -> int:
             status = EXIT_INPUT_FAILED
             continue
         if not args.jsonl:
-            table.print(shown, pipeline.backend.name, out)
+            table.print(shown, f"{pipeline.info.name} {pipeline.info.version}, {pipeline.backend.name}", out)
             out.flush()
     return status
 
