@@ -8,23 +8,22 @@ import os
 from pathlib import Path
 import threading
 
+from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, model_path as shipped_model_path
+from custom_components.sound_sentry.engine.model_info import ModelInfo
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SOUND_SENTRY_DATA") or REPO.parent / "shared" / "data")
-SHIPPED = REPO / "custom_components" / "sound_sentry" / "models" / "sound_sentry_resnetse.onnx"
-FIXTURE = REPO / "tests" / "fixtures" / "resnetse_random.onnx"
 
 
-def model_path() -> Path:
-    """The shipped model when it is installed, else the random test fixture."""
-    return SHIPPED if SHIPPED.is_file() else FIXTURE
+def model_path(name: str = DEFAULT_MODEL) -> Path:
+    """A shipped model's file by name (the default: new sources' model)."""
+    return shipped_model_path(name)
 
 
 def model_note(path: Path) -> str:
     """Which model a run used, for the output."""
-    which = (
-        "the shipped model" if path == SHIPPED else "the RANDOM test fixture (shipped model not installed)"
-    )
-    return f"{path.relative_to(REPO).as_posix()} - {which}"
+    info = ModelInfo.load(path)
+    return f"{path.relative_to(REPO).as_posix()} ({info.name} {info.version}, {info.architecture})"
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -49,12 +49,14 @@ from custom_components.sound_sentry.engine.backends import (  # noqa: E402
 )
 from custom_components.sound_sentry.engine.clips import ClipRecorder  # noqa: E402
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise  # noqa: E402
+from custom_components.sound_sentry.engine.model import model_path  # noqa: E402
 from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: E402
 from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "custom_components" / "sound_sentry" / "models" / "sound_sentry_resnetse.onnx"
-FIXTURE = REPO / "tests" / "fixtures" / "resnetse_random.onnx"
+MODEL = "compact"
+"""The parts measured here (FBANK, the ResNetSE runtimes) are the compact model's; benchmarks.vs_yamnet
+measures both models' whole pipelines."""
 RATE = 8000
 WINDOW = 15_480
 WINDOW_S = WINDOW / RATE
@@ -273,7 +275,7 @@ def main() -> None:
     args = parser.parse_args()
 
     load_before = os.getloadavg()
-    model = SHIPPED if SHIPPED.is_file() else FIXTURE
+    model = model_path(MODEL)
     models = [model]
     info = ModelInfo.load(model)
     pcm = real_audio(args.audio_s)
@@ -286,11 +288,7 @@ def main() -> None:
     rows += decode_rows(pcm, args.runs)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    which = (
-        "the shipped model"
-        if model == SHIPPED
-        else "the random test fixture (shipped model not installed; same network, same cost)"
-    )
+    which = f"the {MODEL} model, {info.name} {info.version}"
     ort = "not installed"
     if onnxruntime_available():
         import onnxruntime  # noqa: PLC0415

@@ -8,7 +8,7 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CLIP_KEEP_DAYS, CONF_CLIP_MAX, DEFAULT_CLIP_KEEP_DAYS, DEFAULT_CLIP_MAX
+from .const import CONF_CLIP_KEEP_DAYS, CONF_CLIP_MAX, CONF_MODEL, DEFAULT_CLIP_KEEP_DAYS, DEFAULT_CLIP_MAX
 from .engine.redact import redact_url
 from .runtime import SoundSentryConfigEntry
 
@@ -29,6 +29,8 @@ async def async_get_config_entry_diagnostics(
     return {
         "entry": {"title": entry.title, "data": data, "options": dict(entry.options)},
         "model": {
+            "choice": entry.options.get(CONF_MODEL),
+            "architecture": info.architecture,
             "name": info.name,
             "version": info.version,
             "sha256": info.sha256,

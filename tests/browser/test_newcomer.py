@@ -26,7 +26,8 @@ from playwright.sync_api import expect
 from .conftest import REPO, DemoHomeAssistant
 
 USER, PASSWORD = "demo", "sound-sentry-demo"  # scripts/dev_home_assistant.py
-SIDECAR = REPO / "custom_components" / "sound_sentry" / "models" / "sound_sentry_resnetse.json"
+SIDECAR = REPO / "custom_components" / "sound_sentry" / "models" / "sound_sentry_mobilenet.json"
+"""The accurate model's: new sources get it (and `scan` runs it by default)."""
 NAME = "Living room camera"
 LOOP_S = 70.0  # the demo loop (scripts/demo_audio.py); its glass break and smoke alarm come once per loop
 
@@ -182,6 +183,11 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     # Options (Configure on the integration's entry): raise the gunshot threshold.
     page.go_back()
     page.get_by_role("button", name="Configure").click()
+    # First the model: accurate (the new source's), with both models' measured figures; keep it.
+    expect(page.get_by_text("Which model listens to this source")).to_be_visible()
+    expect(page.get_by_text("Accurate (AudioSet-pretrained)")).to_be_visible()
+    screenshot("07-model")
+    page.get_by_role("button", name="Submit").click()
     expect(page.get_by_text("Detection settings")).to_be_visible()
     gunshot = page.locator("field=Gunshot threshold").get_by_role("spinbutton")
     new_gunshot = "0.995" if gunshot.input_value() != "0.995" else "0.996"
@@ -200,6 +206,7 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
 
     # Configure again: the form shows the saved value.
     page.get_by_role("button", name="Configure").click()
+    page.get_by_role("button", name="Submit").click()  # the same model
     expect(page.locator("field=Gunshot threshold").get_by_role("spinbutton")).to_have_value(new_gunshot)
     expect(page.locator("field=Glass breaking threshold").get_by_role("spinbutton")).to_have_value(
         str(threshold)
