@@ -1,8 +1,9 @@
 """Two runtimes of one .onnx model: onnxruntime when it is installed, else a pure-NumPy forward pass.
 
 onnxruntime has no musl (Alpine) wheels, so Home Assistant OS, Container and Supervised cannot install
-it; `NumpyBackend` reads the same file with a built-in protobuf decoder, checks that its graph is the
-ResNetSE architecture and runs it with NumPy only (`resnetse.py`).
+it; `NumpyBackend` reads the same file with a built-in protobuf decoder, checks that its graph is one of
+the architectures it knows (the compact ResNetSE, `resnetse.py`; the accurate MobileNet, `mobilenet.py`)
+and runs it with NumPy only.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from .graph_walk import UnsupportedModelError
+from .mobilenet import MobileNet
 from .model_info import ModelLoadError
-from .onnx_proto import Model, decode_model
+from .onnx_proto import Graph, Model, decode_model
 from .resnetse import ResNetSE
 
 if TYPE_CHECKING:
@@ -37,7 +40,7 @@ __all__ = [
 
 BackendChoice: TypeAlias = Literal["auto", "numpy", "onnxruntime"]
 
-_MAX_PROBE_ELEMENTS = 1 << 24  # the real input is 192 x 24 per window
+_MAX_PROBE_ELEMENTS = 1 << 24  # the real inputs are 192 x 24 and 200 x 79 per window
 
 
 class ModelBackend(Protocol):
@@ -106,6 +109,27 @@ def _check_batch(features: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return array
 
 
+class _Network(Protocol):
+    num_classes: int
+
+    def __call__(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+
+_ARCHITECTURES: tuple[Callable[[Graph], _Network], ...] = (ResNetSE.from_graph, MobileNet.from_graph)
+"""The NumPy forward passes: each checks that a graph is its architecture, or raises UnsupportedModelError."""
+
+
+def _network(graph: Graph) -> _Network:
+    """The forward pass whose architecture the graph is; else UnsupportedModelError with each one's reason."""
+    reasons = []
+    for from_graph in _ARCHITECTURES:
+        try:
+            return from_graph(graph)
+        except UnsupportedModelError as err:
+            reasons.append(str(err))
+    raise UnsupportedModelError("; ".join(reasons))
+
+
 def _probe_shape(shape: tuple[int | str, ...] | None) -> tuple[int, ...]:
     """A concrete input shape for a load-time test run: symbolic dimensions (the batch) become 1."""
     if not shape:
@@ -114,7 +138,7 @@ def _probe_shape(shape: tuple[int | str, ...] | None) -> tuple[int, ...]:
 
 
 class NumpyBackend:
-    """Runs the ResNetSE .onnx file with NumPy only (no onnxruntime, no `onnx` package).
+    """Runs a ResNetSE or MobileNet .onnx file with NumPy only (no onnxruntime, no `onnx` package).
 
     Several threads may share one instance: each thread gets its own work buffers. Loading it caps
     NumPy's BLAS at one thread (`limit_blas_threads`): one inference thread per source.
@@ -135,11 +159,11 @@ class NumpyBackend:
                 "reinstall Sound Sentry or re-download the model"
             ) from err
         try:
-            self._net = ResNetSE.from_graph(model.graph)
+            self._net = _network(model.graph)
         except Exception as err:  # a corrupt graph can fail in many ways; all mean the same to the user
             raise ModelLoadError(
                 f"model file {path} cannot run on the NumPy runtime ({err}): it runs float32 ResNetSE "
-                "models only; install onnxruntime (glibc systems only) to run other models"
+                "and MobileNet models only; install onnxruntime (glibc systems only) to run other models"
             ) from err
         declared = model.graph.inputs[0]
         self.input_shape = declared.shape

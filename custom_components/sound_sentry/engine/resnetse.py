@@ -1,7 +1,7 @@
 """The ResNetSE classifier as a lean NumPy forward pass, with its weights read from the .onnx file.
 
 The shipped .onnx stays the one model file: `ResNetSE.from_graph()` walks its graph backwards from the
-output, checks that it is this architecture (a 3x3 stem, bottleneck blocks with squeeze-and-excitation
+output (`graph_walk.py`), checks that it is this architecture (a 3x3 stem, bottleneck blocks with squeeze-and-excitation
 and a 1x1 or identity shortcut, a time-mean head with two linear layers and a softmax; BatchNorm already
 folded into the convolutions by the export) and takes the weights. Any other graph is refused with the
 node that does not fit, so a retrained model of the same architecture runs with no export step and a
@@ -22,15 +22,9 @@ import threading
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from .graph_walk import Array, GraphWalker
 from .onnx_proto import Graph, Node
-
-Array = npt.NDArray[np.float32]
-
-
-class UnsupportedModelError(ValueError):
-    """The graph is not the ResNetSE architecture this forward pass runs."""
 
 
 @dataclass(frozen=True)
@@ -54,72 +48,16 @@ class _Block:
     """A strided or widening 1x1 convolution; None for the identity."""
 
 
-def _fail(node: Node | None, reason: str) -> UnsupportedModelError:
-    where = f"node {node.name or node.outputs[0]!r} ({node.op_type})" if node else "the graph"
-    return UnsupportedModelError(f"not a ResNetSE graph: {where}: {reason}")
-
-
-class _Walker:
-    """Follows the graph backwards from a tensor, checking each producer's operator and attributes."""
-
-    def __init__(self, graph: Graph) -> None:
-        self.graph = graph
-        self.producers = {out: node for node in graph.nodes for out in node.outputs}
-        self.used: set[int] = set()
-
-    def node(self, tensor: str, op: str, **attributes: Any) -> Node:
-        node = self.producers.get(tensor)
-        if node is None:
-            raise _fail(None, f"{tensor!r} should be computed by {op}, but it is an input or initializer")
-        if node.op_type != op or node.domain not in ("", "ai.onnx"):
-            raise _fail(node, f"expected {op}")
-        for key, value in attributes.items():
-            if node.attributes.get(key, value) != value:
-                raise _fail(node, f"{key} is {node.attributes.get(key)!r}, expected {value!r}")
-        self.used.add(id(node))
-        return node
-
-    def weight(self, node: Node, index: int) -> Array:
-        if index >= len(node.inputs) or node.inputs[index] not in self.graph.initializers:
-            raise _fail(node, f"input {index} must be a constant weight")
-        value = self.graph.initializers[node.inputs[index]]
-        if value.dtype != np.float32:
-            raise _fail(node, f"weight {node.inputs[index]!r} is {value.dtype}, only float32 runs here")
-        return value
-
-    def constant(self, tensor: str) -> npt.NDArray[Any]:
-        if tensor in self.graph.initializers:
-            return self.graph.initializers[tensor]
-        node = self.node(tensor, "Constant")
-        return np.asarray(node.attributes.get("value"))
-
-    def conv(self, tensor: str) -> tuple[_Conv, str]:
-        """The Conv producing `tensor` and the tensor it reads."""
-        node = self.node(tensor, "Conv", group=1)
-        weight = self.weight(node, 1)
-        cout, _, kh, kw = weight.shape if weight.ndim == 4 else (0, 0, 0, 0)
-        if kh != kw or kh not in (1, 3):
-            raise _fail(node, f"only 1x1 and 3x3 convolutions run here, not weight {weight.shape}")
-        strides = node.attributes.get("strides", [1, 1])
-        pad = kh // 2
-        if (
-            strides[0] != strides[1]
-            or strides[0] not in (1, 2)
-            or list(node.attributes.get("pads", [0] * 4)) != [pad] * 4
-            or list(node.attributes.get("dilations", [1, 1])) != [1, 1]
-            or node.attributes.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET")
-        ):
-            raise _fail(node, "needs equal strides of 1 or 2, 'same' padding and no dilation")
-        bias = self.weight(node, 2) if len(node.inputs) > 2 else np.zeros(cout, np.float32)
-        # (Cout, Cin, ky, kx) -> (Cout, ky, kx, Cin): the im2col buffer's row order.
-        flat = weight.transpose(0, 2, 3, 1).reshape(cout, -1)
-        return _Conv(np.ascontiguousarray(flat), bias.reshape(-1, 1).copy(), kh, strides[0]), node.inputs[0]
-
-    def gemm(self, tensor: str) -> tuple[tuple[Array, Array], str]:
-        node = self.node(tensor, "Gemm", alpha=1.0, beta=1.0, transA=0, transB=1)
-        weight = self.weight(node, 1)
-        bias = self.weight(node, 2) if len(node.inputs) > 2 else np.zeros(weight.shape[0], np.float32)
-        return (np.ascontiguousarray(weight), bias.reshape(-1, 1).copy()), node.inputs[0]
+def _conv(walk: GraphWalker, tensor: str) -> tuple[_Conv, str]:
+    """The 1x1 or 3x3 Conv producing `tensor`, in the im2col layout, and the tensor it reads."""
+    conv = walk.conv(tensor, (1, 3))
+    if conv.group != 1:
+        raise walk.fail(conv.node, f"group is {conv.group}, expected 1")
+    cout = conv.weight.shape[0]
+    # (Cout, Cin, ky, kx) -> (Cout, ky, kx, Cin): the im2col buffer's row order.
+    flat = conv.weight.transpose(0, 2, 3, 1).reshape(cout, -1)
+    layer = _Conv(np.ascontiguousarray(flat), conv.bias.reshape(-1, 1).copy(), conv.size, conv.stride)
+    return layer, conv.node.inputs[0]
 
 
 class ResNetSE:
@@ -133,18 +71,18 @@ class ResNetSE:
     @classmethod
     def from_graph(cls, graph: Graph) -> ResNetSE:
         """Check the graph's structure and take its weights; raise UnsupportedModelError if it does not fit."""
+        walk = GraphWalker(graph, "ResNetSE")
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            raise _fail(None, "needs exactly one input and one output")
-        walk = _Walker(graph)
+            raise walk.fail(None, "needs exactly one input and one output")
         softmax = walk.node(graph.outputs[0].name, "Softmax")
         if softmax.attributes.get("axis", -1) not in (-1, 1):
-            raise _fail(softmax, "must be over the classes")
+            raise walk.fail(softmax, "must be over the classes")
         fc2, tensor = walk.gemm(softmax.inputs[0])
         fc1, tensor = walk.gemm(tensor)
         tensor = walk.node(tensor, "Flatten", axis=1).inputs[0]
         head = walk.node(tensor, "ReduceMean", keepdims=0)
-        if list(head.attributes.get("axes", [])) != [3]:
-            raise _fail(head, "the head must average over time (axis 3)")
+        if walk.axes(head) != [3]:
+            raise walk.fail(head, "the head must average over time (axis 3)")
         tensor = head.inputs[0]
         blocks: list[_Block] = []
         while True:
@@ -153,18 +91,15 @@ class ResNetSE:
                 break  # the stem's ReLU
             block, tensor = _block(walk, walk.node(relu.inputs[0], "Add"))
             blocks.insert(0, block)
-        stem, tensor = walk.conv(relu.inputs[0])
+        stem, tensor = _conv(walk, relu.inputs[0])
         unsqueeze = walk.node(tensor, "Unsqueeze")
-        axes = unsqueeze.attributes.get("axes")
-        axes = list(walk.constant(unsqueeze.inputs[1]).reshape(-1)) if axes is None else list(axes)
+        axes = walk.axes(unsqueeze)
         transpose = walk.node(unsqueeze.inputs[0], "Transpose", perm=[0, 2, 1])
         if axes != [1] or stem.size != 3 or stem.stride != 1 or transpose.inputs[0] != graph.inputs[0].name:
-            raise _fail(transpose, "the input must become [batch, 1, mel bins, frames] for a 3x3 stem")
-        unused = [n.op_type for n in graph.nodes if id(n) not in walk.used]
-        if unused:
-            raise _fail(None, f"has nodes outside the architecture: {', '.join(unused)}")
+            raise walk.fail(transpose, "the input must become [batch, 1, mel bins, frames] for a 3x3 stem")
+        walk.check_all_used()
         if not blocks:
-            raise _fail(None, "has no residual blocks")
+            raise walk.fail(None, "has no residual blocks")
         return cls(stem, blocks, fc1, fc2)
 
     def __call__(self, features: Array) -> Array:
@@ -286,14 +221,14 @@ class _Plan:
         return h
 
 
-def _block(walk: _Walker, add: Node) -> tuple[_Block, str]:
+def _block(walk: GraphWalker, add: Node) -> tuple[_Block, str]:
     """One residual block, from its Add back to its input: (block, input tensor)."""
     branches = [walk.producers.get(name) for name in add.inputs]
     if len(add.inputs) != 2:
-        raise _fail(add, "needs two inputs")
+        raise walk.fail(add, "needs two inputs")
     mul_index = next((i for i, n in enumerate(branches) if n is not None and n.op_type == "Mul"), None)
     if mul_index is None:
-        raise _fail(add, "one input must be the squeeze-and-excitation Mul")
+        raise walk.fail(add, "one input must be the squeeze-and-excitation Mul")
     mul = walk.node(add.inputs[mul_index], "Mul")
     skip = add.inputs[1 - mul_index]
     conv3_out, gate = mul.inputs
@@ -303,26 +238,27 @@ def _block(walk: _Walker, add: Node) -> tuple[_Block, str]:
     tensor = gate
     for dims in (3, 2):  # backwards: the outer Unsqueeze makes [B, C, 1, 1] from [B, C, 1]
         unsqueeze = walk.node(tensor, "Unsqueeze")
-        axes = unsqueeze.attributes.get("axes")
-        axes = list(walk.constant(unsqueeze.inputs[1]).reshape(-1)) if axes is None else list(axes)
+        axes = walk.axes(unsqueeze)
         if len(axes) != 1 or axes[0] not in (dims, -1):
-            raise _fail(unsqueeze, f"must add axis {dims} (got {axes})")
+            raise walk.fail(unsqueeze, f"must add axis {dims} (got {axes})")
         tensor = unsqueeze.inputs[0]
     se2, tensor = walk.gemm(walk.node(tensor, "Sigmoid").inputs[0])
     se1, tensor = walk.gemm(walk.node(tensor, "Relu").inputs[0])
     squeeze = walk.node(tensor, "ReduceMean", keepdims=0)
-    if list(squeeze.attributes.get("axes", [])) != [2, 3] or squeeze.inputs[0] != conv3_out:
-        raise _fail(squeeze, "must average the block's last convolution over mel bins and frames")
-    conv3, tensor = walk.conv(conv3_out)
-    conv2, tensor = walk.conv(walk.node(tensor, "Relu").inputs[0])
-    conv1, block_input = walk.conv(walk.node(tensor, "Relu").inputs[0])
+    if walk.axes(squeeze) != [2, 3] or squeeze.inputs[0] != conv3_out:
+        raise walk.fail(squeeze, "must average the block's last convolution over mel bins and frames")
+    conv3, tensor = _conv(walk, conv3_out)
+    conv2, tensor = _conv(walk, walk.node(tensor, "Relu").inputs[0])
+    conv1, block_input = _conv(walk, walk.node(tensor, "Relu").inputs[0])
     shortcut = None
     if skip != block_input:
-        shortcut, source = walk.conv(skip)
+        shortcut, source = _conv(walk, skip)
         if source != block_input or shortcut.size != 1:
-            raise _fail(walk.producers[skip], "the shortcut must be a 1x1 convolution of the block's input")
+            raise walk.fail(
+                walk.producers[skip], "the shortcut must be a 1x1 convolution of the block's input"
+            )
     if conv1.size != 1 or conv2.size != 3 or conv3.size != 1 or conv1.stride != 1 or conv3.stride != 1:
-        raise _fail(add, "a block is 1x1, 3x3 (stride 1 or 2), 1x1 convolutions")
+        raise walk.fail(add, "a block is 1x1, 3x3 (stride 1 or 2), 1x1 convolutions")
     if (shortcut.stride if shortcut else 1) != conv2.stride:
-        raise _fail(add, "the shortcut's stride must match the 3x3 convolution's")
+        raise walk.fail(add, "the shortcut's stride must match the 3x3 convolution's")
     return _Block(conv1, conv2, conv3, se1, se2, shortcut), block_input
