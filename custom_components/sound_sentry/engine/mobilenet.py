@@ -8,9 +8,10 @@ hard-swish, the mean over frequency and time, one linear layer and a softmax. Ba
 folded into the convolutions by the export. Any other graph is refused with the node that does not fit.
 
 The forward pass works channels-first on [C, H, W] buffers, one window at a time (H bands, W frames):
-a 1x1 convolution is one matrix product over all positions; a depthwise k x k one gathers its k*k
-shifted views of a zero-padded buffer (strided for stride 2) and multiplies each channel's taps in one
-stacked matrix product, which measured 2-3x faster than k*k multiply-adds. Hard-swish is
+a 1x1 convolution is one matrix product over all positions; a depthwise k x k one copies its k*k
+shifted views of a zero-padded buffer (for stride 2, of its four even/odd phases) and multiplies each
+channel's taps in one stacked matrix product, which measured 2-3x faster than k*k multiply-adds. The
+padded buffers are laid out so that every view is one contiguous run per channel. Hard-swish is
 x * clip(x + 3, 0, 6), its 1/6 folded into the next linear layer's weights where that layer is its
 only reader. `_Plan` lays the pass out once per thread and input shape as a list of NumPy calls on
 preallocated buffers.
@@ -29,7 +30,7 @@ import numpy as np
 from .graph_walk import Array, GraphWalker
 from .onnx_proto import Graph, Node
 
-type Activation = Literal["Relu", "HardSwish"]
+Activation = Literal["Relu", "HardSwish"]
 _ACTIVATIONS = ("Relu", "HardSwish")
 
 
@@ -316,8 +317,7 @@ class _Plan:
         height, width = _out_size(bands, stem.stride), _out_size(frames, stem.stride)
         taps = self._gather(padded[None], 3, stem.stride, height, width)
         x = np.zeros((stem.weight.shape[0], height, width), np.float32)
-        self._add(np.matmul, stem.weight, taps.reshape(9, -1), out=x.reshape(x.shape[0], -1))
-        self._add(np.add, x.reshape(x.shape[0], -1), stem.bias, out=x.reshape(x.shape[0], -1))
+        self._linear(stem.weight, stem.bias, taps.reshape(9, -1), x.reshape(x.shape[0], -1))
         self._activate(stem.activation, x, x, exact=True)  # the first block may add it back: unscaled
         for block in net.blocks:
             x = self._block(block, x)
@@ -340,8 +340,10 @@ class _Plan:
     def _add(self, function: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         self.steps.append(partial(function, *args, **kwargs))
 
-    def _linear(self, weight: Array, bias: Array, x: Array) -> Array:
-        out = np.zeros((weight.shape[0], x.shape[1]), np.float32)
+    def _linear(self, weight: Array, bias: Array, x: Array, out: Array | None = None) -> Array:
+        """The product weight [N, K] @ x [K, M] plus bias [N, 1], into `out` (a new buffer by default)."""
+        if out is None:
+            out = np.zeros((weight.shape[0], x.shape[1]), np.float32)
         self._add(np.matmul, weight, x, out=out)
         self._add(np.add, out, bias, out=out)
         return out
@@ -349,12 +351,8 @@ class _Plan:
     def _pointwise(self, weight: Array, bias: Array, x: Array) -> Array:
         """1x1 convolution of [Cin, H, W] (contiguous) -> [Cout, H, W], with the bias."""
         out = np.zeros((weight.shape[0], *x.shape[1:]), np.float32)
-        self._linear_into(weight, bias, x.reshape(x.shape[0], -1), out.reshape(out.shape[0], -1))
+        self._linear(weight, bias, x.reshape(x.shape[0], -1), out.reshape(out.shape[0], -1))
         return out
-
-    def _linear_into(self, weight: Array, bias: Array, x: Array, out: Array) -> None:
-        self._add(np.matmul, weight, x, out=out)
-        self._add(np.add, out, bias, out=out)
 
     def _activate(self, kind: Activation, x: Array, out: Array, *, exact: bool) -> None:
         """ReLU, or hard-swish x * clip(x + 3, 0, 6) (times 1/6 only if `exact`: else the reader folds it)."""
@@ -368,40 +366,83 @@ class _Plan:
         if exact:
             self._add(np.multiply, out, np.float32(1 / 6), out=out)
 
+    def _taps(self, channels: int, count: int, length: int) -> Array:
+        """A [C, count, length] buffer for gathered taps (shared: used by one convolution at a time)."""
+        size = channels * count * length
+        if self._scratch.size < size:
+            self._scratch = np.zeros(size, np.float32)
+        return self._scratch[:size].reshape(channels, count, length)
+
     def _gather(self, padded: Array, size: int, stride: int, height: int, width: int) -> Array:
-        """The k*k shifted views of a padded [C, H + 2p, W + 2p] buffer, copied into [C, k*k, H', W']."""
+        """The k*k shifted views (with the stride) of a padded [C, H + 2p, W + 2p] buffer: [C, k*k, H' W']."""
         channels = padded.shape[0]
-        count = channels * size * size * height * width
-        if self._scratch.size < count:
-            self._scratch = np.zeros(count, np.float32)
-        taps = self._scratch[:count].reshape(channels, size * size, height, width)
+        taps = self._taps(channels, size * size, height * width)
         last_y, last_x = stride * (height - 1) + 1, stride * (width - 1) + 1
         for ky in range(size):
             for kx in range(size):
                 view = padded[:, ky : ky + last_y : stride, kx : kx + last_x : stride]
-                self._add(np.copyto, taps[:, ky * size + kx], view)
+                self._add(np.copyto, taps[:, ky * size + kx].reshape(view.shape), view)
         return taps
 
     def _block(self, block: _Block, x: Array) -> Array:
         dw = block.depthwise
         channels, (_, height, width) = dw.weight.shape[0], x.shape
-        pad = dw.size // 2
-        padded = np.zeros((channels, height + 2 * pad, width + 2 * pad), np.float32)
-        interior = padded[:, pad : pad + height, pad : pad + width]
-        if block.expand is None:
-            self._add(np.copyto, interior, x)
-            dw_weight = dw.weight
+        pad, half = dw.size // 2, (dw.size - 1) // 2
+        # Zero-padded input buffers laid out so that each tap reads one contiguous run per channel,
+        # [C, H' row], whose last (row - W') columns of each output row are discarded.
+        if dw.stride == 1:
+            # Rows share their padding (a row's right padding is the next one's left).
+            out_h, out_w, row = height, width, width + pad
+            flat = np.zeros((1, channels, (height + 2 * pad) * row + 2 * pad), np.float32)
+            padded = flat[0, :, : (height + 2 * pad) * row].reshape(channels, height + 2 * pad, row)
+            starts = [(0, ky * row + kx) for ky in range(dw.size) for kx in range(dw.size)]
         else:
-            expanded = self._pointwise(block.expand.weight, block.expand.bias, x)
-            self._activate(block.expand_activation, expanded, interior, exact=False)
+            # Stride 2: four phases (even/odd rows x even/odd columns of the padded input); tap (ky, kx)
+            # reads phase (ky % 2, kx % 2) shifted by (ky // 2, kx // 2).
+            out_h, out_w = _out_size(height, 2), _out_size(width, 2)
+            row = out_w + half
+            flat = np.zeros((4, channels, (out_h + half) * row + half), np.float32)
+            starts = [
+                ((ky % 2) * 2 + kx % 2, (ky // 2) * row + kx // 2)
+                for ky in range(dw.size)
+                for kx in range(dw.size)
+            ]
+        if block.expand is None:
+            source, dw_weight = x, dw.weight
+        else:
+            source = self._pointwise(block.expand.weight, block.expand.bias, x)
             dw_weight = dw.weight * _scale(block.expand_activation)
-        out_h, out_w = _out_size(height, dw.stride), _out_size(width, dw.stride)
-        taps = self._gather(padded, dw.size, dw.stride, out_h, out_w)
+        if dw.stride == 1:
+            interior = padded[:, pad : pad + height, pad:]
+            if block.expand is None:
+                self._add(np.copyto, interior, source)
+            else:
+                self._activate(block.expand_activation, source, interior, exact=False)
+        else:
+            if block.expand is not None:
+                self._activate(block.expand_activation, source, source, exact=False)
+            phases = flat[:, :, : (out_h + half) * row].reshape(4, channels, out_h + half, row)
+            for phase_y in (0, 1):
+                (row_at, y), rows = _phase(pad, phase_y, height, out_h + half)
+                for phase_x in (0, 1):
+                    (column_at, x_at), columns = _phase(pad, phase_x, width, row)
+                    target = phases[phase_y * 2 + phase_x, :, row_at : row_at + rows]
+                    self._add(
+                        np.copyto,
+                        target[:, :, column_at : column_at + columns],
+                        source[:, y::2, x_at::2][:, :rows, :columns],
+                    )
+        length = out_h * row
+        taps = self._taps(channels, dw.size**2, length)
+        for index, (phase, start) in enumerate(starts):
+            self._add(np.copyto, taps[:, index], flat[phase, :, start : start + length])
+        # Each channel's taps in one stacked product: [C, 1, k*k] @ [C, k*k, L] -> [C, 1, L].
+        summed = np.zeros((channels, 1, length), np.float32)
+        self._add(np.matmul, dw_weight[:, None, :], taps, out=summed)
         hidden = np.zeros((channels, out_h, out_w), np.float32)
         flat = hidden.reshape(channels, -1)
-        # Each channel's taps in one stacked product: [C, 1, k*k] @ [C, k*k, H' W'] -> [C, 1, H' W'].
-        self._add(np.matmul, dw_weight[:, None, :], taps.reshape(channels, dw.size**2, -1), out=flat[:, None])
-        self._add(np.add, flat, dw.bias, out=flat)
+        valid = summed.reshape(channels, out_h, row)[:, :, :out_w]
+        self._add(np.add, valid, dw.bias[:, :, None], out=hidden)
         self._activate(block.activation, hidden, hidden, exact=False)
         scale = _scale(block.activation)
         project = block.project.weight * scale
@@ -425,6 +466,17 @@ class _Plan:
         if block.residual:
             self._add(np.add, out, x, out=out)
         return out
+
+
+def _phase(pad: int, parity: int, size: int, room: int) -> tuple[tuple[int, int], int]:
+    """Where the input's rows (or columns) of one parity of the padded input go in a stride-2 phase.
+
+    Phase index i holds padded position 2 i + parity, input position 2 i + parity - pad: returns
+    ((first phase index, first input position), count), the count cut to the phase's `room`.
+    """
+    first = (pad - parity + 1) // 2
+    position = 2 * first + parity - pad
+    return (first, position), max(0, min(len(range(position, size, 2)), room - first))
 
 
 def _scale(activation: Activation) -> float:
