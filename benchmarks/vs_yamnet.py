@@ -61,8 +61,14 @@ YAMNET_RUNS = {
 
 def runtimes(models: list[str]) -> dict[str, str]:
     """Every child to run, with its label: Sound Sentry's runtimes per model, then YAMNet's two."""
-    ours = {f"{runtime}@{model}": f"Sound Sentry {model}, {label}" for model in models for runtime, label in SOUND_SENTRY.items()}
+    ours = {
+        f"{runtime}@{model}": f"Sound Sentry {model}, {label}"
+        for model in models
+        for runtime, label in SOUND_SENTRY.items()
+    }
     return {**ours, **YAMNET_RUNS}
+
+
 FRIGATE_MIN_VOLUME = 500  # RMS of int16 samples, about -36 dBFS: Frigate skips quieter frames
 
 
@@ -77,8 +83,8 @@ def _threads() -> int:
 def child_sound_sentry(child: str, pcm: npt.NDArray[np.int16]) -> dict[str, Any]:
     """The product's pipeline on one runtime (`numpy@accurate`...), the model loaded as the integration does."""
     from custom_components.sound_sentry.engine.backends import load_backend  # noqa: PLC0415
-    from custom_components.sound_sentry.engine.model import model_path  # noqa: PLC0415
     from custom_components.sound_sentry.engine.frontend import FrontEnd  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.model import model_path  # noqa: PLC0415
     from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
     from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: PLC0415
 

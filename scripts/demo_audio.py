@@ -78,7 +78,11 @@ def clarity(pipeline: Pipeline, audio: npt.NDArray[np.float32], label: str) -> f
     return float(scores[own] - np.delete(scores, own).max())
 
 
-def build(model: Path = model_path(DEFAULT_MODEL)) -> tuple[npt.NDArray[np.float32], dict[str, list[float]]]:
+DEFAULT_MODEL_PATH = model_path(DEFAULT_MODEL)
+"""New sources' model: the demo's sounds are the ones it hears most clearly."""
+
+
+def build(model: Path = DEFAULT_MODEL_PATH) -> tuple[npt.NDArray[np.float32], dict[str, list[float]]]:
     """The demo loop: room noise from the test split with the clearest test clip of each sound; and
     where each sound is in it (start and end, in seconds)."""
     rows = [row for row in csv.DictReader((DATA / "manifest.csv").open()) if row["split"] == "test"]

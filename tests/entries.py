@@ -30,7 +30,6 @@ from custom_components.sound_sentry.const import (
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.entry_source import unique_id_for
 
-
 TEST_MODEL = "compact"
 """The model of the test entries: the integration tests' end-to-end plans are derived for it."""
 

@@ -37,7 +37,9 @@ from training.train import held_out
 
 STREAM_K, STREAM_N = 3, 5
 """The k-of-n of the stream figures (the maintainers' protocol)."""
-STREAM_THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.3, 0.9, 0.05), np.arange(0.9, 1.0, 0.005)]), 4))
+STREAM_THRESHOLDS = tuple(
+    np.round(np.concatenate([np.arange(0.3, 0.9, 0.05), np.arange(0.9, 1.0, 0.005)]), 4)
+)
 
 
 def _groups(label: str, source: str, split: str) -> list[str]:
@@ -139,7 +141,9 @@ def stream_figures(path: Path, events: list[Clip], background: list[Clip]) -> di
             hits = 0
             for i in clips:
                 times = streams.event_times[i]
-                during = (times >= streams.event_onsets[i]) & (times <= streams.event_ends[i] + evaluate.HOLD_S)
+                during = (times >= streams.event_onsets[i]) & (
+                    times <= streams.event_ends[i] + evaluate.HOLD_S
+                )
                 hits += (
                     evaluate.count_starts(
                         streams.event_probs[i][during, index], times[during], threshold, STREAM_K, STREAM_N
@@ -171,7 +175,9 @@ def false_alarm_kinds(streams: evaluate.SplitStreams, index: int, threshold: flo
     for time_s, score in zip(streams.background_times.tolist(), scores.tolist(), strict=True):
         for event in detector.process(time_s, (0.0, score)):
             if event.active:
-                clip = min(int(np.searchsorted(streams.background_bounds, time_s)), len(streams.background_clips) - 1)
+                clip = min(
+                    int(np.searchsorted(streams.background_bounds, time_s)), len(streams.background_clips) - 1
+                )
                 kinds[evaluate.sound_kind(streams.background_clips[clip])] += 1
     return dict(kinds.most_common())
 
@@ -275,12 +281,16 @@ def summary(out_dir: Path) -> str:
         for label in LABELS[1:]:
             values = result["per_class"].get(label)
             if values:
-                cells.append(f"{values['recall_at_1pct_bg']:.0%} (AUC {values['auc']:.3f}, n={values['clips']})")
+                cells.append(
+                    f"{values['recall_at_1pct_bg']:.0%} (AUC {values['auc']:.3f}, n={values['clips']})"
+                )
                 pooled[label] += [values["recall_at_1pct_bg"]] * values["clips"]
             else:
                 cells.append("-")
         accuracies.append(result["balanced_accuracy"])
-        lines.append(f"| {path.parent.name} | " + " | ".join(cells) + f" | {result['balanced_accuracy']:.1%} |")
+        lines.append(
+            f"| {path.parent.name} | " + " | ".join(cells) + f" | {result['balanced_accuracy']:.1%} |"
+        )
         streams = result.get("streams", {})
         stream_cells = []
         for label in LABELS[1:]:
@@ -300,8 +310,10 @@ def summary(out_dir: Path) -> str:
         lines.append("| all (clip-weighted) | " + " | ".join(means) + f" | **{np.mean(accuracies):.1%}** |")
     lines += [
         "",
-        f"Streams ({STREAM_K} of {STREAM_N} windows; recall at the best threshold with <= 1 / <= 10 false alarms "
-        "per hour of the fold's background):",
+        (
+            f"Streams ({STREAM_K} of {STREAM_N} windows; recall at the best threshold with <= 1 / <= 10 false "
+            "alarms per hour of the fold's background):"
+        ),
         "",
         "| fold | babycry | glassbreak | gunshot | background |",
         "|---|---:|---:|---:|---:|",
@@ -309,7 +321,8 @@ def summary(out_dir: Path) -> str:
     ]
     if stream_rows:
         cells = [
-            f"**{np.mean(v['1']):.0%} / {np.mean(v['10']):.0%}**" if v["1"] else "-" for v in pooled_streams.values()
+            f"**{np.mean(v['1']):.0%} / {np.mean(v['10']):.0%}**" if v["1"] else "-"
+            for v in pooled_streams.values()
         ]
         lines.append("| all (clip-weighted) | " + " | ".join(cells) + " | |")
     return "\n".join(lines)

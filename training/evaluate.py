@@ -474,7 +474,8 @@ def operating_curve(path: Path, detection: dict[str, Any], data: str = "shared")
         rows = []
         for threshold in THRESHOLD_CANDIDATES:
             alarms = sum(
-                count_starts(s.background_probs[:, index], s.background_times, threshold, k, n) for s in splits
+                count_starts(s.background_probs[:, index], s.background_times, threshold, k, n)
+                for s in splits
             )
             hits = total = 0
             for s in splits:

@@ -95,7 +95,13 @@ def random_model(seed: int = 0) -> ResNetSE:
 
 
 def export_model(
-    model: ResNetSE, stem: Path, *, name: str, version: str, detection: dict[str, Any], note: str | None = None
+    model: ResNetSE,
+    stem: Path,
+    *,
+    name: str,
+    version: str,
+    detection: dict[str, Any],
+    note: str | None = None,
 ) -> Path:
     """Write STEM.onnx and its sidecar; return the model's path."""
     path = stem.with_name(stem.name + ".onnx")

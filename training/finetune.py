@@ -89,7 +89,9 @@ def place_event(event: Array, rng: np.random.Generator) -> Array:
     energy = np.mean(np.square(frames), axis=1) if len(frames) else np.ones(1)
     peak = int(np.argmax(energy)) * 80
     # Where the loudest moment lands: anywhere, with a late third for onsets at the window's end.
-    target = int(rng.uniform(0.05, 0.95) * WINDOW) if rng.random() < 0.7 else int(rng.uniform(0.75, 0.97) * WINDOW)
+    target = (
+        int(rng.uniform(0.05, 0.95) * WINDOW) if rng.random() < 0.7 else int(rng.uniform(0.75, 0.97) * WINDOW)
+    )
     start = target - peak
     lo, hi = max(0, start), min(WINDOW, start + event.size)
     if hi > lo:
@@ -187,7 +189,9 @@ def draw_windows(
             window *= np.float32(10 ** ((rng.uniform(-50, -10) - max(rms_db(window), -90)) / 20))
             if rng.random() < 0.33:
                 other = bed(WINDOW)
-                window = window + other * np.float32(10 ** ((rng.uniform(-55, -25) - max(rms_db(other), -90)) / 20))
+                window = window + other * np.float32(
+                    10 ** ((rng.uniform(-55, -25) - max(rms_db(other), -90)) / 20)
+                )
         windows.append(window)
         labels.append(0)
     out = []
@@ -220,7 +224,9 @@ def log_mel(windows: list[Array], bands: int) -> Array:
     return np.stack([extractor.compute(w) for w in windows]).astype(np.float32)
 
 
-def freq_mixstyle(feats: torch.Tensor, rng: np.random.Generator, p: float = 0.4, alpha: float = 0.4) -> torch.Tensor:
+def freq_mixstyle(
+    feats: torch.Tensor, rng: np.random.Generator, p: float = 0.4, alpha: float = 0.4
+) -> torch.Tensor:
     """Freq-MixStyle: mix each band's time statistics with another window's (features [B, T, F])."""
     if rng.random() > p or len(feats) < 2:
         return feats
@@ -254,7 +260,9 @@ def cache_activations(
     return np.concatenate(acts), np.concatenate(audioset)
 
 
-def balanced_accuracy(probs: np.ndarray, labels: np.ndarray, clip_ids: np.ndarray) -> tuple[float, list[float]]:
+def balanced_accuracy(
+    probs: np.ndarray, labels: np.ndarray, clip_ids: np.ndarray
+) -> tuple[float, list[float]]:
     """Per-clip balanced accuracy: a clip is its class with the highest max-over-windows event score."""
     clips = np.unique(clip_ids)
     predicted, truth = [], []
@@ -264,7 +272,9 @@ def balanced_accuracy(probs: np.ndarray, labels: np.ndarray, clip_ids: np.ndarra
         predicted.append(0 if peak.max() < 0.5 else 1 + int(np.argmax(peak)))
         truth.append(int(labels[clip_ids == c][0]))
     predicted_a, truth_a = np.array(predicted), np.array(truth)
-    recalls = [float(np.mean(predicted_a[truth_a == k] == k)) for k in range(len(LABELS)) if np.any(truth_a == k)]
+    recalls = [
+        float(np.mean(predicted_a[truth_a == k] == k)) for k in range(len(LABELS)) if np.any(truth_a == k)
+    ]
     return float(np.mean(recalls)), recalls
 
 
@@ -320,7 +330,7 @@ class Cache:
 
     def save(self, path: Path) -> None:
         """Keep the cache with the run (other recipes reuse it with --cache)."""
-        np.savez(path, **{k: v for k, v in vars(self).items()})
+        np.savez(path, **dict(vars(self)))
 
     @classmethod
     def load(cls, path: Path) -> Cache:
@@ -329,7 +339,13 @@ class Cache:
             return cls(**{k: data[k] for k in data.files})
 
 
-def prepare(net: SoundNet, train_clips: list[Clip], val_clips: list[Clip], args: argparse.Namespace, rng: np.random.Generator) -> Cache:
+def prepare(
+    net: SoundNet,
+    train_clips: list[Clip],
+    val_clips: list[Clip],
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> Cache:
     """Decode, augment, featurise and run the frozen layers over the training and validation windows."""
     started = time.perf_counter()
     train_pool, val_pool = load_pool(train_clips), load_pool(val_clips)
@@ -340,7 +356,9 @@ def prepare(net: SoundNet, train_clips: list[Clip], val_clips: list[Clip], args:
         windows, round_labels = draw_windows(train_pool, args.mixes, rng)
         feats = log_mel(windows, args.bands)
         del windows
-        log(f"round {round_ + 1}: {len(feats)} windows drawn and featurised in {time.perf_counter() - t0:.0f} s")
+        log(
+            f"round {round_ + 1}: {len(feats)} windows drawn and featurised in {time.perf_counter() - t0:.0f} s"
+        )
         a, s = cache_activations(net, feats, rng)
         acts.append(a)
         audioset.append(s)
@@ -358,18 +376,24 @@ def prepare(net: SoundNet, train_clips: list[Clip], val_clips: list[Clip], args:
     )
 
 
-def fit(net: SoundNet, cache: Cache, args: argparse.Namespace, run_dir: Path, rng: np.random.Generator) -> dict[str, object]:
+def fit(
+    net: SoundNet, cache: Cache, args: argparse.Namespace, run_dir: Path, rng: np.random.Generator
+) -> dict[str, object]:
     """Train the recipe's parameters on the cache; keep each epoch's and the best checkpoint."""
     params = trainable(net, args.recipe)
     counts = np.bincount(cache.train_labels, minlength=len(LABELS)).astype(np.float64)
     weights = torch.from_numpy((counts.sum() / (len(LABELS) * np.maximum(counts, 1))) ** args.balance).float()
-    log(f"recipe {args.recipe}: {len(cache.train_acts)} training windows, per class {counts.astype(int).tolist()}")
+    log(
+        f"recipe {args.recipe}: {len(cache.train_acts)} training windows, per class {counts.astype(int).tolist()}"
+    )
     optimiser = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     background = np.flatnonzero(cache.train_labels == 0)
     extra = int(len(background) * args.mine_share) * args.mine_repeats
     steps = args.epochs * math.ceil((len(cache.train_acts) + extra) / args.batch)
     hard = np.zeros(0, dtype=np.int64)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1
+    )
     ce = nn.CrossEntropyLoss(weight=weights, label_smoothing=args.smoothing)
     bce = nn.BCEWithLogitsLoss()
     tail = net.features[FROZEN:]
@@ -378,7 +402,9 @@ def fit(net: SoundNet, cache: Cache, args: argparse.Namespace, run_dir: Path, rn
         tail.train(args.recipe == "finetune")
         # Hard negatives: the background windows the network last scored highest for an event class
         # come `mine_repeats` extra times per epoch (from the second epoch on).
-        order = rng.permutation(np.concatenate([np.arange(len(cache.train_acts)), np.repeat(hard, args.mine_repeats)]))
+        order = rng.permutation(
+            np.concatenate([np.arange(len(cache.train_acts)), np.repeat(hard, args.mine_repeats)])
+        )
         t0, total = time.perf_counter(), 0.0
         for i in range(0, len(order), args.batch):
             idx = np.sort(order[i : i + args.batch])
@@ -399,7 +425,14 @@ def fit(net: SoundNet, cache: Cache, args: argparse.Namespace, run_dir: Path, rn
             hard = background[np.argsort(scores)[::-1][: int(len(background) * args.mine_share)]]
         probs = predict_cached(net, cache.val_acts)
         bacc, recalls = balanced_accuracy(probs, cache.val_labels, cache.val_ids)
-        history.append({"epoch": epoch + 1, "loss": total / len(order), "val_balanced_accuracy": bacc, "val_recalls": recalls})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": total / len(order),
+                "val_balanced_accuracy": bacc,
+                "val_recalls": recalls,
+            }
+        )
         log(
             f"epoch {epoch + 1}/{args.epochs}: loss {total / len(order):.4f}, {len(order) / elapsed:.0f} windows/s, "
             f"{seen} windows seen; val balanced accuracy {bacc:.3f} (per class {np.round(recalls, 3).tolist()})"
@@ -417,8 +450,12 @@ def parser() -> argparse.ArgumentParser:
     """The recipe's options (also taken by `training.crossval --model accurate`)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--run", default="accurate")
-    p.add_argument("--recipe", choices=["finetune", "head"], default="finetune",
-                   help="finetune: layers 13-16 + head (+ AudioSet loss); head: a linear head on the frozen network")
+    p.add_argument(
+        "--recipe",
+        choices=["finetune", "head"],
+        default="finetune",
+        help="finetune: layers 13-16 + head (+ AudioSet loss); head: a linear head on the frozen network",
+    )
     p.add_argument("--mixes", type=int, default=8, help="augmented mixes per event clip and round")
     p.add_argument("--rounds", type=int, default=2, help="independent augmentation draws")
     p.add_argument("--epochs", type=int, default=8)
@@ -426,25 +463,49 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--smoothing", type=float, default=0.05, help="label smoothing")
     p.add_argument("--aux", type=float, default=1.0, help="weight of the AudioSet-keeping loss")
-    p.add_argument("--balance", type=float, default=0.0,
-                   help="class weights (N / count) ** balance: 0 = none, 0.5 = square-root balanced")
-    p.add_argument("--mine-share", type=float, default=0.2,
-                   help="share of background windows mined as hard negatives after each epoch")
-    p.add_argument("--mine-repeats", type=int, default=2, help="extra passes over the hard negatives per epoch")
-    p.add_argument("--data", choices=["shared", "all"], default="all",
-                   help="shared: ../shared/data; all: plus the openly licensed set built from Debian packages")
-    p.add_argument("--bands", type=int, default=79,
-                   help="log mel bands the network sees: 79 (those below 4 kHz) or 128 (EfficientAT's, the upper "
-                   "ones at the log floor, as the pretrained network saw 8 kHz audio)")
+    p.add_argument(
+        "--balance",
+        type=float,
+        default=0.0,
+        help="class weights (N / count) ** balance: 0 = none, 0.5 = square-root balanced",
+    )
+    p.add_argument(
+        "--mine-share",
+        type=float,
+        default=0.2,
+        help="share of background windows mined as hard negatives after each epoch",
+    )
+    p.add_argument(
+        "--mine-repeats", type=int, default=2, help="extra passes over the hard negatives per epoch"
+    )
+    p.add_argument(
+        "--data",
+        choices=["shared", "all"],
+        default="all",
+        help="shared: ../shared/data; all: plus the openly licensed set built from Debian packages",
+    )
+    p.add_argument(
+        "--bands",
+        type=int,
+        default=128,
+        help="log mel bands the network sees: 79 (those below 4 kHz) or 128 (EfficientAT's, the upper "
+        "ones at the log floor, as the pretrained network saw 8 kHz audio)",
+    )
     p.add_argument("--seed", type=int, default=20261204)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--cache", type=Path, help="reuse the cache.npz of an earlier run (same data and hold-out)")
-    p.add_argument("--ship", action="store_true", help="choose defaults, measure and copy into the integration")
+    p.add_argument(
+        "--cache", type=Path, help="reuse the cache.npz of an earlier run (same data and hold-out)"
+    )
+    p.add_argument(
+        "--ship", action="store_true", help="choose defaults, measure and copy into the integration"
+    )
     p.add_argument("--version", default="1.0.0")
     return p
 
 
-def train_and_export(args: argparse.Namespace, hold_out: tuple[str, ...] = ()) -> tuple[ModelInfo, dict[str, object]]:
+def train_and_export(
+    args: argparse.Namespace, hold_out: tuple[str, ...] = ()
+) -> tuple[ModelInfo, dict[str, object]]:
     """One run: train (leaving `hold_out` units out) and export the best epoch with its sidecar."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -488,6 +549,7 @@ def train_and_export(args: argparse.Namespace, hold_out: tuple[str, ...] = ()) -
 
 
 def main() -> None:
+    """Train, export, and with --ship choose the defaults and copy the model into the integration."""
     args = parser().parse_args()
     args.run_dir = REPO_ROOT / "training" / "runs" / args.run
     started = time.perf_counter()

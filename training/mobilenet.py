@@ -1,5 +1,6 @@
-"""The accurate model's network: EfficientAT mn04 (AudioSet-pretrained) on the native 8 kHz log mel, with
-a head for Sound Sentry's four classes, and its ONNX export.
+"""The accurate model's network: EfficientAT mn04 (AudioSet-pretrained), a 4-class head, its ONNX export.
+
+mn04 hears the native 8 kHz log mel here, with a head for Sound Sentry's four classes.
 
 `SoundNet` takes the engine's log mel windows [B, frames, bands] (engine/logmel.py), runs mn04's
 feature layers (stem, 15 inverted-residual blocks, the 1x1 conv to 384 channels), averages over

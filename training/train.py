@@ -22,12 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from custom_components.sound_sentry.engine.model_info import ModelInfo
 from training.audio import DATA_CHOICES, LABELS, Clip, read_clips
 from training.audio_paths import REPO_ROOT, extra_data_dir
 from training.augment import AugmentSettings, FrameSampler
 from training.dataset import fixed_windows, load_clips
 from training.frames import VARIANTS, dataset_frames
-from custom_components.sound_sentry.engine.model_info import ModelInfo
 from training.resnetse import ResNetSE, count_macs, count_parameters
 from training.ship import PLACEHOLDER, ship
 
@@ -348,7 +348,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--run", default="shipped", help="name of the folder under training/runs/")
     parser.add_argument("--checkpoint", type=Path, help="skip training: ship this state_dict")
     parser.add_argument("--no-ship", action="store_true", help="train only")
-    parser.add_argument("--no-copy", action="store_true", help="ship into the run folder only, not the integration")
+    parser.add_argument(
+        "--no-copy", action="store_true", help="ship into the run folder only, not the integration"
+    )
     return parser
 
 

@@ -455,13 +455,17 @@ class SoundSentryOptionsFlow(OptionsFlow):
             return await self.async_step_detection()
         schema = vol.Schema(
             {
-                vol.Required(CONF_MODEL, default=self.config_entry.options[CONF_MODEL]): selector.SelectSelector(
+                vol.Required(
+                    CONF_MODEL, default=self.config_entry.options[CONF_MODEL]
+                ): selector.SelectSelector(
                     selector.SelectSelectorConfig(options=list(SHIPPED_MODELS), translation_key="model")
                 )
             }
         )
         return self.async_show_form(
-            step_id="init", data_schema=schema, description_placeholders=await _async_model_placeholders(self.hass)
+            step_id="init",
+            data_schema=schema,
+            description_placeholders=await _async_model_placeholders(self.hass),
         )
 
     async def async_step_detection(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:

@@ -174,7 +174,10 @@ def test_scan_table_lists_each_detection(flac: Path) -> None:
     assert all(0 < float(row[4]) <= 1 for row in rows)
 
 
-@pytest.mark.parametrize(("model", "name", "window_s"), [("accurate", "sound_sentry_mobilenet", 2.022), ("compact", "sound_sentry_resnetse", 1.935)])
+@pytest.mark.parametrize(
+    ("model", "name", "window_s"),
+    [("accurate", "sound_sentry_mobilenet", 2.022), ("compact", "sound_sentry_resnetse", 1.935)],
+)
 def test_scan_runs_each_shipped_model_by_name(flac: Path, model: str, name: str, window_s: float) -> None:
     """`scan --model accurate|compact` runs that shipped model, with its own window, and names it."""
     result = cli("scan", str(flac), "--model", model, "--jsonl", "--no-alarms")

@@ -32,8 +32,8 @@ from custom_components.sound_sentry.const import (
     DOMAIN,
     SourceType,
 )
-from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, model_path
+from custom_components.sound_sentry.engine.model_info import ModelInfo
 from tests.audio import UdpMicrophone, free_udp_port
 from tests.entries import rtsp_entry, udp_entry
 from tests.peers import RtspServer
@@ -378,7 +378,9 @@ async def test_missing_model_aborts_the_flow(
     assert result["reason"] == "model_unavailable"
 
 
-async def options_detection(hass: HomeAssistant, entry: MockConfigEntry, model: str = "compact") -> ConfigFlowResult:
+async def options_detection(
+    hass: HomeAssistant, entry: MockConfigEntry, model: str = "compact"
+) -> ConfigFlowResult:
     """Open the options, keep (or choose) `model`: the detection settings form."""
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["step_id"] == "init"

@@ -24,8 +24,8 @@ from pytest_homeassistant_custom_component import plugins
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.sound_sentry import const, model_store
-from custom_components.sound_sentry.engine import model
 from custom_components.sound_sentry.const import DOMAIN
+from custom_components.sound_sentry.engine import model
 from tests.audio import UdpMicrophone, background_bed, free_udp_port
 from tests.entries import rtsp_entry, udp_entry
 from tests.peers import RtspServer

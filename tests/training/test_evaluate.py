@@ -24,7 +24,9 @@ def test_a_stream_is_scored_as_a_live_source_hears_it() -> None:
     live = [w for i in range(0, samples.size, 160) for w in pipeline.process(samples[i : i + 160]).windows]
     assert len(live) == len(probs) > 20
     np.testing.assert_allclose(ends, [w.end_s for w in live])
-    np.testing.assert_allclose(probs, [[w.probabilities[label] for label in pipeline.info.labels] for w in live], atol=1e-6)
+    np.testing.assert_allclose(
+        probs, [[w.probabilities[label] for label in pipeline.info.labels] for w in live], atol=1e-6
+    )
     assert not all(w.classified for w in live)
 
 
@@ -36,7 +38,10 @@ def test_count_starts_counts_what_the_engine_detector_starts(k: int, n: int) -> 
         times = np.arange(400) * 0.25 + 2.0
         for threshold in (0.3, 0.9, 0.999):
             detector = EventDetector(
-                ["background", "x"], DetectorSettings(thresholds={"x": threshold}, k=k, n=n, hold_s=evaluate.HOLD_S)
+                ["background", "x"],
+                DetectorSettings(thresholds={"x": threshold}, k=k, n=n, hold_s=evaluate.HOLD_S),
             )
-            starts = sum(e.active for t, s in zip(times, scores, strict=True) for e in detector.process(t, (0.0, s)))
+            starts = sum(
+                e.active for t, s in zip(times, scores, strict=True) for e in detector.process(t, (0.0, s))
+            )
             assert evaluate.count_starts(scores, times, threshold, k, n) == starts, (trial, threshold)

@@ -51,7 +51,9 @@ def test_native_front_end_matches_efficientat(data_dir: Path) -> None:
             ours = engine.compute(samples[OFFSET:])
             frames = min(len(ours), theirs.shape[1] - 2) - 2
             assert frames > 10
-            differences.append(np.abs(ours[:frames] - theirs[: engine.settings.num_bands, 2 : 2 + frames].T).ravel())
+            differences.append(
+                np.abs(ours[:frames] - theirs[: engine.settings.num_bands, 2 : 2 + frames].T).ravel()
+            )
     difference = np.concatenate(differences)
     median, p99 = float(np.median(difference)), float(np.quantile(difference, 0.99))
     assert median < 0.01, f"median {median:.4f}"

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from training.mobilenet import NUM_BANDS, NUM_FRAMES, random_head, export_onnx  # noqa: E402
+from training.mobilenet import NUM_BANDS, NUM_FRAMES, export_onnx, random_head  # noqa: E402
 
 
 def test_onnx_export_equals_torch(tmp_path: Path) -> None:

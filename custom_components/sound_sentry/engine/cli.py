@@ -34,7 +34,6 @@ import json
 import logging
 import math
 import os
-from pathlib import Path
 import signal
 import sys
 import threading

@@ -19,7 +19,7 @@ from .logmel import LogMelExtractor, LogMelSettings
 
 FrontEndSettings: TypeAlias = FbankSettings | LogMelSettings
 
-_TYPES: dict[str, type[FbankSettings] | type[LogMelSettings]] = {
+_TYPES: dict[str, type[FbankSettings | LogMelSettings]] = {
     "kaldi-fbank": FbankSettings,
     "efficientat-logmel": LogMelSettings,
 }

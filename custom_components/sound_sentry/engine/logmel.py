@@ -6,7 +6,8 @@ EfficientAT (the AudioSet-pretrained MobileNets) hears 32 kHz audio through pre-
 and the same spectrum below 4 kHz comes straight from the 8 kHz samples: a 256-point STFT every 80
 samples with that Hann window decimated by 4 (200 samples, centred in 256), power times 16, the 32 kHz
 pre-emphasis as a weight on each frequency's power, and the first 129 columns of the mel banks.
-`LogMelSettings.num_bands` keeps the bands below 4 kHz (79 of the 128): the rest hold no audio at 8 kHz.
+`LogMelSettings.num_bands` says how many bands the model takes: the 79 below 4 kHz hold the audio, the
+rest sit at the log floor at 8 kHz.
 
 Frames are cut without padding (frame i covers samples [80 i, 80 i + 256)), so that a stream's frames
 are computed once and every window is a slice of them; the pretrained network is convolutional and does
@@ -43,7 +44,9 @@ class LogMelSettings:
     """Bands of EfficientAT's mel bank (0 Hz to `mel_high_hz` at 32 kHz)."""
     mel_high_hz: float = 15000.0
     num_bands: int = 79
-    """Lowest bands kept: the 79 that reach below 4 kHz."""
+    """Lowest bands kept: the 79 that reach below 4 kHz hold all the audio. The accurate model takes all
+    128 (its sidecar says so): the upper ones sit at the log floor, as the pretrained network saw 8 kHz
+    audio (models/accurate.md compares the two)."""
     log_offset: float = 1e-5
     shift: float = 4.5
     scale: float = 5.0

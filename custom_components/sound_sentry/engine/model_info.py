@@ -182,7 +182,9 @@ class ModelInfo:
         front_end = front_end_from_json(raw["front_end"])
         architecture = str(raw["architecture"])
         if architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {architecture!r}: this engine runs {', '.join(ARCHITECTURES)}")
+            raise ValueError(
+                f"unknown architecture {architecture!r}: this engine runs {', '.join(ARCHITECTURES)}"
+            )
         detection = raw["detection"]
         labels = tuple(str(label) for label in raw["labels"])
         thresholds = {str(label): float(p) for label, p in dict(detection["thresholds"]).items()}
@@ -190,7 +192,9 @@ class ModelInfo:
             raise ValueError(f"thresholds for unknown labels {sorted(unknown)}")
         sample_rate_hz = int(raw["sample_rate_hz"])
         if sample_rate_hz != front_end.sample_rate_hz:
-            raise ValueError(f"sample_rate_hz {sample_rate_hz} differs from the front end's {front_end.sample_rate_hz}")
+            raise ValueError(
+                f"sample_rate_hz {sample_rate_hz} differs from the front end's {front_end.sample_rate_hz}"
+            )
         return cls(
             path=onnx_path,
             name=str(raw["name"]),
