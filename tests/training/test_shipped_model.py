@@ -1,6 +1,6 @@
-"""The shipped classifier: byte-identical copies, a sound ONNX graph, and dev-test metrics as on the card.
+"""The shipped models: one copy each, a sound ONNX graph, and dev-test metrics as on their cards.
 
-Torch-free: runs in the Home Assistant test environments with onnxruntime, the engine's FBANK and
+Torch-free: runs in the Home Assistant test environments with onnxruntime, the engine's pipeline and
 detector, and the real dev `test` split.
 """
 
@@ -15,14 +15,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from custom_components.sound_sentry.engine.frontend import FrontEnd
+from custom_components.sound_sentry.engine.model import SHIPPED_MODELS, model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.onnx_proto import decode_model
 
 REPO = Path(__file__).resolve().parents[2]
-MODELS = REPO / "models"
-INTEGRATION_MODELS = REPO / "custom_components" / "sound_sentry" / "models"
-FLOAT = MODELS / "sound_sentry_resnetse.onnx"
-SHIPPED = [FLOAT]
+SHIPPED = [model_path(name) for name in SHIPPED_MODELS]
 FIXTURES = [REPO / "tests" / "fixtures" / "resnetse_random.onnx"]
 LABELS = ["background", "babycry", "glassbreak", "gunshot"]
 
@@ -31,12 +30,12 @@ def sidecar(path: Path) -> dict[str, Any]:
     return json.loads(path.with_suffix(".json").read_text())
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_integration_copies_are_byte_identical(path: Path) -> None:
-    for name in (path.name, path.with_suffix(".json").name):
-        shipped, copy = (MODELS / name).read_bytes(), (INTEGRATION_MODELS / name).read_bytes()
-        assert hashlib.sha256(copy).hexdigest() == hashlib.sha256(shipped).hexdigest(), name
-    assert sidecar(path)["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+def test_each_model_file_ships_once() -> None:
+    """The models live in the integration only: no second copy anywhere in the repository."""
+    for path in SHIPPED:
+        copies = [p for p in REPO.rglob(path.name) if ".dev" not in p.parts and "runs" not in p.parts]
+        assert copies == [path], copies
+        assert sidecar(path)["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("path", [*SHIPPED, *FIXTURES], ids=lambda p: p.name)
@@ -44,12 +43,17 @@ def test_graph_honours_the_model_contract(path: Path) -> None:
     model = decode_model(path.read_bytes())
     assert model.opsets[""] >= 17
     assert "BatchNormalization" not in {node.op_type for node in model.graph.nodes}
+    info = ModelInfo.load(path)
+    frames = FrontEnd(info.front_end).num_frames(info.window_samples)
+    bands = FrontEnd(info.front_end).num_bands
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
-    assert (inp.name, inp.type, inp.shape[1:]) == ("features", "tensor(float)", [192, 24])
+    assert inp.name == "features"
+    assert inp.type == "tensor(float)"
+    assert [d if isinstance(d, int) else None for d in inp.shape[1:]] in ([frames, bands], [None, bands])
     assert (out.name, out.type, out.shape[1:]) == ("probabilities", "tensor(float)", [4])
     probs = session.run(
-        None, {"features": np.random.default_rng(0).normal(size=(3, 192, 24)).astype(np.float32)}
+        None, {"features": np.random.default_rng(0).normal(size=(3, frames, bands)).astype(np.float32)}
     )[0]
     assert probs.shape == (3, 4)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
@@ -60,7 +64,7 @@ def test_sidecar_loads_in_the_engine(path: Path) -> None:
     info = ModelInfo.load(path)
     info.verify_sha256()
     assert list(info.labels) == LABELS
-    assert info.window_samples == 15_480
+    assert info.window_samples == {"resnetse": 15_480, "mobilenet": 16_176}[info.architecture]
     assert set(info.thresholds) == set(LABELS[1:])
 
 
