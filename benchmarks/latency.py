@@ -53,13 +53,14 @@ import numpy.typing as npt
 import pytest
 
 from benchmarks._common import DATA, ha_version, load_average, model_note, model_path, percentile
-from custom_components.sound_sentry import const, model
+from custom_components.sound_sentry import const
 from custom_components.sound_sentry.const import (
     DOMAIN,
     EVENT_CLASSES,
 )
 from custom_components.sound_sentry.engine.events import DetectionEvent
 from custom_components.sound_sentry.engine.listener import ListenerObserver
+from custom_components.sound_sentry.engine.model import DEFAULT_MODEL
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.sources import SourceError
 from custom_components.sound_sentry.runtime import SoundSentryRuntime
@@ -78,6 +79,8 @@ from tests.peers import RtspServer
 RATE = 8000
 EVENTS_ENV = "SOUND_SENTRY_BENCH_EVENTS"
 SEED_ENV = "SOUND_SENTRY_BENCH_SEED"
+MODEL_ENV = "SOUND_SENTRY_BENCH_MODEL"
+"""The shipped model to measure (default: new sources' model); `--model` sets it."""
 LEAD_S = 6.0
 """Background before the first scene (the connection settles, and the alignment has audio to match)."""
 SCENE_LEAD_S = 3.0
@@ -223,8 +226,8 @@ async def test_latency(
     """Stream the scene through RTSP into Home Assistant and print the latency table."""
     n_events = int(os.environ.get(EVENTS_ENV, "50"))
     seed = int(os.environ.get(SEED_ENV, "0"))
-    path = model_path()
-    monkeypatch.setattr(model, "MODEL_PATH", path)
+    model = os.environ.get(MODEL_ENV, DEFAULT_MODEL)
+    path = model_path(model)
     engine = OfflineEngine(path)
     info = engine.info
     window_s = info.window_samples / RATE
@@ -260,7 +263,7 @@ async def test_latency(
     ons: list[tuple[str, float]] = []
     engine_starts: list[tuple[DetectionEvent, float]] = []
     try:
-        entry = rtsp_entry(server.url(), title="Latency camera", **flow_defaults(info))
+        entry = rtsp_entry(server.url(), title="Latency camera", **flow_defaults(info), model=model)
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
         runtime: SoundSentryRuntime = entry.runtime_data
@@ -452,9 +455,13 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=50, help="event clips in the stream (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="which clips, in which order")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="the shipped model to measure (accurate, compact)"
+    )
     args = parser.parse_args()
     os.environ[EVENTS_ENV] = str(args.events)
     os.environ[SEED_ENV] = str(args.seed)
+    os.environ[MODEL_ENV] = args.model
     # A fresh interpreter: Home Assistant's pytest plugin must load before Home Assistant's modules do.
     command = [
         sys.executable,

@@ -42,11 +42,14 @@ from benchmarks._common import (
 
 # Imported first, so that `custom_components` is this repo's package under HA's pytest plugin (FACTS §2).
 from custom_components.sound_sentry.const import DOMAIN  # noqa: F401
+from custom_components.sound_sentry.engine.model import DEFAULT_MODEL
 
 RATE = 8000
 LOOP_S = 600.0
 MINUTES_ENV = "SOUND_SENTRY_BENCH_HA_MINUTES"
 BACKEND_ENV = "SOUND_SENTRY_BENCH_HA_BACKEND"
+MODEL_ENV = "SOUND_SENTRY_BENCH_MODEL"
+"""The shipped model of the engine part (default: new sources' model)."""
 SOURCES = 4
 
 
@@ -78,7 +81,7 @@ def engine_soak(hours: float, report_every_h: float) -> None:
     from custom_components.sound_sentry.engine.sources import FileSource  # noqa: PLC0415
     from tests.audio import write_wav  # noqa: PLC0415
 
-    path = model_path()
+    path = model_path(os.environ.get(MODEL_ENV, DEFAULT_MODEL))
     info = ModelInfo.load(path)
     backend = load_backend(path)
     pipeline = Pipeline(backend, info)
@@ -139,23 +142,22 @@ async def test_ha_rss(
     hass: object, socket_enabled: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Part 2: RSS of a Home Assistant core without, then with, 4 RTSP sources."""
-    from custom_components.sound_sentry import model  # noqa: PLC0415
+    from custom_components.sound_sentry import model_store  # noqa: PLC0415
     from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
     from tests.audio import write_wav  # noqa: PLC0415
-    from tests.entries import flow_defaults, rtsp_entry  # noqa: PLC0415
+    from tests.entries import TEST_MODEL, flow_defaults, rtsp_entry  # noqa: PLC0415
     from tests.peers import RtspServer  # noqa: PLC0415
 
     minutes = float(os.environ.get(MINUTES_ENV, "3"))
-    path = model_path()
-    monkeypatch.setattr(model, "MODEL_PATH", path)
+    path = model_path(TEST_MODEL)  # the model of the entries it measures (tests/entries.py)
     backend_choice = os.environ.get(BACKEND_ENV, "auto")
-    monkeypatch.setattr(model, "BACKEND", backend_choice)
+    monkeypatch.setattr(model_store, "BACKEND", backend_choice)
     info = ModelInfo.load(path)
     wav = write_wav(tmp_path / "scene.wav", soak_audio(120.0))
     await hass.async_block_till_done()  # type: ignore[attr-defined]
     baseline = rss_mb()
     threads_baseline = thread_count()
-    backend_name = (await model.async_get_model(hass)).backend.name  # type: ignore[arg-type]
+    backend_name = (await model_store.async_get_model(hass, TEST_MODEL)).backend.name  # type: ignore[arg-type]
     with_model = rss_mb()
     servers = [RtspServer(codec="pcmu", source="file", file=wav).start() for _ in range(SOURCES)]
     entries = []

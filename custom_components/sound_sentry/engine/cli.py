@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import os
+from pathlib import Path
 import signal
 import sys
 import threading

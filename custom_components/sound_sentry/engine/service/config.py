@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from ..model import DEFAULT_MODEL_NAME
+from ..model import DEFAULT_MODEL
 from ..sources import PcmFormat
 
 DEFAULT_PORT = 1883
@@ -56,7 +56,7 @@ class SourceSettings:
     transport: str = "tcp"
     pcm: PcmFormat | None = None
     """A udp:// source's PCM format (from the URL's query)."""
-    model: str = DEFAULT_MODEL_NAME
+    model: str = DEFAULT_MODEL
     thresholds: dict[str, float | None] = field(default_factory=dict)
     """Per sound: a probability that overrides the model's default, or None (`off`: not detected)."""
     alarms: bool = True
@@ -238,7 +238,7 @@ class _Reader:
             password=self.secret(items, "source"),
             transport=transport,
             pcm=pcm,
-            model=self.string(items["model"][1], "model") if "model" in items else DEFAULT_MODEL_NAME,
+            model=self.string(items["model"][1], "model") if "model" in items else DEFAULT_MODEL,
             thresholds=self.thresholds(items["thresholds"][1]) if "thresholds" in items else {},
             alarms=self.boolean(items["alarms"][1], "alarms") if "alarms" in items else True,
             clips_dir=Path(self.string(items["clips_dir"][1], "clips_dir")).expanduser()
