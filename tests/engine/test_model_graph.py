@@ -1,4 +1,4 @@
-"""The exported network is the seed card's ResNetSE: 61,574 parameters, 10.73 M multiply-adds per window.
+"""The compact model's exported network is the seed card's ResNetSE: 61,574 parameters, 10.73 M multiply-adds per window.
 
 Read from the ONNX graph itself (no torch), for the shipped model and the random test fixture, so a
 retrained model of another size fails here in both Home Assistant environments.
@@ -15,7 +15,6 @@ from custom_components.sound_sentry.engine.onnx_proto import Graph, decode_model
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = [
-    REPO / "models" / "sound_sentry_resnetse.onnx",
     REPO / "custom_components" / "sound_sentry" / "models" / "sound_sentry_resnetse.onnx",
     REPO / "tests" / "fixtures" / "resnetse_random.onnx",
 ]
