@@ -16,7 +16,6 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.sound_sentry import model
 from custom_components.sound_sentry.const import (
     CONF_CHANNELS,
     CONF_DEVICE_ADDRESS,
@@ -32,6 +31,7 @@ from custom_components.sound_sentry.const import (
     DOMAIN,
     SourceType,
 )
+from custom_components.sound_sentry.engine import model
 from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from tests.audio import UdpMicrophone, free_udp_port
@@ -274,7 +274,7 @@ async def test_entries_of_version_1_3_keep_the_compact_model(hass: HomeAssistant
     options = {key: value for key, value in entry.options.items() if key != CONF_MODEL}
     entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(entry, options=options, minor_version=3)
-    with patch("custom_components.sound_sentry.entry.async_setup_entry", return_value=True):
+    with patch("custom_components.sound_sentry.async_setup_entry", return_value=True):
         assert await hass.config_entries.async_setup(entry.entry_id)
     assert (entry.version, entry.minor_version) == (1, 4)
     assert entry.options == {**options, CONF_MODEL: "compact"}
@@ -369,8 +369,6 @@ async def test_missing_model_aborts_the_flow(
     hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
     from pathlib import Path
-
-    from custom_components.sound_sentry.engine import model
 
     monkeypatch.setattr(model, "MODELS_DIR", Path(str(tmp_path)))
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
@@ -634,12 +632,12 @@ async def test_a_model_without_a_measured_curve_says_so_in_the_forms(
     hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A model whose sidecar has no operating curve (the random test model): the threshold forms show "-"."""
-    monkeypatch.setattr(model, "MODEL_PATH", RANDOM_MODEL)
+    monkeypatch.setitem(model.SHIPPED_MODELS, "compact", str(RANDOM_MODEL))  # an absolute path: the fixture
     assert ModelInfo.load(RANDOM_MODEL).operating_curve is None
     entry = rtsp_entry("rtsp://127.0.0.1:9/stream")  # nothing answers: the options need no audio
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await options_detection(hass, entry)
     assert result["type"] is FlowResultType.FORM
     placeholders = result["description_placeholders"]
     assert {placeholders[key] for key in placeholders if key.startswith("curve_")} == {"-"}
