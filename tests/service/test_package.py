@@ -57,7 +57,7 @@ def test_pip_install_gives_the_sound_sentry_command_without_home_assistant(tmp_p
     assert run.returncode == 2, run.stderr
     assert (
         run.stderr
-        == "error: source 'A': unknown model 'huge': choose one of compact or a path to an .onnx file\n"
+        == "error: source 'A': unknown model 'huge': choose accurate or compact, or an .onnx file\n"
     )
     where = subprocess.run(
         [
