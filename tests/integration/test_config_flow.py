@@ -633,10 +633,16 @@ async def test_a_model_without_a_measured_curve_says_so_in_the_forms(
 ) -> None:
     """A model whose sidecar has no operating curve (the random test model): the threshold forms show "-"."""
     monkeypatch.setitem(model.SHIPPED_MODELS, "compact", str(RANDOM_MODEL))  # an absolute path: the fixture
+    monkeypatch.setitem(model.SHIPPED_MODELS, "accurate", "/nonexistent/sound_sentry_mobilenet.onnx")
     assert ModelInfo.load(RANDOM_MODEL).operating_curve is None
     entry = rtsp_entry("rtsp://127.0.0.1:9/stream")  # nothing answers: the options need no audio
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
+    # The model step: a model that cannot load says so; one without measured figures shows "-".
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["description_placeholders"]["model_accurate"] == "not installed"
+    assert result["description_placeholders"]["model_compact"].startswith("hears - / - / - ")
+    hass.config_entries.options.async_abort(result["flow_id"])
     result = await options_detection(hass, entry)
     assert result["type"] is FlowResultType.FORM
     placeholders = result["description_placeholders"]

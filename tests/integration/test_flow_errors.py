@@ -114,6 +114,16 @@ async def test_camera_form_recovers_from(
     await _complete(hass, flow_id, {CONF_CAMERA: "camera.nursery", CONF_TRANSPORT: "tcp"})
 
 
+async def test_camera_by_an_unknown_registry_id_is_not_found(hass: HomeAssistant) -> None:
+    """The entity picker also passes registry ids: one that names no entity is "camera not found"."""
+    flow_id = await start_flow(hass, "camera")
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_CAMERA: "0123456789abcdef0123456789abcdef", CONF_TRANSPORT: "tcp"}
+    )
+    assert result["errors"] == {CONF_CAMERA: "camera_not_found"}
+    hass.config_entries.flow.async_abort(flow_id)
+
+
 async def test_camera_reconfigure_checks_the_entity_like_the_user_step(
     hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
 ) -> None:
