@@ -74,7 +74,8 @@ def glassbreak_margin(scan: subprocess.Popen[str], demo_dir: Path) -> Margin:
     """The scan's windows, the model's k-of-n and where the demo's glass break is: the margin."""
     out, err = scan.communicate(timeout=300)
     assert scan.returncode == 0, f"scan failed: {err}"
-    windows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    windows = [row for row in rows if "probs" in row]  # the others are the demo's smoke alarm events
     detection = json.loads(SIDECAR.read_text())["detection"]
     span_s = json.loads((demo_dir / "demo.json").read_text())["events"]["glassbreak"]
     return detector_margin(windows, "glassbreak", span_s, detection["k"], detection["n"])
