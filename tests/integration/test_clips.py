@@ -32,6 +32,7 @@ from custom_components.sound_sentry.const import (
     CONF_CLIPS,
     CONF_HOLD_S,
     CONF_K,
+    CONF_MODEL,
     CONF_N,
     CONF_THRESHOLD_PREFIX,
     EVENT_CLASSES,
@@ -41,7 +42,7 @@ from custom_components.sound_sentry.engine.alarm import SMOKE_ALARM
 from custom_components.sound_sentry.engine.clips import DEFAULT_MAX_CLIP_S
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from tests.audio import write_wav
-from tests.entries import rtsp_entry
+from tests.entries import TEST_MODEL, rtsp_entry
 from tests.peers import RtspServer
 
 from .conftest import DetectionPlan, wait_for
@@ -285,6 +286,7 @@ async def test_options_turn_clips_on(
     assert await hass.config_entries.async_setup(entry.entry_id)
     assert entry.runtime_data.clips is None
     result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_MODEL: TEST_MODEL})
     defaults = {str(key): key.default() for key in result["data_schema"].schema}
     assert (defaults[CONF_CLIPS], defaults[CONF_CLIP_KEEP_DAYS], defaults[CONF_CLIP_MAX]) == (False, 7, 50)
     result = await hass.config_entries.options.async_configure(
