@@ -30,7 +30,7 @@ from custom_components.sound_sentry.engine.backends import (
     OnnxRuntimeBackend,
     load_backend,
 )
-from custom_components.sound_sentry.engine.fbank import FbankExtractor, FbankSettings, normalise
+from custom_components.sound_sentry.engine.fbank import FbankExtractor, FbankSettings
 from custom_components.sound_sentry.engine.frontend import FrontEnd
 from custom_components.sound_sentry.engine.model import SHIPPED_MODELS, model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo
@@ -78,23 +78,10 @@ def model_windows(data_dir: Path, info: ModelInfo) -> npt.NDArray[np.float32]:
 
 @pytest.fixture(scope="module")
 def real_windows(data_dir: Path) -> npt.NDArray[np.float32]:
-    """Mean-normalised FBANK windows [N, 192, 24] of real test clips, a few per class."""
-    rows = list(csv.DictReader((data_dir / "manifest.csv").open()))
-    extractor = FbankExtractor()
-    window = 15_480
-    windows = []
-    for label in LABELS:
-        matching = [row for row in rows if row["label"] == label and row["split"] == "test"]
-        for row in matching[:: max(1, len(matching) // 3)][:3]:
-            samples = read_clip(data_dir / row["path"])
-            if samples.size < window:  # centre a short clip in silence
-                missing = window - samples.size
-                samples = np.pad(samples, (missing // 2, missing - missing // 2))
-            starts = range(0, samples.size - window + 1, window)[:2]
-            windows.extend(normalise(extractor.compute(samples[s : s + window])) for s in starts)
-    stacked = np.stack(windows)
-    assert stacked.shape[1:] == (192, 24)
-    return stacked
+    """Mean-normalised FBANK windows [N, 192, 24] of real test clips (the compact model's front end)."""
+    windows = model_windows(data_dir, ModelInfo.load(model_path("compact")))
+    assert windows.shape[1:] == (192, 24)
+    return windows
 
 
 # Parity of the two runtimes.
