@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .framing import FrameExtractor
+
 _FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
@@ -59,39 +61,25 @@ def mel_filterbank(settings: FbankSettings, fft_size: int) -> npt.NDArray[np.flo
     return np.pad(weights, ((0, 0), (0, 1))).astype(np.float32)
 
 
-class FbankExtractor:
+class FbankExtractor(FrameExtractor):
     """Log mel filterbank frames of 8 kHz audio, exactly as Kaldi computes them.
 
     Per frame: DC offset removal, pre-emphasis, povey window, zero-padding to a power of two, power
     spectrum, triangular mel filters, log(max(x, float32 eps)); no dither, no energy, snip_edges.
-
-    `compute()` turns a whole waveform into frames. `process_streaming()` takes audio in chunks of any
-    size, carries the samples that do not yet fill a frame, and returns only the new frames, so that
-    overlapping windows never compute a frame twice. `reset()` forgets the carried samples.
+    One-shot (`compute`) or streaming (`process_streaming`, `reset`), as `FrameExtractor` frames them.
     """
 
     def __init__(self, settings: FbankSettings | None = None) -> None:
         self.settings = s = settings or FbankSettings()
+        super().__init__(frame_length=s.frame_length, frame_shift=s.frame_shift, num_features=s.num_mel_bins)
         self.fft_size = 1 << (s.frame_length - 1).bit_length()
         n = np.arange(s.frame_length)
         hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / (s.frame_length - 1))
         self._window = (hann**s.povey_exponent).astype(np.float32)
         self._mel = mel_filterbank(s, self.fft_size).T.copy()
-        self._pending = np.zeros(0, dtype=np.float32)
 
-    def num_frames(self, num_samples: int) -> int:
-        """Frames that `compute()` returns for this many samples (Kaldi's snip_edges rule)."""
+    def _features(self, frames: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         s = self.settings
-        return 0 if num_samples < s.frame_length else 1 + (num_samples - s.frame_length) // s.frame_shift
-
-    def compute(self, waveform: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """Log FBANK of a waveform in [-1, 1]; shape (num_frames, num_mel_bins), float32."""
-        samples = np.asarray(waveform, dtype=np.float32).reshape(-1)
-        s = self.settings
-        count = self.num_frames(samples.size)
-        if count == 0:
-            return np.zeros((0, s.num_mel_bins), dtype=np.float32)
-        frames = np.lib.stride_tricks.sliding_window_view(samples, s.frame_length)[:: s.frame_shift][:count]
         frames = frames - frames.mean(axis=1, keepdims=True)
         emphasised = np.empty_like(frames)
         emphasised[:, 1:] = frames[:, 1:] - s.preemphasis * frames[:, :-1]
@@ -102,18 +90,6 @@ class FbankExtractor:
             np.float32
         )
         return features
-
-    def process_streaming(self, chunk: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """Frames completed by this chunk, continuing from the previous calls."""
-        s = self.settings
-        samples = np.concatenate([self._pending, np.asarray(chunk, dtype=np.float32).reshape(-1)])
-        count = self.num_frames(samples.size)
-        self._pending = samples[count * s.frame_shift :]
-        return self.compute(samples[: (count - 1) * s.frame_shift + s.frame_length] if count else samples[:0])
-
-    def reset(self) -> None:
-        """Forget the samples carried between `process_streaming()` calls."""
-        self._pending = np.zeros(0, dtype=np.float32)
 
 
 def normalise(features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

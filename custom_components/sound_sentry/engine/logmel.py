@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .fbank import FbankSettings, mel_filterbank
+from .framing import FrameExtractor
 
 UPSAMPLING = 4
 """EfficientAT's 32 kHz over our 8 kHz."""
@@ -53,17 +54,19 @@ class LogMelSettings:
     """The output is (log(mel + log_offset) + shift) / scale."""
 
 
-class LogMelExtractor:
+class LogMelExtractor(FrameExtractor):
     """EfficientAT log mel frames of 8 kHz audio, one-shot (`compute`) or streaming (`process_streaming`).
 
-    The same interface as `FbankExtractor`: frames from a whole waveform, or only the new frames of each
-    chunk with the samples that do not fill a frame carried over; `reset()` forgets them.
+    The same interface as `FbankExtractor` (both are `FrameExtractor`s): frames from a whole waveform,
+    or only the new frames of each chunk with the samples that do not fill a frame carried over;
+    `reset()` forgets them.
     """
 
     def __init__(self, settings: LogMelSettings | None = None) -> None:
         self.settings = s = settings or LogMelSettings()
         if s.window_length > s.fft_size:
             raise ValueError(f"window_length {s.window_length} exceeds fft_size {s.fft_size}")
+        super().__init__(frame_length=s.fft_size, frame_shift=s.frame_shift, num_features=s.num_bands)
         rate_32k = s.sample_rate_hz * UPSAMPLING
         hann = np.hanning(s.window_length * UPSAMPLING)[::UPSAMPLING]  # torch.hann_window(periodic=False)
         left = (s.fft_size - s.window_length) // 2
@@ -83,21 +86,9 @@ class LogMelExtractor:
         )[: s.num_bands, :bins]
         # Power x 16: a 4x upsampled frame has 4x the samples of the same amplitude.
         self._mel = (banks * emphasis[None, :] * UPSAMPLING**2).T.astype(np.float32).copy()
-        self._pending = np.zeros(0, dtype=np.float32)
 
-    def num_frames(self, num_samples: int) -> int:
-        """Frames that `compute()` returns for this many samples."""
+    def _features(self, frames: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         s = self.settings
-        return 0 if num_samples < s.fft_size else 1 + (num_samples - s.fft_size) // s.frame_shift
-
-    def compute(self, waveform: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """Log mel frames of a waveform in [-1, 1]; shape (num_frames, num_bands), float32."""
-        samples = np.asarray(waveform, dtype=np.float32).reshape(-1)
-        s = self.settings
-        count = self.num_frames(samples.size)
-        if count == 0:
-            return np.zeros((0, s.num_bands), dtype=np.float32)
-        frames = np.lib.stride_tricks.sliding_window_view(samples, s.fft_size)[:: s.frame_shift][:count]
         spectrum = np.fft.rfft(frames * self._window, axis=1)
         power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
         mel = power @ self._mel
@@ -105,15 +96,3 @@ class LogMelExtractor:
             (np.log(mel + np.float32(s.log_offset)) + np.float32(s.shift)) / np.float32(s.scale)
         ).astype(np.float32)
         return features
-
-    def process_streaming(self, chunk: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """Frames completed by this chunk, continuing from the previous calls."""
-        s = self.settings
-        samples = np.concatenate([self._pending, np.asarray(chunk, dtype=np.float32).reshape(-1)])
-        count = self.num_frames(samples.size)
-        self._pending = samples[count * s.frame_shift :]
-        return self.compute(samples[: (count - 1) * s.frame_shift + s.fft_size] if count else samples[:0])
-
-    def reset(self) -> None:
-        """Forget the samples carried between `process_streaming()` calls."""
-        self._pending = np.zeros(0, dtype=np.float32)
