@@ -113,7 +113,7 @@ class MobileNet:
         last = _pointwise(walk, tensor)
         tensor = last.node.inputs[0]
         blocks: list[_Block] = []
-        while not _is_stem_output(walk, tensor):
+        while not _is_activated_conv(walk, tensor, 3):  # the stem
             block, tensor = _block(walk, tensor)
             blocks.insert(0, block)
         stem_activation, tensor = _activation(walk, tensor)
@@ -186,8 +186,12 @@ def _activation(walk: GraphWalker, tensor: str) -> tuple[Activation, str]:
     return kind, walk.node(tensor, kind).inputs[0]
 
 
-def _is_stem_output(walk: GraphWalker, tensor: str) -> bool:
-    """Whether `tensor` is the stem's activation: of a 3x3 convolution with one group (blocks' are depthwise)."""
+def _is_activated_conv(walk: GraphWalker, tensor: str, kernel: int) -> bool:
+    """Whether `tensor` is an activation of a `kernel` x `kernel` convolution with one group.
+
+    With kernel 3 that is the stem's output (blocks' 3x3 convolutions are depthwise); with kernel 1, a
+    block's expansion.
+    """
     activation = walk.producers.get(tensor)
     if activation is None or activation.op_type not in _ACTIVATIONS:
         return False
@@ -197,23 +201,7 @@ def _is_stem_output(walk: GraphWalker, tensor: str) -> bool:
         conv is not None
         and conv.op_type == "Conv"
         and weight is not None
-        and weight.shape[2:] == (3, 3)
-        and conv.attributes.get("group", 1) == 1
-    )
-
-
-def _expands(walk: GraphWalker, tensor: str) -> bool:
-    """Whether `tensor` is a block's expansion: an activation of a 1x1 convolution with one group."""
-    activation = walk.producers.get(tensor)
-    if activation is None or activation.op_type not in _ACTIVATIONS:
-        return False
-    conv = walk.producers.get(activation.inputs[0])
-    weight = walk.graph.initializers.get(conv.inputs[1]) if conv and len(conv.inputs) > 1 else None
-    return (
-        conv is not None
-        and conv.op_type == "Conv"
-        and weight is not None
-        and weight.shape[2:] == (1, 1)
+        and weight.shape[2:] == (kernel, kernel)
         and conv.attributes.get("group", 1) == 1
     )
 
@@ -269,7 +257,7 @@ def _block(walk: GraphWalker, tensor: str) -> tuple[_Block, str]:
         )
     tensor = depthwise.node.inputs[0]
     expand, expand_activation = None, activation
-    if _expands(walk, tensor):
+    if _is_activated_conv(walk, tensor, 1):  # an expansion
         expand_activation, tensor = _activation(walk, tensor)
         expand_node = _pointwise(walk, tensor)
         expand = _Pointwise(_flat(expand_node.weight), expand_node.bias.reshape(-1, 1).copy())
