@@ -127,6 +127,15 @@ class GraphWalker:
         bias = self.weight(node, 2) if len(node.inputs) > 2 else np.zeros(weight.shape[0], np.float32)
         return (np.ascontiguousarray(weight), bias.reshape(-1, 1).copy()), node.inputs[0]
 
+    def softmax_head(self) -> tuple[tuple[Array, Array], str]:
+        """The graph's one output, a Softmax over the classes of a Gemm: ((W, b), the tensor it reads)."""
+        if len(self.graph.inputs) != 1 or len(self.graph.outputs) != 1:
+            raise self.fail(None, "needs exactly one input and one output")
+        softmax = self.node(self.graph.outputs[0].name, "Softmax")
+        if softmax.attributes.get("axis", -1) not in (-1, 1):
+            raise self.fail(softmax, "must be over the classes")
+        return self.gemm(softmax.inputs[0])
+
     def check_all_used(self) -> None:
         """Refuse a graph with nodes that the walk did not account for."""
         unused = [node.op_type for node in self.graph.nodes if id(node) not in self.used]

@@ -19,16 +19,14 @@ preallocated buffers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-import threading
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from .graph_walk import Array, GraphWalker
 from .onnx_proto import Graph, Node
+from .plan import PlannedNetwork, StepPlan
 
 Activation = Literal["Relu", "HardSwish"]
 _ACTIVATIONS = ("Relu", "HardSwish")
@@ -82,7 +80,7 @@ class _Stem:
     activation: Activation
 
 
-class MobileNet:
+class MobileNet(PlannedNetwork):
     """Log mel windows [B, frames, bands] in, class probabilities [B, classes] out."""
 
     def __init__(
@@ -92,20 +90,14 @@ class MobileNet:
         last: tuple[_Pointwise, Activation],
         head: tuple[Array, Array],
     ) -> None:
+        super().__init__(head[0].shape[0])
         self.stem, self.blocks, self.last, self.head = stem, blocks, last, head
-        self.num_classes = head[0].shape[0]
-        self._local = threading.local()
 
     @classmethod
     def from_graph(cls, graph: Graph) -> MobileNet:
         """Check the graph's structure and take its weights; raise UnsupportedModelError if it does not fit."""
         walk = GraphWalker(graph, "MobileNet")
-        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            raise walk.fail(None, "needs exactly one input and one output")
-        softmax = walk.node(graph.outputs[0].name, "Softmax")
-        if softmax.attributes.get("axis", -1) not in (-1, 1):
-            raise walk.fail(softmax, "must be over the classes")
-        head, tensor = walk.gemm(softmax.inputs[0])
+        head, tensor = walk.softmax_head()
         pool = walk.node(tensor, "ReduceMean", keepdims=0)
         if walk.axes(pool) not in ([2, 3], [-2, -1]):
             raise walk.fail(pool, "the head must average over bands and frames (axes 2, 3)")
@@ -145,21 +137,8 @@ class MobileNet:
             head,
         )
 
-    def __call__(self, features: Array) -> Array:
-        """Probabilities [B, classes] of float32 windows [B, frames, bands], one window at a time."""
-        batch, frames, bands = features.shape
-        plans: dict[tuple[int, int], _Plan] = self._local.__dict__.setdefault("plans", {})
-        plan = plans.get((frames, bands))
-        if plan is None:
-            plans.clear()  # one input shape in practice: keep one plan per thread
-            plan = plans[frames, bands] = _Plan(self, frames, bands)
-        out = np.empty((batch, self.num_classes), np.float32)
-        for index in range(batch):
-            np.copyto(plan.input, features[index].T)
-            for step in plan.steps:
-                step()
-            out[index] = plan.output[:, 0]
-        return out
+    def _plan(self, frames: int, bands: int) -> _Plan:
+        return _Plan(self, frames, bands)
 
 
 @dataclass(frozen=True)
@@ -289,7 +268,7 @@ def _out_size(size: int, stride: int) -> int:
     return (size - 1) // stride + 1  # 'same' padding
 
 
-class _Plan:
+class _Plan(StepPlan):
     """The forward pass for one input shape as a flat list of NumPy calls on preallocated buffers.
 
     Built once per input shape and thread: every buffer, view and folded constant is made here, so a
@@ -297,7 +276,7 @@ class _Plan:
     """
 
     def __init__(self, net: MobileNet, frames: int, bands: int) -> None:
-        self.steps: list[Callable[[], object]] = []
+        super().__init__()
         self._scratch = np.zeros(0, np.float32)  # depthwise tap buffers: used one at a time, so shared
         stem = net.stem
         padded = np.zeros((bands + 2, frames + 2), np.float32)
@@ -316,25 +295,7 @@ class _Plan:
         sums = np.zeros((channels, 1), np.float32)
         self._add(np.add.reduce, y.reshape(channels, -1), axis=1, keepdims=True, out=sums)
         scale = _scale(activation) / (height * width)  # the mean's 1/(H W) and hard-swish's 1/6
-        logits = self._linear(head_weight * scale, head_bias, sums)
-        peak = np.zeros((1, 1), np.float32)
-        self._add(np.max, logits, axis=0, keepdims=True, out=peak)
-        self._add(np.subtract, logits, peak, out=logits)
-        self._add(np.exp, logits, out=logits)
-        self._add(np.sum, logits, axis=0, keepdims=True, out=peak)
-        self._add(np.divide, logits, peak, out=logits)
-        self.output = logits
-
-    def _add(self, function: Callable[..., object], *args: Any, **kwargs: Any) -> None:
-        self.steps.append(partial(function, *args, **kwargs))
-
-    def _linear(self, weight: Array, bias: Array, x: Array, out: Array | None = None) -> Array:
-        """The product weight [N, K] @ x [K, M] plus bias [N, 1], into `out` (a new buffer by default)."""
-        if out is None:
-            out = np.zeros((weight.shape[0], x.shape[1]), np.float32)
-        self._add(np.matmul, weight, x, out=out)
-        self._add(np.add, out, bias, out=out)
-        return out
+        self._softmax(self._linear(head_weight * scale, head_bias, sums))
 
     def _pointwise(self, weight: Array, bias: Array, x: Array) -> Array:
         """1x1 convolution of [Cin, H, W] (contiguous) -> [Cout, H, W], with the bias."""

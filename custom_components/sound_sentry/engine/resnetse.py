@@ -15,16 +15,13 @@ per thread as a list of NumPy calls on preallocated buffers (about 3 MB).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-import threading
-from typing import Any
 
 import numpy as np
 
 from .graph_walk import Array, GraphWalker
 from .onnx_proto import Graph, Node
+from .plan import PlannedNetwork, StepPlan
 
 
 @dataclass(frozen=True)
@@ -60,24 +57,18 @@ def _conv(walk: GraphWalker, tensor: str) -> tuple[_Conv, str]:
     return layer, conv.node.inputs[0]
 
 
-class ResNetSE:
+class ResNetSE(PlannedNetwork):
     """Mean-normalised FBANK windows [B, frames, mel bins] in, class probabilities [B, classes] out."""
 
     def __init__(self, stem: _Conv, blocks: list[_Block], fc1: tuple[Array, Array], fc2: tuple[Array, Array]):
+        super().__init__(fc2[0].shape[0])
         self.stem, self.blocks, self.fc1, self.fc2 = stem, blocks, fc1, fc2
-        self.num_classes = fc2[0].shape[0]
-        self._local = threading.local()
 
     @classmethod
     def from_graph(cls, graph: Graph) -> ResNetSE:
         """Check the graph's structure and take its weights; raise UnsupportedModelError if it does not fit."""
         walk = GraphWalker(graph, "ResNetSE")
-        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            raise walk.fail(None, "needs exactly one input and one output")
-        softmax = walk.node(graph.outputs[0].name, "Softmax")
-        if softmax.attributes.get("axis", -1) not in (-1, 1):
-            raise walk.fail(softmax, "must be over the classes")
-        fc2, tensor = walk.gemm(softmax.inputs[0])
+        fc2, tensor = walk.softmax_head()
         fc1, tensor = walk.gemm(tensor)
         tensor = walk.node(tensor, "Flatten", axis=1).inputs[0]
         head = walk.node(tensor, "ReduceMean", keepdims=0)
@@ -102,28 +93,11 @@ class ResNetSE:
             raise walk.fail(None, "has no residual blocks")
         return cls(stem, blocks, fc1, fc2)
 
-    def __call__(self, features: Array) -> Array:
-        """Probabilities [B, classes] of float32 windows [B, frames, mel bins], one window at a time.
-
-        One at a time: on the CPUs measured, batching saves nothing per window (1.28 ms at 4 against
-        1.30 ms at 1) and would hold B times the work buffers (3.5 MB per window).
-        """
-        batch, frames, mels = features.shape
-        plans: dict[tuple[int, int], _Plan] = self._local.__dict__.setdefault("plans", {})
-        plan = plans.get((frames, mels))
-        if plan is None:
-            plans.clear()  # one input shape in practice: keep one plan per thread
-            plan = plans[frames, mels] = _Plan(self, 1, frames, mels)
-        out = np.empty((batch, self.num_classes), np.float32)
-        for index in range(batch):
-            np.copyto(plan.input, features[index : index + 1].transpose(0, 2, 1))
-            for step in plan.steps:
-                step()
-            out[index] = plan.output[:, 0]
-        return out
+    def _plan(self, frames: int, bands: int) -> _Plan:
+        return _Plan(self, 1, frames, bands)
 
 
-class _Plan:
+class _Plan(StepPlan):
     """The forward pass for one input shape as a flat list of NumPy calls on preallocated buffers.
 
     Built once per input shape and thread: every buffer, view and folded constant is made here, so a
@@ -133,7 +107,7 @@ class _Plan:
     """
 
     def __init__(self, net: ResNetSE, batch: int, frames: int, mels: int) -> None:
-        self.steps: list[Callable[[], object]] = []
+        super().__init__()
         self._scratch = np.zeros(0, np.float32)  # im2col buffers: used one at a time, so shared
         padded = np.zeros((1, batch, mels + 2, frames + 2), np.float32)
         self.input = padded[0, :, 1:-1, 1:-1]
@@ -143,24 +117,8 @@ class _Plan:
         channels, _, height, width = x.shape
         pooled = np.zeros((channels, height, batch), np.float32)  # ONNX Flatten order: C-major, then H
         self._add(np.add.reduce, x, axis=3, out=pooled.transpose(0, 2, 1))  # time sum; 1/W is in fc1
-        hidden = self._linear((net.fc1[0] / width, net.fc1[1]), pooled.reshape(channels * height, batch))
-        logits = self._linear(net.fc2, hidden)
-        peak = np.zeros((1, batch), np.float32)
-        self._add(np.max, logits, axis=0, keepdims=True, out=peak)
-        self._add(np.subtract, logits, peak, out=logits)
-        self._add(np.exp, logits, out=logits)
-        self._add(np.sum, logits, axis=0, keepdims=True, out=peak)
-        self._add(np.divide, logits, peak, out=logits)
-        self.output = logits
-
-    def _add(self, function: Callable[..., object], *args: Any, **kwargs: Any) -> None:
-        self.steps.append(partial(function, *args, **kwargs))
-
-    def _linear(self, layer: tuple[Array, Array], x: Array) -> Array:
-        out = np.zeros((layer[0].shape[0], x.shape[1]), np.float32)
-        self._add(np.matmul, layer[0], x, out=out)
-        self._add(np.add, out, layer[1], out=out)
-        return out
+        hidden = self._linear(net.fc1[0] / width, net.fc1[1], pooled.reshape(channels * height, batch))
+        self._softmax(self._linear(*net.fc2, hidden))
 
     def _conv(self, conv: _Conv, x: Array, *, relu: bool, into: Array | None = None) -> Array:
         """Input [Cin, B, H, W] (padded by 1 for a 3x3) -> [Cout, B, H', W'], + bias (+ ReLU, into `into`)."""
@@ -208,9 +166,9 @@ class _Plan:
         # Squeeze-and-excitation: a gate per channel from the mean over all positions (1/(H W) is in se1).
         sums = np.zeros((channels, batch), np.float32)
         self._add(np.add.reduce, h.reshape(channels, batch, -1), axis=2, out=sums)
-        hidden = self._linear((block.se1[0] / (out_h * out_w), block.se1[1]), sums)
+        hidden = self._linear(block.se1[0] / (out_h * out_w), block.se1[1], sums)
         self._add(np.maximum, hidden, 0.0, out=hidden)
-        gate = self._linear((-block.se2[0], -block.se2[1]), hidden)  # sigmoid(z) = 1 / (1 + exp(-z))
+        gate = self._linear(-block.se2[0], -block.se2[1], hidden)  # sigmoid(z) = 1 / (1 + exp(-z))
         self._add(np.exp, gate, out=gate)
         self._add(np.add, gate, 1.0, out=gate)
         self._add(np.reciprocal, gate, out=gate)
