@@ -136,6 +136,27 @@ class GraphWalker:
             raise self.fail(softmax, "must be over the classes")
         return self.gemm(softmax.inputs[0])
 
+    def squeeze_excitation(self, gate: str, x: str) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
+        """The squeeze-excitation gate computing `gate` from `x`: its linear layers (squeeze, excitation).
+
+        The gate is Unsqueeze(Unsqueeze(Sigmoid(Gemm(Relu(Gemm(ReduceMean(x))))))), [B, C, 1, 1].
+        """
+        tensor = gate
+        for dims in (3, 2):  # backwards: the outer Unsqueeze makes [B, C, 1, 1] from [B, C, 1]
+            unsqueeze = self.node(tensor, "Unsqueeze")
+            axes = self.axes(unsqueeze)
+            if len(axes) != 1 or axes[0] not in (dims, -1):
+                raise self.fail(unsqueeze, f"must add axis {dims} (got {axes})")
+            tensor = unsqueeze.inputs[0]
+        excitation, tensor = self.gemm(self.node(tensor, "Sigmoid").inputs[0])
+        squeeze, tensor = self.gemm(self.node(tensor, "Relu").inputs[0])
+        mean = self.node(tensor, "ReduceMean", keepdims=0)
+        if self.axes(mean) not in ([2, 3], [-2, -1]) or mean.inputs[0] != x:
+            raise self.fail(mean, "squeeze-excitation must average its input over bands and frames")
+        if squeeze[0].shape[1] != excitation[0].shape[0] or squeeze[0].shape[0] != excitation[0].shape[1]:
+            raise self.fail(mean, "the squeeze-excitation's linear layers do not fit together")
+        return squeeze, excitation
+
     def check_all_used(self) -> None:
         """Refuse a graph with nodes that the walk did not account for."""
         unused = [node.op_type for node in self.graph.nodes if id(node) not in self.used]

@@ -194,20 +194,7 @@ def _squeeze_excitation(
     x, gate = mul.inputs
     if walk.op(x) == "Unsqueeze":
         x, gate = gate, x
-    tensor = gate
-    for dims in (3, 2):  # backwards: the outer Unsqueeze makes [B, C, 1, 1] from [B, C, 1]
-        unsqueeze = walk.node(tensor, "Unsqueeze")
-        axes = walk.axes(unsqueeze)
-        if len(axes) != 1 or axes[0] not in (dims, -1):
-            raise walk.fail(unsqueeze, f"must add axis {dims} (got {axes})")
-        tensor = unsqueeze.inputs[0]
-    fc2, tensor = walk.gemm(walk.node(tensor, "Sigmoid").inputs[0])
-    fc1, tensor = walk.gemm(walk.node(tensor, "Relu").inputs[0])
-    squeeze = walk.node(tensor, "ReduceMean", keepdims=0)
-    if walk.axes(squeeze) not in ([2, 3], [-2, -1]) or squeeze.inputs[0] != x:
-        raise walk.fail(squeeze, "squeeze-excitation must average its input over bands and frames")
-    if fc1[0].shape[1] != fc2[0].shape[0] or fc1[0].shape[0] != fc2[0].shape[1]:
-        raise walk.fail(mul, "the squeeze-excitation's linear layers do not fit together")
+    fc1, fc2 = walk.squeeze_excitation(gate, x)
     return (fc1, fc2), x
 
 

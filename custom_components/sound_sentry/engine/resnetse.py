@@ -192,19 +192,7 @@ def _block(walk: GraphWalker, add: Node) -> tuple[_Block, str]:
     conv3_out, gate = mul.inputs
     if walk.producers.get(conv3_out) is None or walk.producers[conv3_out].op_type != "Conv":
         conv3_out, gate = gate, conv3_out
-    # The gate: Unsqueeze(Unsqueeze(Sigmoid(Gemm(Relu(Gemm(ReduceMean(conv3)))))) to [B, C, 1, 1].
-    tensor = gate
-    for dims in (3, 2):  # backwards: the outer Unsqueeze makes [B, C, 1, 1] from [B, C, 1]
-        unsqueeze = walk.node(tensor, "Unsqueeze")
-        axes = walk.axes(unsqueeze)
-        if len(axes) != 1 or axes[0] not in (dims, -1):
-            raise walk.fail(unsqueeze, f"must add axis {dims} (got {axes})")
-        tensor = unsqueeze.inputs[0]
-    se2, tensor = walk.gemm(walk.node(tensor, "Sigmoid").inputs[0])
-    se1, tensor = walk.gemm(walk.node(tensor, "Relu").inputs[0])
-    squeeze = walk.node(tensor, "ReduceMean", keepdims=0)
-    if walk.axes(squeeze) != [2, 3] or squeeze.inputs[0] != conv3_out:
-        raise walk.fail(squeeze, "must average the block's last convolution over mel bins and frames")
+    se1, se2 = walk.squeeze_excitation(gate, conv3_out)
     conv3, tensor = _conv(walk, conv3_out)
     conv2, tensor = _conv(walk, walk.node(tensor, "Relu").inputs[0])
     conv1, block_input = _conv(walk, walk.node(tensor, "Relu").inputs[0])
