@@ -268,9 +268,12 @@ def multi_line_alarm(base: AlarmSound, rng: np.random.Generator, *, timing: floa
     at about 2.2 / 2.6 / 3.0 / 3.5 kHz: lines `spacing` apart (380-480 Hz) around 2.8-3.2 kHz, up to
     3.95 kHz, their powers random but the strongest holding only 25-35% of the 2.5-3.9 kHz band."""
     sound = varied_alarm(base, rng, timing=timing)
-    centre, spacing = rng.uniform(2800, 3200), rng.uniform(380, 480)
-    frequencies = [centre + k * spacing for k in range(-2, 3) if centre + k * spacing < 3950]
-    in_band = np.array([PIEZO_BAND_HZ[0] <= f <= PIEZO_BAND_HZ[1] for f in frequencies])
+    while True:  # the strongest can hold at most a third of three lines: at least three in the band
+        centre, spacing = rng.uniform(2800, 3200), rng.uniform(380, 480)
+        frequencies = [centre + k * spacing for k in range(-2, 3) if centre + k * spacing < 3950]
+        in_band = np.array([PIEZO_BAND_HZ[0] <= f <= PIEZO_BAND_HZ[1] for f in frequencies])
+        if in_band.sum() >= 3:
+            break
     while True:
         powers = rng.uniform(0.3, 1.0, len(frequencies))
         if 0.25 <= powers[in_band].max() / powers[in_band].sum() <= 0.35:
