@@ -6,7 +6,7 @@ from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .engine.events import AlarmEvent, DetectionEvent
+from .engine.events import DetectionEvent, event_data
 from .entity import SoundSentryEntity
 from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
 
@@ -45,12 +45,5 @@ class SoundSentryEventEntity(SoundSentryEntity, EventEntity):
     @callback
     def _async_handle_event(self, event: DetectionEvent) -> None:
         if event.active:
-            data: dict[str, float | str]
-            if isinstance(event, AlarmEvent):  # a pattern has no probability, but what was heard
-                data = {"frequency_hz": round(event.frequency_hz), "cycles": event.cycles}
-            else:
-                data = {"confidence": round(event.peak_probability, 3)}
-            if (clip := self.runtime.clip_id(event)) is not None:
-                data["clip"] = clip
-            self._trigger_event(event.label, data)
+            self._trigger_event(event.label, event_data(event, self.runtime.clip_id(event)))
             self.async_write_ha_state()

@@ -41,3 +41,19 @@ class AlarmEvent:
 
 DetectionEvent: TypeAlias = SoundEvent | AlarmEvent
 """Any event of the engine: the pipeline's output has both kinds, in time order."""
+
+
+def event_data(event: DetectionEvent, clip: str | None = None) -> dict[str, float | int | str]:
+    """What an event entity shows of a sound that starts, for Home Assistant's entity and MQTT alike.
+
+    A sound: its `confidence` (0..1); an alarm pattern (no probability): the tone's `frequency_hz` and
+    the `cycles` heard; with `clip`, also the clip (a media-source id in Home Assistant, a file for MQTT).
+    """
+    data: dict[str, float | int | str]
+    if isinstance(event, AlarmEvent):
+        data = {"frequency_hz": round(event.frequency_hz), "cycles": event.cycles}
+    else:
+        data = {"confidence": round(event.peak_probability, 3)}
+    if clip is not None:
+        data["clip"] = clip
+    return data

@@ -87,6 +87,7 @@ class MqttPublisher:
             info = self._client.publish(self.availability_topic, OFFLINE, qos=QOS, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(5.0)
+        self.connected.clear()  # our own disconnection: not "lost"
         self._client.disconnect()
         self._client.loop_stop()
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from ..alarm import AlarmSettings
 from ..clips import Clip, write_clip
 from ..detector import DetectorSettings
-from ..events import AlarmEvent, DetectionEvent
+from ..events import AlarmEvent, DetectionEvent, event_data
 from ..listener import Listener
 from ..model import LoadedModel, load_model, model_path
 from ..model_info import ModelLoadError
@@ -90,16 +90,15 @@ def entity_names() -> dict[str, dict[str, str]]:
 
 
 def event_payload(event: DetectionEvent) -> dict[str, Any]:
-    """What the event entity shows of a sound that starts (as the integration's event entity does)."""
-    data: dict[str, Any] = {"event_type": event.label}
-    if isinstance(event, AlarmEvent):  # an alarm pattern: no probability, but what was heard
-        data |= {"frequency_hz": round(event.frequency_hz), "cycles": event.cycles}
-    else:
-        data["confidence"] = round(event.peak_probability, 3)
-    if event.clip_key is not None:
-        data["clip"] = event.clip_key
-    data["time"] = datetime.now(UTC).isoformat(timespec="milliseconds")
-    return data
+    """The event topic's message: the type, what the integration's event entity shows, and when.
+
+    What the event entity shows is `event_data`'s (the clip: its file).
+    """
+    return {
+        "event_type": event.label,
+        **event_data(event, event.clip_key),
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
 
 
 @dataclass
@@ -169,6 +168,16 @@ class SoundSentryService:
             assert state.listener is not None
             state.listener.start()
             _LOGGER.info("Listening to %s (%s)", state.settings.name, redact_credentials(state.settings.url))
+
+    @property
+    def listeners(self) -> dict[str, Listener]:
+        """Each source's listener (built by `start()`) by the source's object id, as in its topics.
+
+        E.g. to watch one with `Listener.add_observer`.
+        """
+        return {
+            state.settings.object_id: state.listener for state in self._sources if state.listener is not None
+        }
 
     def stop(self) -> None:
         """Stop every source thread, then say `offline` and disconnect."""
