@@ -52,7 +52,10 @@ def run(
     config_path.write_text(f"mqtt: {{host: 127.0.0.1, port: {broker.port}}}\nsources:\n{sources}")
     released: dict[str, float] = {}
     """Source object id -> when its listener last got a chunk (written and read in its source thread)."""
-    pending: dict[tuple[str, str], float] = {}
+    chunks: dict[tuple[str, str], float] = {}
+    """(topic, payload) of a level message -> its chunk's time, when published before it arrived."""
+    arrivals: dict[tuple[str, str], float] = {}
+    """(topic, payload) -> when it arrived, when it arrived before `on_publish` ran (it runs after)."""
     delays: list[float] = []
     lock = threading.Lock()
     measuring = threading.Event()
@@ -60,15 +63,20 @@ def run(
 
     def on_publish(topic: str, payload: str) -> None:
         if topic.endswith("/level") and measuring.is_set():  # <topic_prefix>/<source>/level
+            chunk_at = released[topic.split("/")[-2]]
             with lock:
-                pending[(topic, payload)] = released[topic.split("/")[-2]]
+                if (received := arrivals.pop((topic, payload), None)) is not None:
+                    delays.append(received - chunk_at)
+                else:
+                    chunks[(topic, payload)] = chunk_at
 
     def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
-        received = time.monotonic()
+        received, key = time.monotonic(), (message.topic, message.payload.decode())
         with lock:
-            chunk_at = pending.pop((message.topic, message.payload.decode()), None)
-        if chunk_at is not None:
-            delays.append(received - chunk_at)
+            if (chunk_at := chunks.pop(key, None)) is not None:
+                delays.append(received - chunk_at)
+            elif measuring.is_set():
+                arrivals[key] = received
 
     def stamp(source: str) -> ListenerObserver:
         def on_audio(chunk: AudioChunk) -> None:
