@@ -27,6 +27,7 @@ import json
 import math
 import os
 from pathlib import Path
+import platform
 import statistics
 import subprocess
 import sys
@@ -223,6 +224,11 @@ def main() -> None:
     parser.add_argument(
         "--models", nargs="+", default=["accurate", "compact"], help="shipped models to run (default: both)"
     )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write each model's CPU per audio second into its shipped sidecar (what the settings forms show)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("pcm", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -277,6 +283,37 @@ def main() -> None:
             f"| {_p95(latencies) * 1e3:.1f} | {statistics.median(r['per_window_s'] for r in runs) * 1e3:.3f} |"
         )
     print("Models: " + ", ".join(sorted({r[0]["model"] for r in results.values()})) + ".")
+    if args.record:
+        how = (
+            f"python -m benchmarks.vs_yamnet --runs {args.runs} --audio-s {args.audio_s:g} ({os.cpu_count()}-core "
+            f"{platform.machine()}, median; YAMNet as Frigate {frigate:.2f} ms in the same run)"
+        )
+        for model in args.models:
+            record_cpu(
+                model,
+                {
+                    "NumPy": statistics.median(cpu[f"numpy@{model}"]),
+                    "onnxruntime": statistics.median(cpu[f"onnxruntime@{model}"]),
+                },
+                how,
+            )
+
+
+def record_cpu(model: str, ms_per_audio_s: dict[str, float], how: str) -> None:
+    """Store a shipped model's measured CPU per audio second in its sidecar's metrics."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from custom_components.sound_sentry.engine.model import model_path  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
+
+    info = ModelInfo.load(model_path(model))
+    metrics = {
+        **info.metrics,
+        "cpu_ms_per_audio_s": {name: round(ms, 2) for name, ms in ms_per_audio_s.items()},
+        "cpu_measured_by": how,
+    }
+    replace(info, metrics=metrics).save()
+    print(f"recorded in {info.path.with_suffix('.json').name}: {metrics['cpu_ms_per_audio_s']}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Cross-source validation: train without whole sources, score the model on them (`python -m training.crossval`).
 
     TRAIN_MODULE=training.crossval scripts/train --model accurate --tag finetune [--fold A ...] [recipe options]
-    TRAIN_MODULE=training.crossval scripts/train --model compact --tag v2 [train options]
+    TRAIN_MODULE=training.crossval scripts/train --model compact --tag compact-v3 [--teacher-tag accurate-v5]
+    TRAIN_MODULE=training.crossval scripts/train --model scratch --tag v2 [train options]
     TRAIN_MODULE=training.crossval scripts/train --summary --tag finetune
 
 The dev test split shares recorders, rooms and gun models with training, so it flatters a model. Each fold
 leaves one source (or gun model, or group of recordings) of every event class out of training, and one
-background source, trains the recipe (`training.finetune` for the accurate model, `training.train` for
-the compact one), exports it, and scores what it never heard through the engine's `Pipeline` and
+background source, trains the recipe (`training.finetune` for the accurate model; `training.distill` for
+the compact one, taught by the accurate model of the same fold, which never heard the held-out sources
+either; `training.train` for the compact one from scratch), exports it, and scores what it never heard through the engine's `Pipeline` and
 `EventDetector`, exactly as Home Assistant runs it:
 
 - clips: per class, the share of held-out event clips whose best window passes the threshold that lets
@@ -214,7 +216,7 @@ def score_fold(path: Path, units: tuple[str, ...]) -> dict[str, object]:
     return result
 
 
-def train_fold(model: str, argv: list[str], run_dir: Path, units: tuple[str, ...]) -> Path:
+def train_fold(model: str, argv: list[str], run_dir: Path, units: tuple[str, ...], teacher: Path) -> Path:
     """Train one fold of `model`'s recipe and return its exported .onnx."""
     if model == "accurate":
         from training import finetune
@@ -223,6 +225,13 @@ def train_fold(model: str, argv: list[str], run_dir: Path, units: tuple[str, ...
         args.run_dir = run_dir
         info, _summary = finetune.train_and_export(args, hold_out=units)
         return info.path
+    if model == "compact":
+        from training import distill
+
+        args = distill.parser().parse_args(argv)
+        args.run_dir, args.teacher = run_dir, teacher
+        distill.train_and_export(args, hold_out=units)
+        return run_dir / f"{distill.MODEL_STEM}.onnx"
     from training import train
 
     args = train.parser().parse_args(argv)
@@ -235,14 +244,31 @@ def train_fold(model: str, argv: list[str], run_dir: Path, units: tuple[str, ...
 def main() -> None:
     """Run the folds asked for, then print the pooled table of every fold run under the tag."""
     own = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0], add_help=False)
-    own.add_argument("--model", choices=["accurate", "compact"], default="accurate")
+    own.add_argument(
+        "--model",
+        choices=["accurate", "compact", "scratch"],
+        default="accurate",
+        help="accurate: training.finetune; compact: training.distill; scratch: training.train",
+    )
+    own.add_argument(
+        "--teacher-tag",
+        default="accurate-v5",
+        help="compact: the accurate folds that teach it (crossval/TAG/FOLD/, from --model accurate)",
+    )
+    own.add_argument(
+        "--cache-tag",
+        help="reuse each fold's cache.npz of an earlier run of the same data (crossval/TAG/FOLD/): another "
+        "recipe on the same windows",
+    )
     own.add_argument("--fold", action="append", choices=sorted(folds()), help="fold(s) to run (default: all)")
     own.add_argument("--tag", default="recipe", help="name of this recipe's results")
     own.add_argument("--summary", action="store_true", help="only print the table of stored folds")
     args, recipe_argv = own.parse_known_args()
     if "-h" in recipe_argv or "--help" in recipe_argv:
         own.print_help()
-        print("\nOther options go to the model's recipe (training.finetune or training.train).")
+        print(
+            "\nOther options go to the model's recipe (training.finetune, training.distill or training.train)."
+        )
         sys.exit(0)
     out_dir = REPO_ROOT / "training" / "runs" / "crossval" / args.tag
     if not args.summary:
@@ -252,10 +278,14 @@ def main() -> None:
             run_dir.mkdir(parents=True, exist_ok=True)
             started = time.time()
             print(f"fold {name}: {args.model}, holding out {list(units)[:6]}...", flush=True)
-            path = train_fold(args.model, recipe_argv, run_dir, units)
+            teacher = out_dir.parent / args.teacher_tag / name / "sound_sentry_mobilenet.onnx"
+            fold_argv = list(recipe_argv)
+            if args.cache_tag:
+                fold_argv += ["--cache", str(out_dir.parent / args.cache_tag / name / "cache.npz")]
+            path = train_fold(args.model, fold_argv, run_dir, units, teacher)
             result = score_fold(path, units)
             result["minutes"] = (time.time() - started) / 60
-            result["recipe"] = [args.model, *recipe_argv]
+            result["recipe"] = [args.model, *fold_argv]
             (run_dir / "result.json").write_text(json.dumps(result) + "\n")
             print(f"fold {name}: {json.dumps({k: v for k, v in result.items() if k != 'raw'})}", flush=True)
     print(summary(out_dir))

@@ -32,16 +32,17 @@ DEFAULT_DETECTION: dict[str, Any] = {
 }
 
 
-def export_onnx(model: ResNetSE, path: Path) -> None:
-    """Write `model` as ONNX: BN folded, input `features` [B,192,24], output softmax `probabilities` [B,4]."""
-    wrapped = ProbabilityModel(fold_batchnorm(model)).eval()
-    example = torch.zeros(2, NUM_FRAMES, NUM_MEL_BINS)
-    # The TorchScript exporter gives a plain, stable op set (Conv, Gemm, ReduceMean, ...) that a small
-    # NumPy interpreter can run; BN is already folded, so no BatchNormalization node can appear.
+def export_graph(module: torch.nn.Module, path: Path, example: torch.Tensor, description: str) -> None:
+    """Write a network that maps `features` [B, ...] to softmax `probabilities` [B, 4] as ONNX, checked.
+
+    The TorchScript exporter gives a plain, stable op set (Conv, Gemm, ReduceMean, ...) that the engine's
+    NumPy runtimes run; its eval passes fold BatchNorm into the convolutions, and no BatchNormalization
+    node may remain.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(
-            wrapped,
+            module.eval(),
             (example,),
             str(raw),
             dynamo=False,
@@ -52,16 +53,32 @@ def export_onnx(model: ResNetSE, path: Path) -> None:
             do_constant_folding=True,
         )
         graph = onnx.load(str(raw))
-    graph.doc_string = "Sound Sentry ResNetSE (FACTS §4), BatchNorm folded"
+    graph.doc_string = description
     graph.producer_name = "sound-sentry-training"
     onnx.checker.check_model(graph)
-    assert not [n for n in graph.graph.node if n.op_type == "BatchNormalization"], "BatchNorm left in graph"
+    if [n for n in graph.graph.node if n.op_type == "BatchNormalization"]:
+        raise RuntimeError("BatchNorm left in the exported graph")
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(graph, str(path))
 
 
+def export_onnx(model: ResNetSE, path: Path) -> None:
+    """Write `model` as ONNX: BN folded, input `features` [B,192,24], output softmax `probabilities` [B,4]."""
+    export_graph(
+        ProbabilityModel(fold_batchnorm(model)),
+        path,
+        torch.zeros(2, NUM_FRAMES, NUM_MEL_BINS),
+        "Sound Sentry ResNetSE (FACTS §4), BatchNorm folded",
+    )
+
+
 def write_sidecar(
-    onnx_path: Path, *, name: str, version: str, detection: dict[str, Any], note: str | None = None
+    onnx_path: Path,
+    *,
+    name: str,
+    version: str,
+    detection: dict[str, Any],
+    provenance: dict[str, Any] | None = None,
 ) -> None:
     """The sidecar of an exported ResNetSE (the engine's model contract: `ModelInfo`)."""
     write_info(
@@ -72,7 +89,7 @@ def write_sidecar(
         front_end=FbankSettings(),
         window_samples=WINDOW_SAMPLES,
         detection=detection,
-        provenance={"note": note} if note else None,
+        provenance=provenance,
     )
 
 
@@ -101,12 +118,12 @@ def export_model(
     name: str,
     version: str,
     detection: dict[str, Any],
-    note: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
     """Write STEM.onnx and its sidecar; return the model's path."""
     path = stem.with_name(stem.name + ".onnx")
     export_onnx(model, path)
-    write_sidecar(path, name=name, version=version, detection=detection, note=note)
+    write_sidecar(path, name=name, version=version, detection=detection, provenance=provenance)
     return path
 
 
@@ -130,8 +147,12 @@ def main() -> None:
         name, version = "sound_sentry_resnetse", "dev"
     else:
         parser.error("pass --random or --checkpoint")
-    note = "randomly initialised test fixture: its outputs mean nothing" if args.random else None
-    path = export_model(model, args.stem, name=name, version=version, detection=DEFAULT_DETECTION, note=note)
+    provenance = (
+        {"note": "randomly initialised test fixture: its outputs mean nothing"} if args.random else None
+    )
+    path = export_model(
+        model, args.stem, name=name, version=version, detection=DEFAULT_DETECTION, provenance=provenance
+    )
     print(f"wrote {path} ({path.stat().st_size} bytes) and its sidecar")
 
 

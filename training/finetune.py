@@ -32,6 +32,7 @@ import math
 from pathlib import Path
 import subprocess
 import time
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -99,10 +100,16 @@ def place_event(event: Array, rng: np.random.Generator) -> Array:
     return out
 
 
+def _fft_size(samples: int) -> int:
+    """The power of two at or above `samples`."""
+    return 1 << (samples - 1).bit_length()
+
+
 def device_response(x: Array, rng: np.random.Generator) -> Array:
     """A random microphone/camera: EQ, telephone band, reverb, mu-law (each with some probability)."""
-    spectrum = np.fft.rfft(x)
-    freqs = np.fft.rfftfreq(x.size, 1 / RATE)
+    size = _fft_size(x.size)  # a power of two: a 2 s window's own length (16,176) is 20x slower
+    spectrum = np.fft.rfft(x, size)
+    freqs = np.fft.rfftfreq(size, 1 / RATE)
     if rng.random() < 0.7:  # smooth random EQ, +-8 dB, a few knots on a log-frequency axis
         knots = np.geomspace(50, 4000, 6)
         gains = rng.uniform(-8, 8, knots.size)
@@ -110,14 +117,15 @@ def device_response(x: Array, rng: np.random.Generator) -> Array:
         spectrum *= 10 ** (curve / 20)
     if rng.random() < 0.2:  # telephone band
         spectrum *= ((freqs > 300) & (freqs < 3400)).astype(np.float64) * 0.97 + 0.03
-    y = np.fft.irfft(spectrum, n=x.size).astype(np.float32)
+    y = np.fft.irfft(spectrum, n=size)[: x.size].astype(np.float32)
     if rng.random() < 0.3:  # a room: exponentially decaying noise, RT60 0.2-0.7 s
         rt60 = rng.uniform(0.2, 0.7)
         length = int(rt60 * RATE)
         rir = rng.standard_normal(length) * np.exp(-6.9 * np.arange(length) / (rt60 * RATE))
         rir[0] = 1.0 / rng.uniform(0.3, 1.0)
         rir /= np.sqrt(np.sum(rir**2))
-        wet = np.fft.irfft(np.fft.rfft(y, 2 * WINDOW) * np.fft.rfft(rir, 2 * WINDOW))[: y.size]
+        size = _fft_size(y.size + length)
+        wet = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(rir, size))[: y.size]
         y = wet.astype(np.float32)
     if rng.random() < 0.25:  # G.711 mu-law round trip
         mu = 255.0
@@ -317,8 +325,22 @@ def data_hash(clips: list[Clip]) -> str:
     return digest.hexdigest()[:16]
 
 
+class SavedArrays:
+    """A dataclass of arrays kept with its run as one .npz (other recipes reuse it with --cache)."""
+
+    def save(self, path: Path) -> None:
+        """Write every field to `path`."""
+        np.savez(path, **dict(vars(self)))
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        """A saved instance."""
+        with np.load(path) as data:
+            return cls(**{k: data[k] for k in data.files})
+
+
 @dataclass
-class Cache:
+class Cache(SavedArrays):
     """Training and validation windows as the frozen layers' activations, computed once per run."""
 
     train_acts: np.ndarray
@@ -327,16 +349,6 @@ class Cache:
     val_acts: np.ndarray
     val_labels: np.ndarray
     val_ids: np.ndarray
-
-    def save(self, path: Path) -> None:
-        """Keep the cache with the run (other recipes reuse it with --cache)."""
-        np.savez(path, **dict(vars(self)))
-
-    @classmethod
-    def load(cls, path: Path) -> Cache:
-        """A saved cache."""
-        with np.load(path) as data:
-            return cls(**{k: data[k] for k in data.files})
 
 
 def prepare(
@@ -479,28 +491,33 @@ def parser() -> argparse.ArgumentParser:
         "--mine-repeats", type=int, default=2, help="extra passes over the hard negatives per epoch"
     )
     p.add_argument(
-        "--data",
-        choices=["shared", "all"],
-        default="all",
-        help="shared: ../shared/data; all: plus the openly licensed set built from Debian packages",
-    )
-    p.add_argument(
         "--bands",
         type=int,
         default=128,
         help="log mel bands the network sees: 79 (those below 4 kHz) or 128 (EfficientAT's, the upper "
         "ones at the log floor, as the pretrained network saw 8 kHz audio)",
     )
-    p.add_argument("--seed", type=int, default=20261204)
-    p.add_argument("--threads", type=int, default=2)
+    add_run_options(p, seed=20261204, version="1.0.0")
+    return p
+
+
+def add_run_options(p: argparse.ArgumentParser, *, seed: int, version: str) -> None:
+    """The options every cached recipe (this one, `training.distill`) takes: data, seed, cache, shipping."""
     p.add_argument(
-        "--cache", type=Path, help="reuse the cache.npz of an earlier run (same data and hold-out)"
+        "--data",
+        choices=["shared", "all"],
+        default="all",
+        help="shared: ../shared/data; all: plus the openly licensed set built from Debian packages",
+    )
+    p.add_argument("--seed", type=int, default=seed)
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument(
+        "--cache", type=Path, help="reuse the cache.npz of an earlier run (same data, hold-out and teacher)"
     )
     p.add_argument(
         "--ship", action="store_true", help="choose defaults, measure and copy into the integration"
     )
-    p.add_argument("--version", default="1.0.0")
-    return p
+    p.add_argument("--version", default=version, help="the shipped model's version")
 
 
 def train_and_export(

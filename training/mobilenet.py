@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 import sys
-import tempfile
 
 import torch
 from torch import nn
@@ -29,9 +28,6 @@ NUM_FRAMES = 200
 """Frames per window: 200 x 10 ms (16,176 samples, 2.02 s), EfficientAT's 2 s windows."""
 NUM_BANDS = LogMelSettings().num_bands
 EMBEDDING = 384
-OPSET = 17
-INPUT_NAME = "features"
-OUTPUT_NAME = "probabilities"
 
 
 def window_samples(frames: int = NUM_FRAMES) -> int:
@@ -114,31 +110,14 @@ def export_onnx(net: SoundNet, path: Path, frames: int = NUM_FRAMES, bands: int 
     holds Conv, HardSwish, Relu, ReduceMean, Gemm/MatMul, Sigmoid, Mul, Add and Softmax: what the engine's
     NumPy runtime (engine/mobilenet.py) runs.
     """
-    import onnx
+    from training.export import export_graph
 
-    wrapped = _Probabilities(net).eval()
-    example = torch.zeros(2, frames, bands)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw.onnx"
-        torch.onnx.export(
-            wrapped,
-            (example,),
-            str(raw),
-            dynamo=False,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            opset_version=OPSET,
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            do_constant_folding=True,
-        )
-        graph = onnx.load(str(raw))
-    graph.doc_string = "Sound Sentry accurate model: EfficientAT mn04 (AudioSet) fine-tuned, BatchNorm folded"
-    graph.producer_name = "sound-sentry-training"
-    onnx.checker.check_model(graph)
-    if [n for n in graph.graph.node if n.op_type == "BatchNormalization"]:
-        raise RuntimeError("BatchNorm left in the exported graph")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(graph, str(path))
+    export_graph(
+        _Probabilities(net),
+        path,
+        torch.zeros(2, frames, bands),
+        "Sound Sentry accurate model: EfficientAT mn04 (AudioSet) fine-tuned, BatchNorm folded",
+    )
 
 
 def random_head(seed: int = 0) -> SoundNet:

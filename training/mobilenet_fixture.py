@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from training.audio_paths import REPO_ROOT
-from training.mobilenet import INPUT_NAME, NUM_BANDS, NUM_FRAMES, PEER, SoundNet, export_onnx
+from training.export import INPUT_NAME
+from training.mobilenet import NUM_BANDS, NUM_FRAMES, PEER, SoundNet, export_onnx
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "mobilenet_random.onnx"
 WIDTH = 0.1

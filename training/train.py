@@ -17,6 +17,7 @@ from dataclasses import replace
 import json
 from pathlib import Path
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -257,14 +258,23 @@ def choice_data(data: str) -> str:
     return "all" if data == "open" else data
 
 
-def export_checkpoint(checkpoint: Path, run_dir: Path, name: str = MODEL_STEM) -> Path:
+def export_checkpoint(
+    checkpoint: Path,
+    run_dir: Path,
+    name: str = MODEL_STEM,
+    *,
+    version: str = MODEL_VERSION,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
     """Export a checkpoint as RUN_DIR/NAME.onnx with a placeholder-detection sidecar; return its path."""
     from training.export import export_model
 
     model = ResNetSE()
     model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
     model.eval()
-    return export_model(model, run_dir / name, name=name, version=MODEL_VERSION, detection=PLACEHOLDER)
+    return export_model(
+        model, run_dir / name, name=name, version=version, detection=PLACEHOLDER, provenance=provenance
+    )
 
 
 def ship_checkpoint(
@@ -275,12 +285,16 @@ def ship_checkpoint(
     data: str = "shared",
     name: str = MODEL_STEM,
     copy: bool = True,
+    version: str = MODEL_VERSION,
+    provenance: dict[str, Any] | None = None,
+    metrics: dict[str, object] | None = None,
 ) -> None:
     """Export, then ship (`training.ship`): defaults on val, test metrics, the operating curve, the integration."""
-    path = export_checkpoint(checkpoint, run_dir, name)
+    path = export_checkpoint(checkpoint, run_dir, name, version=version, provenance=provenance)
     model = ResNetSE()
     model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
-    metrics: dict[str, object] = {
+    metrics = {
+        **(metrics or {}),
         "parameters": count_parameters(model),
         "multiply_adds": count_macs(model),
     }
