@@ -257,13 +257,18 @@ def parser() -> argparse.ArgumentParser:
         help="the teacher .onnx (default: the shipped accurate model)",
     )
     p.add_argument("--mixes", type=int, default=8, help="augmented mixes per event clip and round")
-    p.add_argument("--rounds", type=int, default=8, help="independent augmentation draws")
-    p.add_argument("--windows", type=int, default=300_000, help="training windows in all")
+    p.add_argument("--rounds", type=int, default=10, help="independent augmentation draws")
+    p.add_argument("--windows", type=int, default=360_000, help="training windows in all")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--weight-decay", type=float, default=1e-3)
     p.add_argument("--smoothing", type=float, default=0.05, help="label smoothing of the cross-entropy")
-    p.add_argument("--weight", type=float, default=0.5, help="lambda: the cross-entropy's share of the loss")
+    p.add_argument(
+        "--weight",
+        type=float,
+        default=0.1,
+        help="lambda: the cross-entropy's share of the loss (folds: 0.1 > 0.5, 1)",
+    )
     p.add_argument("--temperature", type=float, default=2.0, help="T of the distillation term")
     p.add_argument("--evaluations", type=int, default=6, help="val checks, evenly spaced; the best is kept")
     p.add_argument("--workers", type=int, default=2, help="processes drawing and featurising windows")

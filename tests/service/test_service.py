@@ -216,6 +216,43 @@ def test_removing_a_source_from_the_yaml_removes_its_entities(
             1,
             "not both",
         ),
+        ("mqtt: {port: 1883}\nsources: [{name: A, url: 'rtsp://cam'}]\n", 1, "needs a host"),
+        ("mqtt: broker\nsources: [{name: A, url: 'rtsp://cam'}]\n", 1, "must be a mapping"),
+        ("mqtt: {host: broker, port: 70000}\nsources: [{name: A, url: 'rtsp://cam'}]\n", 1, "port must be"),
+        ("mqtt: {host: broker, tls: maybe}\nsources: [{name: A, url: 'rtsp://cam'}]\n", 1, "true or false"),
+        ("mqtt: {host: [a, b]}\nsources: [{name: A, url: 'rtsp://cam'}]\n", 1, "a single value"),
+        ("mqtt: {host: ''}\nsources: [{name: A, url: 'rtsp://cam'}]\n", 1, "non-empty text"),
+        (
+            "mqtt: {host: broker, topic_prefix: 'home/#'}\nsources: [{name: A, url: 'rtsp://cam'}]\n",
+            1,
+            "without #",
+        ),
+        (
+            "mqtt: {host: broker, password_file: /nonexistent/pw}\nsources: [{name: A, url: 'rtsp://cam'}]\n",
+            1,
+            "cannot read password_file",
+        ),
+        ("mqtt: {host: broker}\n", 1, "needs sources"),
+        ("mqtt: {host: broker}\nsources: {name: A}\n", 2, "a list of sources"),
+        ("mqtt: {host: broker}\nsources:\n  - {url: 'rtsp://cam'}\n", 3, "needs a name"),
+        ("mqtt: {host: broker}\nsources:\n  - {name: A, url: 'ftp://cam'}\n", 3, "ftp:// is not a source"),
+        ("mqtt: {host: broker}\nsources:\n  - {name: A, url: /no/such.wav}\n", 3, "no such file"),
+        (
+            "mqtt: {host: broker}\nsources:\n  - {name: A, url: 'udp://0.0.0.0:6055?bits=16'}\n",
+            3,
+            "takes rate, width and channels",
+        ),
+        (
+            "mqtt: {host: broker}\nsources:\n  - {name: A, url: 'rtsp://cam', transport: http}\n",
+            3,
+            "tcp or udp",
+        ),
+        ("mqtt: {host: broker}\nsources:\n  - {name: '!!', url: 'rtsp://cam'}\n", 3, "at least one letter"),
+        (
+            "mqtt: {host: broker}\nsources:\n  - {name: A, url: 'rtsp://cam', thresholds: 0.5}\n",
+            3,
+            "thresholds must be a mapping",
+        ),
     ],
 )
 def test_a_bad_yaml_file_gives_an_error_naming_the_line(
@@ -225,6 +262,51 @@ def test_a_bad_yaml_file_gives_an_error_naming_the_line(
     path.write_text(text)
     with pytest.raises(ConfigError, match=f"^{path}:{line}: .*{message}"):
         load_config(path)
+
+
+def test_an_empty_or_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "sound-sentry.yaml"
+    with pytest.raises(ConfigError, match=r"^cannot read .*sound-sentry\.yaml: No such file"):
+        load_config(path)
+    path.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match="the file is empty; it needs mqtt: and sources:"):
+        load_config(path)
+
+
+def test_a_full_file_reads_as_written(tmp_path: Path) -> None:
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("from-a-file\nignored second line\n")
+    clip = tmp_path / "demo.wav"
+    clip.write_bytes(b"RIFF")
+    path = tmp_path / "sound-sentry.yaml"
+    path.write_text(
+        f"mqtt:\n  host: broker.lan\n  tls: true\n  username: sentry\n  password_file: {secret}\n"
+        "  discovery_prefix: ha\n  topic_prefix: sentry/attic\n"
+        "sources:\n"
+        "  - name: Nursery Cam\n    url: rtsps://cam.lan/live\n    username: viewer\n    password: pw\n"
+        "    transport: udp\n    model: compact\n    thresholds: {babycry: 0.8, gunshot: off}\n"
+        f"    alarms: false\n    clips_dir: {tmp_path}/clips\n"
+        "  - name: Garage mic\n    url: 'udp://0.0.0.0:6055?rate=8000&width=4&channels=2'\n"
+        f"  - name: Demo\n    url: {clip}\n"
+    )
+    config = load_config(path)
+    assert config.mqtt.host == "broker.lan"
+    assert config.mqtt.port == 8883  # TLS's port unless one is given
+    assert (config.mqtt.username, config.mqtt.password) == ("sentry", "from-a-file")
+    assert (config.mqtt.discovery_prefix, config.mqtt.topic_prefix) == ("ha", "sentry/attic")
+    nursery, garage, demo = config.sources
+    assert nursery.object_id == "nursery_cam"
+    assert (nursery.username, nursery.password, nursery.transport) == ("viewer", "pw", "udp")
+    assert nursery.model == "compact"
+    assert nursery.thresholds == {"babycry": 0.8, "gunshot": None}
+    assert nursery.alarms is False
+    assert nursery.clips_dir == tmp_path / "clips"
+    assert "pw" not in repr(nursery)
+    assert "from-a-file" not in repr(config.mqtt)
+    assert garage.pcm is not None
+    assert (garage.pcm.sample_rate_hz, garage.pcm.sample_width, garage.pcm.channels) == (8000, 4, 2)
+    assert demo.url == str(clip)
+    assert demo.model == "accurate"
 
 
 def test_serve_on_the_command_line_reports_a_bad_file_in_one_line(tmp_path: Path) -> None:
