@@ -9,8 +9,8 @@ The dev test split shares recorders, rooms and gun models with training, so it f
 leaves one source (or gun model, or group of recordings) of every event class out of training, and one
 background source, trains the recipe (`training.finetune` for the accurate model; `training.distill` for
 the compact one, taught by the accurate model of the same fold, which never heard the held-out sources
-either; `training.train` for the compact one from scratch), exports it, and scores what it never heard through the engine's `Pipeline` and
-`EventDetector`, exactly as Home Assistant runs it:
+either; `training.train` for the compact one from scratch), exports it, and scores what it never heard
+through the engine's `Pipeline` and `EventDetector`, exactly as Home Assistant runs it:
 
 - clips: per class, the share of held-out event clips whose best window passes the threshold that lets
   1% of the background clips through (the held-out background source + the val background of the
@@ -230,8 +230,8 @@ def train_fold(model: str, argv: list[str], run_dir: Path, units: tuple[str, ...
 
         args = distill.parser().parse_args(argv)
         args.run_dir, args.teacher = run_dir, teacher
-        distill.train_and_export(args, hold_out=units)
-        return run_dir / f"{distill.MODEL_STEM}.onnx"
+        checkpoint, provenance, _summary = distill.train_student(args, hold_out=units)
+        return distill.export_checkpoint(checkpoint, run_dir, version=args.version, provenance=provenance)
     from training import train
 
     args = train.parser().parse_args(argv)

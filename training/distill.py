@@ -61,6 +61,11 @@ class Cache(SavedArrays):
     val_ids: np.ndarray
 
 
+def student_frames(windows: list[np.ndarray], fbank: FbankExtractor) -> np.ndarray:
+    """FBANK of each window's last `WINDOW_SAMPLES` samples, (N, 192, 24) float16, not normalised."""
+    return np.stack([fbank.compute(w[-WINDOW_SAMPLES:]) for w in windows]).astype(np.float16)
+
+
 class Featuriser:
     """The student's frames and the teacher's log-probabilities of augmented windows (one per process)."""
 
@@ -70,8 +75,8 @@ class Featuriser:
         self.teacher: ModelBackend = load_backend(teacher, "onnxruntime")
 
     def student(self, windows: list[np.ndarray]) -> np.ndarray:
-        """FBANK of each window's last `WINDOW_SAMPLES` samples, (N, 192, 24) float16, not normalised."""
-        return np.stack([self.fbank.compute(w[-WINDOW_SAMPLES:]) for w in windows]).astype(np.float16)
+        """The student's input of each window (`student_frames`)."""
+        return student_frames(windows, self.fbank)
 
     def teacher_log_probabilities(self, windows: list[np.ndarray], batch: int = 64) -> np.ndarray:
         """Log p of the teacher's four classes for each whole window, (N, 4) float32."""
@@ -135,8 +140,7 @@ def prepare(train_clips: list[Clip], val_clips: list[Clip], args: argparse.Names
                     f"{elapsed:.0f} s ({count / elapsed:.0f} windows/s)"
                 )
     windows, val_labels, val_ids = finetune.eval_windows(val_pool, np.random.default_rng(args.seed))
-    fbank = FbankExtractor()
-    val_frames = np.stack([fbank.compute(w[-WINDOW_SAMPLES:]) for w in windows]).astype(np.float16)
+    val_frames = student_frames(windows, FbankExtractor())
     return Cache(
         train_frames=np.concatenate(frames),
         train_labels=np.concatenate(labels),
@@ -277,10 +281,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def train_and_export(
+def train_student(
     args: argparse.Namespace, hold_out: tuple[str, ...] = ()
 ) -> tuple[Path, dict[str, object], dict[str, object]]:
-    """One run (leaving `hold_out` units out): the best checkpoint, exported; its path, provenance, summary."""
+    """One run (leaving `hold_out` units out): the best checkpoint's path, its provenance and the summary."""
     torch.set_num_threads(args.threads)
     run_dir = args.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -308,17 +312,18 @@ def train_and_export(
         "teacher": f"{teacher.name} {teacher.version} (sha256 {teacher.sha256[:16]})",
     }
     (run_dir / "summary.json").write_text(json.dumps({"provenance": provenance, **summary}, indent=2) + "\n")
-    export_checkpoint(run_dir / "best.pt", run_dir, MODEL_STEM, version=args.version, provenance=provenance)
     return run_dir / "best.pt", provenance, summary
 
 
 def main() -> None:
-    """Train and export; with --ship choose the defaults and copy the model into the integration."""
+    """Train and export; with --ship also choose the defaults and copy the model into the integration."""
     args = parser().parse_args()
     args.run_dir = REPO_ROOT / "training" / "runs" / args.run
     started = time.perf_counter()
-    checkpoint, provenance, summary = train_and_export(args)
-    if args.ship:
+    checkpoint, provenance, summary = train_student(args)
+    if not args.ship:
+        export_checkpoint(checkpoint, args.run_dir, MODEL_STEM, version=args.version, provenance=provenance)
+    else:  # ship_checkpoint exports it too
         ship_checkpoint(
             checkpoint,
             args.run_dir,
