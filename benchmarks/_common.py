@@ -7,9 +7,13 @@ import math
 import os
 from pathlib import Path
 import threading
+from typing import Any
 
+from custom_components.sound_sentry.engine.backends import ModelBackend
 from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, model_path as shipped_model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo
+from custom_components.sound_sentry.engine.pipeline import Pipeline
+from custom_components.sound_sentry.engine.temporal import load_temporal
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SOUND_SENTRY_DATA") or REPO.parent / "shared" / "data")
@@ -18,6 +22,13 @@ DATA = Path(os.environ.get("SOUND_SENTRY_DATA") or REPO.parent / "shared" / "dat
 def model_path(name: str = DEFAULT_MODEL) -> Path:
     """A shipped model's file by name (the default: new sources' model)."""
     return shipped_model_path(name)
+
+
+def pipeline_for(backend: ModelBackend, info: ModelInfo, **kwargs: Any) -> Pipeline:
+    """The engine's pipeline for a backend built here (a benchmark's own runtime options), with the model's
+    temporal stage on the same runtime: what `Pipeline.for_model` builds for a loaded model."""
+    temporal = load_temporal(info.temporal.path, backend.name) if info.temporal is not None else None
+    return Pipeline(backend, info, temporal=temporal, **kwargs)
 
 
 def model_note(path: Path) -> str:

@@ -40,8 +40,7 @@ from custom_components.sound_sentry.engine.alarm import (
     PatternMatcher,
     ToneTracker,
 )
-from custom_components.sound_sentry.engine.backends import load_backend
-from custom_components.sound_sentry.engine.model_info import ModelInfo
+from custom_components.sound_sentry.engine.model import load_model
 from custom_components.sound_sentry.engine.pipeline import Pipeline
 from tests.audio import (
     RATE_HZ,
@@ -259,7 +258,6 @@ def cpu(runs: int, seconds: float) -> None:
     samples = mix_at_snr(alarm, bed, 10, lead_s=2.0, tail_s=max(0.0, seconds - 2.0 - alarm.size / RATE_HZ))
     chunks = [samples[i : i + CHUNK] for i in range(0, samples.size, CHUNK)]
     path = model_path()
-    info = ModelInfo.load(path)
 
     def timed(feed: object) -> float:
         start = time.process_time()
@@ -276,11 +274,11 @@ def cpu(runs: int, seconds: float) -> None:
     print(f"| alarm pattern detector | {detector_ms:.3f} | |")
     for backend_name in ("numpy", "onnxruntime"):
         try:
-            backend = load_backend(path, backend_name)
+            loaded = load_model(path, backend_name)  # type: ignore[arg-type]
         except Exception as err:  # noqa: BLE001 - onnxruntime may not be installed
             print(f"| model pipeline ({backend_name}) | not measured: {err} | |")
             continue
-        model_ms = statistics.median(timed(Pipeline(backend, info).process) for _ in range(runs))
+        model_ms = statistics.median(timed(Pipeline.for_model(loaded).process) for _ in range(runs))
         print(f"| model pipeline ({backend_name}) | {model_ms:.3f} | {100 * detector_ms / model_ms:.1f}% |")
 
 

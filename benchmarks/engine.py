@@ -39,6 +39,7 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
+from benchmarks._common import pipeline_for  # noqa: E402
 from benchmarks.decode import FORMATS, decode_once, encode, real_audio  # noqa: E402
 from custom_components.sound_sentry.engine.alarm import AlarmPatternDetector, AlarmSettings  # noqa: E402
 from custom_components.sound_sentry.engine.backends import (  # noqa: E402
@@ -182,7 +183,7 @@ def pipeline_rows(
     audio_s = pcm.size / RATE
     rows = []
     for label, backend, _ in runtimes:
-        pipeline = Pipeline(backend, info, hop_s=0.25, alarms=None if recorder is None else AlarmSettings())
+        pipeline = pipeline_for(backend, info, alarms=None if recorder is None else AlarmSettings())
 
         def run(pipeline: Pipeline = pipeline) -> None:
             pipeline.reset()

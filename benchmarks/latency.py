@@ -65,7 +65,6 @@ from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.sources import SourceError
 from custom_components.sound_sentry.runtime import SoundSentryRuntime
 from tests.audio import (
-    HOP_SHIFTS_S,
     OfflineEngine,
     background_bed,
     clip_paths,
@@ -149,7 +148,7 @@ def detectable_clips(
             scene = scene_for(bed, read_clip(path), engine.info)
             if all(
                 [(e.label, e.active) for e in engine.events(scene, settings, shift)] == expected
-                for shift in HOP_SHIFTS_S
+                for shift in engine.hop_shifts_s
             ):
                 pools[label].append(path)
     return pools

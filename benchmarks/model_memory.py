@@ -40,8 +40,13 @@ class _Session:
         self.session = session
         self.input = session.get_inputs()[0].name
 
+        self.embedding_size = 1 if len(session.get_outputs()) > 1 else 0
+
     def predict(self, features: Any) -> Any:
         return self.session.run(None, {self.input: features})[0]
+
+    def embed(self, features: Any) -> Any:
+        return tuple(self.session.run(None, {self.input: features}))
 
 
 def child(config: dict[str, object], windows: int) -> dict[str, float]:
@@ -51,10 +56,9 @@ def child(config: dict[str, object], windows: int) -> dict[str, float]:
 
     import numpy as np  # noqa: PLC0415
 
-    from benchmarks._common import DATA, rss_mb  # noqa: PLC0415
+    from benchmarks._common import DATA, pipeline_for, rss_mb  # noqa: PLC0415
     from custom_components.sound_sentry.engine import backends  # noqa: PLC0415
     from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
-    from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: PLC0415
     from tests.audio import clip_paths, read_clip  # noqa: PLC0415
 
     def hwm() -> float:
@@ -66,7 +70,7 @@ def child(config: dict[str, object], windows: int) -> dict[str, float]:
     path = model_path()
     info = ModelInfo.load(path)
     audio = np.concatenate([read_clip(p) for p in clip_paths(DATA, "background")[:40]])
-    audio = np.resize(audio, round((windows * 0.25 + 2) * 8000))
+    audio = np.resize(audio, round((windows * info.hop_s + 2) * 8000))
     pcm = (audio * 32767).astype(np.int16)
     base = rss_mb()
     if config["backend"] == "onnxruntime":
@@ -87,7 +91,7 @@ def child(config: dict[str, object], windows: int) -> dict[str, float]:
         imported = rss_mb()
         backend = backends.NumpyBackend(path)
     loaded = rss_mb()
-    pipeline = Pipeline(backend, info)
+    pipeline = pipeline_for(backend, info)
     cpu = time.process_time()
     n_windows = 0
     for start in range(0, pcm.size, 160):

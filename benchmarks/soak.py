@@ -75,16 +75,15 @@ def soak_audio(seconds: float) -> np.ndarray:
 
 def engine_soak(hours: float, report_every_h: float) -> None:
     """Part 1: FileSource -> Pipeline for `hours` of audio; print the RSS table."""
-    from custom_components.sound_sentry.engine.backends import load_backend  # noqa: PLC0415
-    from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.model import load_model  # noqa: PLC0415
     from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: PLC0415
     from custom_components.sound_sentry.engine.sources import FileSource  # noqa: PLC0415
     from tests.audio import write_wav  # noqa: PLC0415
 
     path = model_path(os.environ.get(MODEL_ENV, DEFAULT_MODEL))
-    info = ModelInfo.load(path)
-    backend = load_backend(path)
-    pipeline = Pipeline(backend, info)
+    loaded = load_model(path)
+    backend = loaded.backend
+    pipeline = Pipeline.for_model(loaded)
     load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         wav = write_wav(Path(tmp) / "soak.wav", soak_audio(LOOP_S))

@@ -24,12 +24,11 @@ from benchmarks._common import load_average, model_note, model_path, rss_mb
 
 def pipeline_part(hours: float) -> None:
     from benchmarks.soak import LOOP_S, soak_audio  # noqa: PLC0415
-    from custom_components.sound_sentry.engine.backends import load_backend  # noqa: PLC0415
-    from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.model import load_model  # noqa: PLC0415
     from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: PLC0415
 
     path = model_path()
-    pipeline = Pipeline(load_backend(path), ModelInfo.load(path))
+    pipeline = Pipeline.for_model(load_model(path))
     audio = (soak_audio(LOOP_S) * 32767).astype(np.int16)
     loops = round(hours * 3600 / LOOP_S)
     for loop in range(1, loops + 1):

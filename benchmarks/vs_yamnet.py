@@ -8,7 +8,7 @@ fed in 20 ms chunks as a camera's packets arrive. Each run is a fresh child proc
 uses the threads it chooses itself as the product runs (no *_NUM_THREADS variables are set here); the
 clock is the whole process's CPU time (all its threads, BLAS included) from the first chunk to the last,
 after the model is loaded:
-- Sound Sentry: `Pipeline` at hop 0.25 s (4 windows per second of audio), the model's defaults, with
+- Sound Sentry: `Pipeline` at the model's hop (1.0 s for the shipped models: a window per second of audio, decided by the temporal stage), the model's defaults, with
   the default level floor (-60 dBFS) and without it.
 - YAMNet (../shared/peers/yamnet) as Frigate runs it: audio resampled to 16 kHz (PyAV's FFmpeg
   resampler, streaming, as Frigate's ffmpeg does), a 0.975 s frame every 0.48 s, int16 / 32768 as
@@ -83,18 +83,16 @@ def _threads() -> int:
 
 def child_sound_sentry(child: str, pcm: npt.NDArray[np.int16]) -> dict[str, Any]:
     """The product's pipeline on one runtime (`numpy@accurate`...), the model loaded as the integration does."""
-    from custom_components.sound_sentry.engine.backends import load_backend  # noqa: PLC0415
     from custom_components.sound_sentry.engine.frontend import FrontEnd  # noqa: PLC0415
-    from custom_components.sound_sentry.engine.model import model_path  # noqa: PLC0415
-    from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.model import load_model, model_path  # noqa: PLC0415
     from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: PLC0415
 
     runtime, model = child.split("@")
     path = model_path(model)
-    backend = load_backend(path, runtime.removesuffix("-no-floor"))  # type: ignore[arg-type]
-    info = ModelInfo.load(path)
+    loaded = load_model(path, runtime.removesuffix("-no-floor"))  # type: ignore[arg-type]
+    backend, info = loaded.backend, loaded.info
     floor = {"min_level_dbfs": None} if runtime.endswith("-no-floor") else {}
-    pipeline = Pipeline(backend, info, hop_s=0.25, **floor)  # type: ignore[arg-type]
+    pipeline = Pipeline.for_model(loaded, **floor)  # the model's own hop and temporal stage
     chunks = _chunks(pcm)
     latencies: list[float] = []
     windows = classified = 0

@@ -23,9 +23,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from custom_components.sound_sentry.engine.backends import load_backend
-from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, model_path
-from custom_components.sound_sentry.engine.model_info import ModelInfo
+from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, load_model, model_path
 from custom_components.sound_sentry.engine.pipeline import Pipeline
 from tests.audio import T3_PIEZO, alarm_signal
 
@@ -66,16 +64,22 @@ def mix(room: npt.NDArray[np.float32], clip: npt.NDArray[np.float32], at: int) -
     return mixed
 
 
+def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
 def clarity(pipeline: Pipeline, audio: npt.NDArray[np.float32], label: str) -> float:
-    """How clearly the detector hears `label` in `audio`: its best k-of-n score for `label` minus the
-    best of the other sounds."""
+    """How clearly the detector hears `label` in `audio` at the model's defaults: how far (in log-odds)
+    its best k-of-n score for `label` passes its threshold, less how close any other sound comes to its own."""
     pipeline.reset()
     windows = pipeline.process(audio).windows
     events = [name for name in pipeline.info.labels if name != "background"]
     probs = np.array([[w.probabilities[name] for name in events] for w in windows], dtype=np.float32)
-    scores = kth_of_n(probs, pipeline.info.k, pipeline.info.n).max(axis=0)
+    scores = kth_of_n(probs, pipeline.info.k, pipeline.info.n).max(axis=0).astype(np.float64)
+    margins = _logit(scores) - _logit(np.array([pipeline.info.thresholds[name] for name in events]))
     own = events.index(label)
-    return float(scores[own] - np.delete(scores, own).max())
+    return float(margins[own] - max(0.0, np.delete(margins, own).max()))
 
 
 DEFAULT_MODEL_PATH = model_path(DEFAULT_MODEL)
@@ -89,7 +93,7 @@ def build(model: Path = DEFAULT_MODEL_PATH) -> tuple[npt.NDArray[np.float32], di
     room = [DATA / r["path"] for r in rows if r["label"] == "background" and r["source"] == "zalmotek_mssnsd"]
     bed = np.concatenate([read(path) for path in room[:80]])
     out = np.resize(bed, int(LENGTH_S * RATE_HZ)) * np.float32(ROOM_GAIN)
-    pipeline = Pipeline(load_backend(model), ModelInfo.load(model))
+    pipeline = Pipeline.for_model(load_model(model))
     events: dict[str, list[float]] = {}
     for label, start_s in EVENTS.items():
         start = int(start_s * RATE_HZ)

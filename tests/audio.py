@@ -14,9 +14,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from custom_components.sound_sentry.engine.backends import load_backend
 from custom_components.sound_sentry.engine.detector import DetectorSettings
 from custom_components.sound_sentry.engine.events import DetectionEvent
+from custom_components.sound_sentry.engine.model import load_model
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline
 
@@ -141,9 +141,12 @@ def free_udp_port() -> int:
 # The end-to-end tests and the latency benchmark choose their event clips at run time by running the
 # engine on them offline, so they stay valid whatever model is installed.
 
-HOP_SHIFTS_S = (0.0, 0.0625, 0.125, 0.1875)
-"""Where the stream's window grid may fall relative to the sound (codecs add some delay): the engine
-must detect a clip at every one of these offsets (quarter hops) to count as detecting it."""
+
+def hop_shifts(info: ModelInfo) -> tuple[float, ...]:
+    """Where the stream's window grid may fall relative to the sound (codecs add some delay): the engine
+    must detect a clip at every one of these offsets (quarter hops of the model's hop) to count as
+    detecting it."""
+    return tuple(info.hop_s * i / 4 for i in range(4))
 
 
 def background_bed(
@@ -168,12 +171,13 @@ class OfflineEngine:
     """The engine's own Pipeline and EventDetector on a model file, run on whole recordings."""
 
     def __init__(self, model_path: Path) -> None:
-        self.info = ModelInfo.load(model_path)
-        self.backend = load_backend(model_path)
+        self.model = load_model(model_path)
+        self.info = self.model.info
         self.labels = list(self.info.labels)
+        self.hop_shifts_s = hop_shifts(self.info)
 
     def _pipeline(self, settings: DetectorSettings | None = None) -> Pipeline:
-        return Pipeline(self.backend, self.info, detector=settings)
+        return Pipeline.for_model(self.model, detector=settings)
 
     @staticmethod
     def _shifted(samples: npt.NDArray[np.float32], shift_s: float) -> npt.NDArray[np.float32]:

@@ -5,6 +5,7 @@ Features come from the engine's FBANK so that training sees exactly what the int
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import csv
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,22 @@ class Clip:
         """What the clip is, for reports: `esc50:<category>` for ESC-50, else the source."""
         category = self.esc50_category
         return self.source if category is None else f"esc50:{ESC50_CATEGORIES[category]}"
+
+
+def held_out(clip: Clip, hold_out: Sequence[str]) -> bool:
+    """Whether a clip belongs to a held-out unit: `source`, `label:source` or `label:source:group`."""
+    for unit in hold_out:
+        parts = unit.split(":", 2)
+        if len(parts) == 1 and clip.source == parts[0]:
+            return True
+        if (
+            len(parts) >= 2
+            and clip.label == parts[0]
+            and clip.source == parts[1]
+            and (len(parts) == 2 or clip.group == parts[2] or clip.group.startswith(parts[2] + "+"))
+        ):
+            return True
+    return False
 
 
 def read_manifest(root: Path | None = None) -> list[Clip]:

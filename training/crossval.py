@@ -33,9 +33,8 @@ import time
 import numpy as np
 
 from training import evaluate
-from training.audio import LABELS, Clip, load_audio, read_clips
+from training.audio import LABELS, Clip, held_out, load_audio, read_clips
 from training.audio_paths import REPO_ROOT
-from training.train import held_out
 
 STREAM_K, STREAM_N = 3, 5
 """The k-of-n of the stream figures (the maintainers' protocol)."""
@@ -56,7 +55,7 @@ def _groups(label: str, source: str, split: str) -> list[str]:
 
 
 def folds() -> dict[str, tuple[str, ...]]:
-    """Fold name -> units left out (see `training.train.held_out`): one per event class + background."""
+    """Fold name -> units left out (see `training.audio.held_out`): one per event class + background."""
     return {
         "A": (
             "glassbreak:prathambansal",

@@ -41,12 +41,12 @@ from custom_components.sound_sentry.engine.frontend import FrontEnd
 from custom_components.sound_sentry.engine.model import model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from training import finetune
-from training.audio import LABELS, WINDOW_SAMPLES, Clip, read_clips
+from training.audio import LABELS, WINDOW_SAMPLES, Clip, held_out, read_clips
 from training.audio_paths import REPO_ROOT
 from training.augment import spec_augment
 from training.finetune import Pool, SavedArrays, log
 from training.resnetse import ResNetSE
-from training.train import MODEL_STEM, export_checkpoint, held_out, predict, ship_checkpoint
+from training.train import MODEL_STEM, export_checkpoint, predict, ship_checkpoint
 
 
 @dataclass

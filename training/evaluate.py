@@ -2,7 +2,7 @@
 
 The engine's own `Pipeline` and `EventDetector` on onnxruntime (no torch), so that the CI test can run
 it in the Home Assistant environments and every model is scored exactly as a live source runs it: its
-front end, a window every 0.25 s, the level floor, debounced by the detector (k of the last n windows
+front end, a window every hop of the model (its sidecar's `hop_s`), the level floor, debounced by the detector (k of the last n windows
 over the threshold start an event; hold_s without one ends it).
 
 - Events as users meet them: each event clip is added, at its own level, into the split's continuous
@@ -35,12 +35,11 @@ from custom_components.sound_sentry.engine.backends import BackendChoice
 from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector
 from custom_components.sound_sentry.engine.level import DEFAULT_MIN_LEVEL_DBFS
 from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, load_model, model_path
-from custom_components.sound_sentry.engine.pipeline import DEFAULT_HOP_S, Pipeline
+from custom_components.sound_sentry.engine.model_info import ModelInfo
+from custom_components.sound_sentry.engine.pipeline import Pipeline
 from training.audio import LABELS, Clip, energy_centre, fit_window, load_audio, read_clips
 
 SAMPLE_RATE_HZ = 8000
-HOP_S = DEFAULT_HOP_S
-"""0.25 s between windows, as the integration classifies."""
 PAD_S = 1.5
 """Quiet noise around a clip streamed on its own (cross-source clip scores)."""
 LEAD_S = 4.0
@@ -73,7 +72,7 @@ def stream(pipeline: Pipeline, samples: Array) -> tuple[Array, npt.NDArray[np.fl
 def stream_pipeline(path: Path, backend: BackendChoice = "onnxruntime") -> Pipeline:
     """The engine's pipeline for a model file, as Home Assistant runs it (default hop, level floor)."""
     loaded = load_model(path, backend)
-    return Pipeline(loaded.backend, loaded.info, hop_s=HOP_S, min_level_dbfs=DEFAULT_MIN_LEVEL_DBFS)
+    return Pipeline.for_model(loaded, min_level_dbfs=DEFAULT_MIN_LEVEL_DBFS)
 
 
 @dataclass
@@ -550,8 +549,20 @@ def main() -> None:
     parser.add_argument(
         "--recorded", action="store_true", help="print the sidecar's recorded metrics, measure nothing"
     )
+    parser.add_argument(
+        "--windows", action="store_true", help="the per-window protocol of models without a temporal stage"
+    )
     args = parser.parse_args()
     args.model = model_path(args.model)
+    info = ModelInfo.load(args.model)
+    if info.temporal is not None and not args.windows:
+        from training import streams
+
+        detection = {"thresholds": dict(info.thresholds), "k": info.k, "n": info.n, "hold_s": info.hold_s}
+        print(f"{info.name} {info.version}, detection defaults: {json.dumps(detection)}\n")
+        report = info.metrics if args.recorded else streams.measure(info, detection, split=args.split)
+        print(json.dumps(report, indent=2) if args.json else streams.format_report(report))  # type: ignore[arg-type]
+        return
     detection = json.loads(args.model.with_suffix(".json").read_text())["detection"]
     print(f"detection defaults: {json.dumps(detection)}; split: {args.split}; data: {args.data}\n")
     if args.recorded:

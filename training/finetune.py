@@ -41,11 +41,10 @@ from torch import nn
 
 from custom_components.sound_sentry.engine.logmel import LogMelExtractor, LogMelSettings
 from custom_components.sound_sentry.engine.model_info import ModelInfo
-from training.audio import LABELS, Clip, load_audio, read_clips
+from training.audio import LABELS, Clip, held_out, load_audio, read_clips
 from training.audio_paths import REPO_ROOT
 from training.mobilenet import SoundNet, export_onnx, window_samples
 from training.ship import ship, write_info
-from training.train import held_out
 
 RATE = 8000
 WINDOW = window_samples()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 import json
 from pathlib import Path
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from custom_components.sound_sentry.engine.model_info import ModelInfo
-from training.audio import DATA_CHOICES, LABELS, Clip, read_clips
+from training.audio import DATA_CHOICES, LABELS, Clip, held_out, read_clips
 from training.audio_paths import REPO_ROOT, extra_data_dir
 from training.augment import AugmentSettings, FrameSampler
 from training.dataset import fixed_windows, load_clips
@@ -79,22 +79,6 @@ def soft_targets(labels: torch.Tensor, teacher: torch.Tensor, weight: float) -> 
     targets[rows, labels] = torch.where(labels > 0, keep, targets[rows, labels])
     targets[:, 0] = torch.where(labels > 0, 1 - keep, targets[:, 0])
     return targets
-
-
-def held_out(clip: Clip, hold_out: Sequence[str]) -> bool:
-    """Whether a clip belongs to a held-out unit: `source`, `label:source` or `label:source:group`."""
-    for unit in hold_out:
-        parts = unit.split(":", 2)
-        if len(parts) == 1 and clip.source == parts[0]:
-            return True
-        if (
-            len(parts) >= 2
-            and clip.label == parts[0]
-            and clip.source == parts[1]
-            and (len(parts) == 2 or clip.group == parts[2] or clip.group.startswith(parts[2] + "+"))
-        ):
-            return True
-    return False
 
 
 def mine_hard_negatives(model: ResNetSE, sampler: FrameSampler, args: argparse.Namespace, log: Log) -> None:

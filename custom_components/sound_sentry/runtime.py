@@ -29,7 +29,7 @@ from .engine.sources import AudioSource, SourceError
 STATE_INTERVAL_S = 2.0
 """Level and probability sensors report the peak of each interval this long, not every window."""
 HISTORY_WINDOWS = 40
-"""Recent windows kept for diagnostics (10 s at the default hop)."""
+"""Recent windows kept for diagnostics (40 s at the shipped models' hop of 1 s)."""
 
 
 @dataclass(frozen=True, slots=True)

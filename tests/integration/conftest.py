@@ -41,7 +41,6 @@ from custom_components.sound_sentry.engine.pipeline import Pipeline
 from custom_components.sound_sentry.engine.sources import UdpPcmSource
 from custom_components.sound_sentry.engine.sources.av_sources import _PyAvSource
 from tests.audio import (
-    HOP_SHIFTS_S,
     RATE_HZ,
     OfflineEngine,
     UdpMicrophone,
@@ -164,7 +163,7 @@ def derive_detection_plan(data_dir: Path, model_file: Path) -> DetectionPlan:
     window_s = info.window_samples / info.sample_rate_hz
     tail_s = window_s + info.hold_s + 1.5
     background = background_bed(data_dir, 12.0)
-    bg_probs = np.concatenate([engine.probabilities(background, shift) for shift in HOP_SHIFTS_S])
+    bg_probs = np.concatenate([engine.probabilities(background, shift) for shift in engine.hop_shifts_s])
     quiet = {label: float(bg_probs[:, engine.labels.index(label)].max()) for label in EVENT_CLASSES}
 
     scenes: dict[str, Scene] = {}
@@ -181,7 +180,7 @@ def derive_detection_plan(data_dir: Path, model_file: Path) -> DetectionPlan:
                 break
         assert best is not None, f"no {label} clips in the test split"
         _, path, samples = best
-        probs = [engine.probabilities(samples, shift) for shift in HOP_SHIFTS_S]
+        probs = [engine.probabilities(samples, shift) for shift in engine.hop_shifts_s]
         strength[label] = min(engine.vote_strength(p, label) for p in probs)
         scene_probs[label] = np.concatenate(probs)
         clip_s = read_clip(path).size / RATE_HZ
@@ -214,7 +213,7 @@ def derive_detection_plan(data_dir: Path, model_file: Path) -> DetectionPlan:
     table = "\n".join(rows)
 
     settings = DetectorSettings(thresholds=thresholds, k=info.k, n=info.n, hold_s=info.hold_s)
-    for shift in HOP_SHIFTS_S:
+    for shift in engine.hop_shifts_s:
         for label, scene in scenes.items():
             got = [(e.label, e.active) for e in engine.events(scene.samples, settings, shift)]
             if got != [(label, True), (label, False)]:

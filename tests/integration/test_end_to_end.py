@@ -28,12 +28,12 @@ from custom_components.sound_sentry.const import (
     CONF_DEVICE_ADDRESS,
     CONF_SAMPLE_BITS,
     CONF_SAMPLE_RATE,
+    CONF_SENSITIVITY_PREFIX,
     CONF_THRESHOLD_PREFIX,
     CONF_TRANSPORT,
     DOMAIN,
     EVENT_CLASSES,
 )
-from custom_components.sound_sentry.engine.pipeline import DEFAULT_HOP_S
 from tests.audio import UdpMicrophone, free_udp_port, write_wav
 from tests.peers import RtspServer
 
@@ -93,6 +93,10 @@ async def create_entry(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
     assert result["type"] is FlowResultType.FORM, result.get("errors")
     assert result["step_id"] == "thresholds"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {f"{CONF_SENSITIVITY_PREFIX}{label}": "custom" for label in plan.thresholds}
+    )
+    assert result["step_id"] == "custom_thresholds"
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {f"{CONF_THRESHOLD_PREFIX}{label}": t for label, t in plan.thresholds.items()}
     )
@@ -174,7 +178,7 @@ async def assert_nothing_turns_on(
 ) -> None:
     watcher = Watcher(hass, entry)
     runtime = entry.runtime_data
-    windows = round(background.size / 8000 / DEFAULT_HOP_S)  # one whole pass
+    windows = round(background.size / 8000 / runtime.model.info.hop_s)  # one whole pass
     try:
         await wait_for(
             hass, lambda: runtime.windows_classified >= windows + 8, timeout_s=background.size / 8000 + 15

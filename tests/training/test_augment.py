@@ -12,7 +12,8 @@ import torch
 from training.audio import LABELS, read_manifest
 from training.augment import AugmentSettings, FrameSampler
 from training.frames import VARIANTS, ClipFrames
-from training.train import held_out, soft_targets
+from training.audio import held_out
+from training.train import soft_targets
 
 
 def _sampler(settings: AugmentSettings | None = None, teacher: dict | None = None) -> FrameSampler:

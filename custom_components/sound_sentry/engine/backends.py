@@ -48,10 +48,25 @@ class ModelBackend(Protocol):
 
     name: str
     """Short runtime name for logs and diagnostics ("numpy" or "onnxruntime")."""
+    model_path: Path
+
+    embedding_size: int
+    """Features of a window's embedding (0: the model file has no embedding output)."""
 
     def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Probabilities [B, classes] for a batch of windows [B, frames, mel bins]."""
         ...
+
+    def embed(
+        self, features: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Probabilities [B, classes] and embeddings [B, embedding_size] for windows [B, frames, mel bins]."""
+        ...
+
+
+EMBEDDING_OUTPUT = "embedding"
+"""The model file's optional second output: each window's embedding, what its softmax head's linear layer
+reads. A model with a temporal stage (`temporal.py`) has it."""
 
 
 # OpenBLAS's thread setters: NumPy's wheels bundle it with a scipy_ prefix and 64-bit integers.
@@ -113,6 +128,10 @@ class _Network(Protocol):
     num_classes: int
 
     def __call__(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+    def forward(
+        self, features: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
 
 
 _ARCHITECTURES: tuple[Callable[[Graph], _Network], ...] = (ResNetSE.from_graph, MobileNet.from_graph)
@@ -181,6 +200,12 @@ class NumpyBackend:
         if not np.isfinite(probe).all():
             raise ModelLoadError(f"model file {path} computes NaN or infinity: it is corrupt; reinstall it")
         self.num_classes = probe.shape[1]
+        outputs = model.graph.outputs
+        self.embedding_size = (
+            self._net.forward(np.zeros(probe_shape, np.float32))[1].shape[1]
+            if len(outputs) > 1 and outputs[1].name == EMBEDDING_OUTPUT
+            else 0
+        )
 
     def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Probabilities [B, classes] for windows [B, frames, mel bins]."""
@@ -188,6 +213,24 @@ class NumpyBackend:
         if not batch.shape[0]:
             return np.zeros((0, self._net.num_classes), dtype=np.float32)
         return self._net(batch)
+
+    def embed(
+        self, features: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Probabilities [B, classes] and embeddings [B, embedding_size] for windows [B, frames, mel bins]."""
+        _require_embedding(self)
+        batch = _check_batch(features)
+        if not batch.shape[0]:
+            return np.zeros((0, self.num_classes), np.float32), np.zeros((0, self.embedding_size), np.float32)
+        return self._net.forward(batch)
+
+
+def _require_embedding(backend: ModelBackend) -> None:
+    if not backend.embedding_size:
+        raise ModelLoadError(
+            f"model file {backend.model_path} has no {EMBEDDING_OUTPUT!r} output: it predates the temporal "
+            "stage; reinstall Sound Sentry"
+        )
 
 
 def _import_onnxruntime() -> Any:
@@ -242,6 +285,9 @@ class OnnxRuntimeBackend:
         self.input_shape = tuple(inputs[0].shape)
         classes = outputs[0].shape[-1] if outputs[0].shape else None
         self.num_classes: int = classes if isinstance(classes, int) else 0
+        embedding = next((o for o in outputs[1:] if o.name == EMBEDDING_OUTPUT), None)
+        size = embedding.shape[-1] if embedding is not None and embedding.shape else 0
+        self.embedding_size: int = size if isinstance(size, int) else 0
 
     def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Probabilities [B, classes] for windows [B, frames, mel bins]."""
@@ -250,6 +296,19 @@ class OnnxRuntimeBackend:
             return np.zeros((0, self.num_classes), dtype=np.float32)
         (output,) = self._session.run([self._output_name], {self._input_name: batch})
         return np.asarray(output, dtype=np.float32)
+
+    def embed(
+        self, features: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Probabilities [B, classes] and embeddings [B, embedding_size] for windows [B, frames, mel bins]."""
+        _require_embedding(self)
+        batch = _check_batch(features)
+        if not batch.shape[0]:
+            return np.zeros((0, self.num_classes), np.float32), np.zeros((0, self.embedding_size), np.float32)
+        probs, embeddings = self._session.run(
+            [self._output_name, EMBEDDING_OUTPUT], {self._input_name: batch}
+        )
+        return np.asarray(probs, dtype=np.float32), np.asarray(embeddings, dtype=np.float32)
 
 
 _FACTORIES: dict[str, Callable[[Path], ModelBackend]] = {

@@ -128,13 +128,19 @@ class GraphWalker:
         return (np.ascontiguousarray(weight), bias.reshape(-1, 1).copy()), node.inputs[0]
 
     def softmax_head(self) -> tuple[tuple[Array, Array], str]:
-        """The graph's one output, a Softmax over the classes of a Gemm: ((W, b), the tensor it reads)."""
-        if len(self.graph.inputs) != 1 or len(self.graph.outputs) != 1:
-            raise self.fail(None, "needs exactly one input and one output")
+        """The graph's output, a Softmax over the classes of a Gemm: ((W, b), the tensor it reads).
+
+        A second output, if any, must be that tensor: the window's embedding (see `backends.EMBEDDING_OUTPUT`).
+        """
+        if len(self.graph.inputs) != 1 or len(self.graph.outputs) not in (1, 2):
+            raise self.fail(None, "needs exactly one input and one or two outputs")
         softmax = self.node(self.graph.outputs[0].name, "Softmax")
         if softmax.attributes.get("axis", -1) not in (-1, 1):
             raise self.fail(softmax, "must be over the classes")
-        return self.gemm(softmax.inputs[0])
+        head = self.gemm(softmax.inputs[0])
+        if len(self.graph.outputs) == 2 and self.graph.outputs[1].name != head[1]:
+            raise self.fail(None, "its second output must be what the softmax head's linear layer reads")
+        return head
 
     def squeeze_excitation(self, gate: str, x: str) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
         """The squeeze-excitation gate computing `gate` from `x`: its linear layers (squeeze, excitation).

@@ -98,7 +98,7 @@ class Listener:
         return cls(
             name,
             source_factory,
-            Pipeline(model.backend, info, detector=detector, alarms=alarms),
+            Pipeline.for_model(model, detector=detector, alarms=alarms),
             on_output=on_output,
             on_status=on_status,
             recorder=recorder,

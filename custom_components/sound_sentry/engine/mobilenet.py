@@ -283,6 +283,8 @@ class _Plan(StepPlan):
         self._add(np.add.reduce, y.reshape(channels, -1), axis=1, keepdims=True, out=sums)
         scale = _scale(activation) / (height * width)  # the mean's 1/(H W) and hard-swish's 1/6
         self._softmax(self._linear(head_weight * scale, head_bias, sums))
+        self.embedding = np.zeros((channels, 1), np.float32)
+        self._add(np.multiply, sums, scale, out=self.embedding)
 
     def _pointwise(self, weight: Array, bias: Array, x: Array) -> Array:
         """1x1 convolution of [Cin, H, W] (contiguous) -> [Cout, H, W], with the bias."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .backends import BackendChoice, ModelBackend, load_backend
 from .model_info import ModelInfo, ModelLoadError
+from .temporal import TemporalRuntime, load_temporal
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,10 +43,12 @@ def model_path(model: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
-    """A loaded model: its metadata and the backend that runs it (thread-safe, stateless)."""
+    """A loaded model: its metadata, the backend that runs it and its temporal stage (thread-safe, stateless)."""
 
     info: ModelInfo
     backend: ModelBackend
+    temporal: TemporalRuntime | None = None
+    """The temporal stage on the backend's runtime, when the model has one (`temporal.py`)."""
 
 
 def load_model(path: Path | str, backend: BackendChoice = "auto") -> LoadedModel:
@@ -56,5 +59,11 @@ def load_model(path: Path | str, backend: BackendChoice = "auto") -> LoadedModel
     info = ModelInfo.load(path)
     info.verify_sha256()
     loaded = load_backend(path, backend)
+    temporal = load_temporal(info.temporal.path, loaded.name) if info.temporal is not None else None
+    if temporal is not None and temporal.input_size != loaded.embedding_size + len(info.labels):
+        raise ModelLoadError(
+            f"temporal stage {info.temporal.path} reads {temporal.input_size} features per window, but "  # type: ignore[union-attr]
+            f"{path} gives {loaded.embedding_size} + {len(info.labels)}: the files are from different versions"
+        )
     _LOGGER.info("Loaded %s %s with the %s backend", info.name, info.version, loaded.name)
-    return LoadedModel(info=info, backend=loaded)
+    return LoadedModel(info=info, backend=loaded, temporal=temporal)

@@ -123,6 +123,41 @@ class OperatingCurve:
         )
 
 
+DEFAULT_HOP_S = 0.25
+"""Seconds between windows of a model whose sidecar names no hop (one without a temporal stage)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemporalInfo:
+    """The model's temporal stage: a second small ONNX graph next to the model (`temporal.py`)."""
+
+    path: Path
+    sha256: str
+    hidden_size: int
+
+    @classmethod
+    def from_json(cls, model_path: Path, raw: Any) -> TemporalInfo:
+        """Parse the sidecar's `temporal`; its `file` is next to the model's."""
+        name = str(raw["file"])
+        if Path(name).name != name:
+            raise ValueError(f"temporal file {name!r} must be a file name next to the model")
+        return cls(
+            path=model_path.with_name(name),
+            sha256=str(raw["sha256"]).lower(),
+            hidden_size=int(raw["hidden_size"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The sidecar's `temporal`."""
+        return {
+            "file": self.path.name,
+            "sha256": self.sha256,
+            "hidden_size": self.hidden_size,
+            "inputs": "per window: embedding, then log(probabilities)",
+            "state": "GRU hidden state [1, hidden_size], zeros at a stream's start",
+        }
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelInfo:
     """What the runtime needs to know about a model besides its weights, and what was measured of it."""
@@ -148,6 +183,10 @@ class ModelInfo:
     """Default: seconds without a passing window before an event ends."""
     sha256: str
     """Expected hex SHA-256 of the .onnx file."""
+    hop_s: float = DEFAULT_HOP_S
+    """Seconds between windows: k, n and the temporal stage count in windows of this hop."""
+    temporal: TemporalInfo | None = None
+    """The temporal stage that decides on the window sequence, when the model has one."""
     operating_curve: OperatingCurve | None = None
     """Measured false alarms and recall per threshold, when the sidecar has them."""
     metrics: Mapping[str, Any] = field(default_factory=dict)
@@ -209,6 +248,8 @@ class ModelInfo:
             n=int(detection["n"]),
             hold_s=float(detection["hold_s"]),
             sha256=str(raw["sha256"]).lower(),
+            hop_s=float(raw.get("hop_s", DEFAULT_HOP_S)),
+            temporal=TemporalInfo.from_json(onnx_path, raw["temporal"]) if "temporal" in raw else None,
             operating_curve=OperatingCurve.from_json(raw["operating_curve"])
             if "operating_curve" in raw
             else None,
@@ -235,7 +276,11 @@ class ModelInfo:
                 "hold_s": self.hold_s,
             },
             "sha256": self.sha256,
+            "hop_s": self.hop_s,
         }
+        if self.temporal is not None:
+            raw["output"]["embedding"] = "batch x features (the temporal stage's input)"
+            raw["temporal"] = self.temporal.to_json()
         if self.operating_curve is not None:
             raw["operating_curve"] = self.operating_curve.to_json()
         if self.metrics:
@@ -255,14 +300,18 @@ class ModelInfo:
         return DetectorSettings(thresholds=dict(self.thresholds), k=self.k, n=self.n, hold_s=self.hold_s)
 
     def verify_sha256(self) -> None:
-        """Raise ModelLoadError unless the .onnx file's bytes match the sidecar's checksum."""
-        try:
-            actual = file_sha256(self.path)
-        except OSError as err:
-            raise ModelLoadError(f"model file {self.path} is unreadable ({err})") from err
-        if actual != self.sha256:
-            raise ModelLoadError(
-                f"model file {self.path} does not match its sidecar (sha256 {actual[:12]}..., expected "
-                f"{self.sha256[:12]}...): the download is incomplete or the files are from different "
-                "versions; reinstall the model"
-            )
+        """Raise ModelLoadError unless the .onnx file (and its temporal stage) match the sidecar's checksums."""
+        files = [(self.path, self.sha256)]
+        if self.temporal is not None:
+            files.append((self.temporal.path, self.temporal.sha256))
+        for path, expected in files:
+            try:
+                actual = file_sha256(path)
+            except OSError as err:
+                raise ModelLoadError(f"model file {path} is unreadable ({err})") from err
+            if actual != expected:
+                raise ModelLoadError(
+                    f"model file {path} does not match its sidecar (sha256 {actual[:12]}..., expected "
+                    f"{expected[:12]}...): the download is incomplete or the files are from different "
+                    "versions; reinstall the model"
+                )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -14,9 +15,11 @@ from .detector import DetectorSettings, EventDetector
 from .events import DetectionEvent
 from .frontend import FrontEnd
 from .level import DEFAULT_MIN_LEVEL_DBFS, level_dbfs
-from .model_info import ModelInfo
+from .model import LoadedModel
+from .model_info import DEFAULT_HOP_S, ModelInfo
+from .temporal import TemporalRuntime, initial_state, temporal_inputs
 
-DEFAULT_HOP_S = 0.25
+__all__ = ["DEFAULT_HOP_S", "Pipeline", "PipelineOutput", "WindowResult", "to_float"]
 DEFAULT_MAX_BATCH = 64
 """Most windows per `predict()` call: a long chunk is classified in several batches, bounding memory."""
 
@@ -30,6 +33,7 @@ class WindowResult:
     end_s: float
     """Stream time just after the window's last sample."""
     probabilities: dict[str, float]
+    """What the detector reads: the temporal stage's output for a model that has one, else the network's."""
     dbfs: float
     """RMS level of the window relative to a full-scale square wave (a full-scale sine is -3.01)."""
     classified: bool = True
@@ -67,7 +71,10 @@ class Pipeline:
     chunks cost no more than large ones), and only
     the frames and samples that a future window still needs are kept: memory does not grow with the
     stream. With `min_level_dbfs`, a window whose RMS level is below it is not classified (see
-    `WindowResult.classified`): in a quiet room the model does not run at all. With `alarms`, an
+    `WindowResult.classified`): in a quiet room the model does not run at all. A model with a temporal
+    stage (`temporal.py`) decides on the sequence: each window's embedding and log-probabilities go
+    through the stage, whose state the pipeline carries from chunk to chunk (a quiet window goes in as
+    the network's view of silence), and the stage's probabilities go to the detector. With `alarms`, an
     `AlarmPatternDetector` hears every chunk too (quiet ones included) and its smoke and CO alarm
     starts and ends join the model's events, in time order.
 
@@ -79,18 +86,27 @@ class Pipeline:
         backend: ModelBackend,
         info: ModelInfo,
         *,
-        hop_s: float = DEFAULT_HOP_S,
+        temporal: TemporalRuntime | None = None,
+        hop_s: float | None = None,
         detector: DetectorSettings | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         min_level_dbfs: float | None = DEFAULT_MIN_LEVEL_DBFS,
         alarms: AlarmSettings | None = None,
     ) -> None:
+        hop_s = info.hop_s if hop_s is None else hop_s
         if not (math.isfinite(hop_s) and hop_s > 0):
             raise ValueError(f"hop_s must be a positive number of seconds, not {hop_s}")
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
+        if (info.temporal is None) != (temporal is None):
+            raise ValueError(
+                f"{info.name} {'has' if info.temporal else 'has no'} temporal stage, but one was "
+                f"{'not ' if temporal is None else ''}given: build the pipeline with Pipeline.for_model"
+            )
         self.backend = backend
         self.info = info
+        self.temporal = temporal
+        self._quiet_inputs: npt.NDArray[np.float32] | None = None
         self.max_batch = max_batch
         self.min_level_dbfs = min_level_dbfs
         self._quiet = np.array([label == "background" for label in info.labels], dtype=np.float32)
@@ -111,9 +127,15 @@ class Pipeline:
         """The smoke / CO alarm pattern detector, if asked for (it runs on the same PCM as the model)."""
         self.reset()
 
+    @classmethod
+    def for_model(cls, model: LoadedModel, **kwargs: Any) -> Pipeline:
+        """The pipeline of a loaded model: its backend, sidecar and temporal stage (keywords as `__init__`)."""
+        return cls(model.backend, model.info, temporal=model.temporal, **kwargs)
+
     def reset(self) -> None:
-        """Start over, as for a new stream: no audio, no events, time 0."""
+        """Start over, as for a new stream: no audio, no events, time 0, the temporal stage's state at zero."""
         self.front_end.reset()
+        self._state = initial_state(self.temporal) if self.temporal is not None else None
         self.detector.reset()
         if self.alarms is not None:
             self.alarms.reset()
@@ -167,12 +189,10 @@ class Pipeline:
             starts = [(end - self.window_frames) * self._shift for end in batch]
             levels = [level_dbfs(self._window_samples(start)) for start in starts]
             loud = [i for i, level in enumerate(levels) if self._loud(level)]
-            probabilities = np.tile(self._quiet, (len(batch), 1))
-            if loud:
-                features = np.stack(
-                    [self._frames[batch[i] - offset : batch[i] - offset + self.window_frames] for i in loud]
-                )
-                probabilities[loud] = self.backend.predict(self.front_end.window(features))
+            features = np.zeros((len(loud), self.window_frames, self.front_end.num_bands), np.float32)
+            for row, i in enumerate(loud):
+                features[row] = self._frames[batch[i] - offset : batch[i] - offset + self.window_frames]
+            probabilities = self._decide(self.front_end.window(features), loud, len(batch))
             for index, (start_sample, level, probs) in enumerate(
                 zip(starts, levels, probabilities, strict=True)
             ):
@@ -193,9 +213,36 @@ class Pipeline:
             raise ValueError(f"a window has {self.info.window_samples} samples, got {samples.size}")
         level = level_dbfs(samples)
         loud = self._loud(level)
-        probs = self.backend.predict(self.front_end.features(samples)[None])[0] if loud else self._quiet
+        features = self.front_end.features(samples)[None]
+        probs = self._decide(features if loud else features[:0], [0] if loud else [], 1)[0]
         result = self._result(start_sample, level, probs, classified=loud)
         return PipelineOutput([result], [*self.detector.process(result.end_s, probs)])
+
+    def _decide(
+        self, features: npt.NDArray[np.float32], loud: list[int], count: int
+    ) -> npt.NDArray[np.float32]:
+        """Probabilities [count, labels] of `count` windows in time order, `features` those of the `loud` ones.
+
+        Without a temporal stage: the network's, and "background, certain" for a quiet window. With one:
+        the stage's, fed every window (a quiet one as the network's output for silence), its state carried on.
+        """
+        if self.temporal is None:
+            probabilities = np.tile(self._quiet, (count, 1))
+            if loud:
+                probabilities[loud] = self.backend.predict(features)
+            return probabilities
+        inputs = np.tile(self._silence_inputs(), (count, 1))
+        if loud:
+            inputs[loud] = temporal_inputs(*self.backend.embed(features))
+        probabilities, self._state = self.temporal.run(inputs, self._state)
+        return probabilities
+
+    def _silence_inputs(self) -> npt.NDArray[np.float32]:
+        """The temporal stage's input for a window below the level floor: the network's view of silence."""
+        if self._quiet_inputs is None:
+            silence = self.front_end.features(np.zeros(self.info.window_samples, np.float32))[None]
+            self._quiet_inputs = temporal_inputs(*self.backend.embed(silence))
+        return self._quiet_inputs
 
     def _loud(self, level: float) -> bool:
         return self.min_level_dbfs is None or level >= self.min_level_dbfs

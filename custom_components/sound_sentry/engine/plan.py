@@ -29,6 +29,9 @@ class StepPlan:
     input: Array
     output: Array
     """Class probabilities [classes, 1] after the steps have run."""
+    embedding: Array
+    """The window's embedding [features, 1] after the steps have run: what the softmax head's linear
+    layer reads (the temporal stage's input; see `temporal.py`)."""
 
     def __init__(self) -> None:
         self.steps: list[Callable[[], object]] = []
@@ -67,10 +70,14 @@ class PlannedNetwork(ABC):
         """A new plan for windows of this shape."""
 
     def __call__(self, features: Array) -> Array:
-        """Probabilities [B, classes] of float32 windows [B, frames, bands], one window at a time.
+        """Probabilities [B, classes] of float32 windows [B, frames, bands], one window at a time."""
+        return self.forward(features)[0]
 
-        One at a time: on the CPUs measured, batching saved nothing per window (ResNetSE: 1.28 ms at 4
-        against 1.30 ms at 1) and would hold B times the work buffers (3.5 MB per ResNetSE window).
+    def forward(self, features: Array) -> tuple[Array, Array]:
+        """Probabilities [B, classes] and embeddings [B, features] of windows [B, frames, bands].
+
+        One window at a time: on the CPUs measured, batching saved nothing per window (ResNetSE: 1.28 ms
+        at 4 against 1.30 ms at 1) and would hold B times the work buffers (3.5 MB per ResNetSE window).
         """
         batch, frames, bands = features.shape
         plans: dict[tuple[int, int], StepPlan] = self._local.__dict__.setdefault("plans", {})
@@ -79,9 +86,11 @@ class PlannedNetwork(ABC):
             plans.clear()  # one input shape in practice: keep one plan per thread
             plan = plans[frames, bands] = self._plan(frames, bands)
         out = np.empty((batch, self.num_classes), np.float32)
+        embeddings = np.empty((batch, plan.embedding.shape[0]), np.float32)
         for index in range(batch):
             np.copyto(plan.input, features[index].T)
             for step in plan.steps:
                 step()
             out[index] = plan.output[:, 0]
-        return out
+            embeddings[index] = plan.embedding[:, 0]
+        return out, embeddings

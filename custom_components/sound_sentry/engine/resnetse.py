@@ -119,6 +119,7 @@ class _Plan(StepPlan):
         self._add(np.add.reduce, x, axis=3, out=pooled.transpose(0, 2, 1))  # time sum; 1/W is in fc1
         hidden = self._linear(net.fc1[0] / width, net.fc1[1], pooled.reshape(channels * height, batch))
         self._softmax(self._linear(*net.fc2, hidden))
+        self.embedding = hidden
 
     def _conv(self, conv: _Conv, x: Array, *, relu: bool, into: Array | None = None) -> Array:
         """Input [Cin, B, H, W] (padded by 1 for a 3x3) -> [Cout, B, H', W'], + bias (+ ReLU, into `into`)."""
