@@ -83,9 +83,12 @@ def with_embedding_output(source: Path, target: Path) -> None:
 class Stage(torch.nn.Module):
     """GRU over normalised per-window inputs, a linear layer to the classes (logits)."""
 
-    def __init__(self, inputs: int, hidden: int, classes: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, inputs: int, hidden: int, classes: int, dropout: float = 0.0, input_noise: float = 0.0
+    ) -> None:
         super().__init__()
         self.dropout = torch.nn.Dropout(dropout)
+        self.input_noise = input_noise
         self.gru = torch.nn.GRU(inputs, hidden)
         self.head = torch.nn.Linear(hidden, classes)
         self.register_buffer("mean", torch.zeros(inputs))
@@ -93,7 +96,10 @@ class Stage(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """X [T, B, D] -> logits [T, B, C], h [1, B, H]."""
-        y, h = self.gru(self.dropout((x - self.mean) * self.scale), h)
+        x = (x - self.mean) * self.scale
+        if self.training and self.input_noise:  # the network is surer of its training clips than of new ones
+            x = x + self.input_noise * torch.randn_like(x)
+        y, h = self.gru(self.dropout(x), h)
         return self.head(self.dropout(y)), h
 
 
@@ -219,6 +225,7 @@ def train_stage(
     dropout: float = 0.0,
     weight_decay: float = 1e-4,
     onset_weight: float = 1.0,
+    input_noise: float = 0.0,
     log: Any = print,
 ) -> Stage:
     """Fit the GRU on the training sequences; print throughput and windows seen.
@@ -230,7 +237,7 @@ def train_stage(
     rng = np.random.default_rng(seed)
     inputs = np.concatenate([s.inputs for s in train]).astype(np.float32)
     labels = np.concatenate([s.labels for s in train])
-    model = Stage(inputs.shape[1], hidden, len(LABELS), dropout)
+    model = Stage(inputs.shape[1], hidden, len(LABELS), dropout, input_noise)
     model.mean.copy_(torch.from_numpy(inputs.mean(0)))
     model.scale.copy_(torch.from_numpy(1.0 / (inputs.std(0) + 1e-3)))
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights(labels), reduction="none")
@@ -298,6 +305,9 @@ def main() -> None:
     parser.add_argument(
         "--onset-weight", type=float, default=1.0, help="loss weight of an event's first windows"
     )
+    parser.add_argument(
+        "--input-noise", type=float, default=0.0, help="Gaussian noise on the normalised inputs in training"
+    )
     parser.add_argument("--sweep", action="store_true", help="val only: no test figures, nothing shipped")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--val-hours", type=float, default=10.0, help="background hours per val construction")
@@ -346,6 +356,7 @@ def main() -> None:
             dropout=args.dropout,
             weight_decay=args.weight_decay,
             onset_weight=args.onset_weight,
+            input_noise=args.input_noise,
         )
         export_stage(model, stage_path, "mining round")
         probe = replace(info, temporal=TemporalInfo(path=stage_path, sha256="", hidden_size=args.hidden))
@@ -373,6 +384,7 @@ def main() -> None:
             dropout=args.dropout,
             weight_decay=args.weight_decay,
             onset_weight=args.onset_weight,
+            input_noise=args.input_noise,
         )
         for member in range(args.ensemble)
     ]
