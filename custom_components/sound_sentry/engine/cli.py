@@ -51,7 +51,7 @@ from .events import AlarmEvent, DetectionEvent, SoundEvent
 from .listener import Listener
 from .model import DEFAULT_MODEL, SHIPPED_MODELS, load_model, model_path
 from .model_info import ModelInfo
-from .pipeline import DEFAULT_HOP_S, Pipeline, PipelineOutput, WindowResult, to_float
+from .pipeline import Pipeline, PipelineOutput, WindowResult, to_float
 from .redact import redact_url
 from .sources import AudioSource, FileSource, PcmFormat, SourceError, source_for_url
 
@@ -137,7 +137,7 @@ def _thresholds(pairs: Iterable[str], info: ModelInfo) -> dict[str, float]:
 
 
 def _build_pipeline(args: argparse.Namespace) -> Pipeline:
-    if not (math.isfinite(args.hop_s) and args.hop_s > 0):
+    if args.hop_s is not None and not (math.isfinite(args.hop_s) and args.hop_s > 0):
         raise CliError(f"--hop-s {args.hop_s}: must be a positive number of seconds")
     try:
         model = model_path(args.model)
@@ -152,7 +152,7 @@ def _build_pipeline(args: argparse.Namespace) -> Pipeline:
         thresholds=_thresholds(args.threshold, info), k=info.k, n=info.n, hold_s=info.hold_s
     )
     alarms = None if args.no_alarms else AlarmSettings(sample_rate_hz=info.sample_rate_hz)
-    return Pipeline(loaded.backend, info, hop_s=args.hop_s, detector=settings, alarms=alarms)
+    return Pipeline.for_model(loaded, hop_s=args.hop_s, detector=settings, alarms=alarms)
 
 
 # scan
@@ -413,8 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--hop-s",
         type=float,
-        default=DEFAULT_HOP_S,
-        help="seconds between windows, rounded to 10 ms (default: 0.25)",
+        default=None,
+        help="seconds between windows, rounded to 10 ms (default: the model's, 1.0 for the shipped models)",
     )
     common.add_argument(
         "--threshold",
