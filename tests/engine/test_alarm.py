@@ -479,9 +479,9 @@ def test_cli_scan_prints_the_alarm_of_a_wav_and_a_flac_at_any_hop(
         ["(running)", SMOKE_ALARM, str(round(T3_PIEZO.frequency_hz)), "Hz,", "2", "cycles"]
     ], rows
     alarms = [
-        line for line in map(json.loads, cli_scan(path, "--hop-s", hop_s, "--jsonl")) if "event" in line
+        line for line in map(json.loads, cli_scan(path, "--hop-s", hop_s, "--jsonl")) if "cycles" in line
     ]
-    assert [(a["event"], a["active"], a["cycles"]) for a in alarms] == [(SMOKE_ALARM, True, 2)], alarms
+    assert [(a["event"], a["state"], a["cycles"]) for a in alarms] == [(SMOKE_ALARM, "on", 2)], alarms
     assert abs(alarms[0]["frequency_hz"] - T3_PIEZO.frequency_hz) < 0.02 * T3_PIEZO.frequency_hz
     assert not any(SMOKE_ALARM in line for line in cli_scan("--no-alarms", "--hop-s", hop_s, path))
 

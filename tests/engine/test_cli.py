@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 import json
+import math
 import os
 from pathlib import Path
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -22,8 +24,21 @@ import pytest
 
 from custom_components.sound_sentry.engine.backends import load_backend
 from custom_components.sound_sentry.engine.cli import PAD_DBFS, pad_to_window
+from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector
 from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalise
-from tests.audio import UdpMicrophone, clip_paths, free_udp_port, read_clip, scene, write_wav
+from custom_components.sound_sentry.engine.model_info import ModelInfo
+from tests.audio import (
+    T3_PIEZO,
+    UdpMicrophone,
+    alarm_signal,
+    background_bed,
+    clip_paths,
+    free_udp_port,
+    mix_at_snr,
+    read_clip,
+    scene,
+    write_wav,
+)
 from tests.peers import RtspServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,9 +83,18 @@ def flac(data_dir: Path) -> Path:
     return next(p for p in clip_paths(data_dir, "babycry") if len(read_clip(p)) > 3 * WINDOW)
 
 
-def windows_of(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+def lines_of(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     assert result.stdout.endswith("\n")
     return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def windows_of(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """The --jsonl lines with probabilities; the others are events."""
+    return [line for line in lines_of(result) if "probs" in line]
+
+
+def events_of(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [line for line in lines_of(result) if "probs" not in line]
 
 
 def one_shot(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -106,6 +130,77 @@ def test_scan_jsonl_has_every_window_with_its_times_probabilities_and_level(flac
         np.testing.assert_allclose(list(window["probs"].values()), expected, atol=2e-5)
         assert window["dbfs"] == pytest.approx(level(samples[start : start + WINDOW]), abs=0.01)
     assert windows[-1]["end_s"] == pytest.approx(samples.size / RATE, abs=1e-6)
+
+
+def between(values: list[float], above: float, gap: float = 4e-6) -> float:
+    """A threshold that a share `above` of `values` passes, in a gap wider than the JSON lines' rounding."""
+    ranked = sorted(values)
+    middle = round(len(ranked) * (1 - above))
+    for i in sorted(range(1, len(ranked)), key=lambda i: abs(i - middle)):
+        if ranked[i] - ranked[i - 1] > gap:
+            return round((ranked[i - 1] + ranked[i]) / 2, 6)
+    pytest.fail(f"no gap of {gap} among {ranked}")
+
+
+def test_scan_jsonl_prints_each_start_and_end_of_a_sound_after_the_window_that_decided_it(flac: Path) -> None:
+    """Beside its windows, --jsonl prints each transition of the detector: the detector run over the
+    printed windows with the model's k, n and hold gives exactly these lines, each right after its window."""
+    windows = windows_of(scan(str(flac), "--jsonl", *NONE_PASS))
+    thresholds = {label: between([w["probs"][label] for w in windows], 0.5) for label in LABELS[1:]}
+    result = scan(str(flac), "--jsonl", *(f"--threshold={label}={p}" for label, p in thresholds.items()))
+    assert result.returncode == 0, result.stderr
+    assert windows_of(result) == windows  # the window lines as they were
+
+    info = ModelInfo.load(MODEL)
+    detector = EventDetector(
+        LABELS, DetectorSettings(thresholds=thresholds, k=info.k, n=info.n, hold_s=info.hold_s)
+    )
+    expected = [
+        {
+            "file": str(flac),
+            "event": e.label,
+            "state": "on" if e.active else "off",
+            "time_s": e.time_s,
+            "confidence": e.peak_probability,
+        }
+        for w in windows
+        for e in detector.process(w["end_s"], [w["probs"][label] for label in LABELS])
+    ]
+    events = events_of(result)
+    assert [list(e) for e in events] == [["file", "event", "state", "time_s", "confidence"]] * len(events)
+    assert events == [pytest.approx(e, abs=1e-6) for e in expected]
+    assert {e["state"] for e in events} == {"on", "off"}  # starts and ends both happen in this recording
+    lines = lines_of(result)
+    for i, line in enumerate(lines):
+        if "event" in line:  # after its window, or after another event of that window
+            assert lines[i - 1]["end_s" if "probs" in lines[i - 1] else "time_s"] == line["time_s"]
+
+
+def test_scan_jsonl_prints_no_end_of_a_sound_still_on_when_the_recording_ends(flac: Path) -> None:
+    """Every window passes: each sound starts at the second window and is on at the end; nothing ended it."""
+    result = scan(str(flac), "--jsonl", *ALL_PASS)
+    assert result.returncode == 0, result.stderr
+    second = windows_of(result)[1]
+    assert [(e["event"], e["state"], e["time_s"]) for e in events_of(result)] == [
+        (label, "on", second["end_s"]) for label in LABELS[1:]
+    ]
+
+
+def test_scan_jsonl_prints_a_smoke_alarm_as_on_and_off(data_dir: Path, tmp_path: Path) -> None:
+    """A real room with a smoke alarm's three cycles, then two cycles' time (8 s) without: its start and
+    end, as the model's sounds are printed, with the alarm's tone instead of a probability."""
+    samples = mix_at_snr(
+        alarm_signal(T3_PIEZO, 3), background_bed(data_dir, 20.0, gain=1.0), 10, lead_s=2.0, tail_s=10.0
+    )
+    result = scan(str(write_wav(tmp_path / "t3.wav", samples)), "--jsonl", *NONE_PASS)
+    assert result.returncode == 0, result.stderr
+    events = events_of(result)
+    assert [(e["event"], e["state"]) for e in events] == [("smoke_alarm", "on"), ("smoke_alarm", "off")]
+    assert [list(e) for e in events] == [["file", "event", "state", "time_s", "frequency_hz", "cycles"]] * 2
+    on, off = events
+    assert 2.0 + T3_PIEZO.cycle_s < on["time_s"] < off["time_s"] < samples.size / RATE
+    assert (on["cycles"], off["cycles"] >= 3) == (2, True)
+    assert on["frequency_hz"] == pytest.approx(T3_PIEZO.frequency_hz, rel=0.02)
 
 
 def test_no_extra_window_when_the_hops_end_on_the_last_sample(flac: Path, tmp_path: Path) -> None:
@@ -197,6 +292,40 @@ def test_scan_table_says_when_nothing_was_detected(flac: Path) -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == 2
     assert lines[1].startswith("  no detections (highest probabilities: babycry ")
+
+
+def test_no_detections_shows_the_digits_that_put_each_peak_below_its_threshold(flac: Path) -> None:
+    """A peak just under a threshold is not rounded up to it or past it (0.9954 shown as 1.00 under 0.998)."""
+    peak = max(w["probs"]["glassbreak"] for w in windows_of(scan(str(flac), "--jsonl", *NONE_PASS)))
+    threshold = (math.floor(peak * 10_000) + 1) / 10_000  # 4 digits: rounding the peak to 4 would reach it
+    result = scan(str(flac), *NONE_PASS, "--threshold", f"glassbreak={threshold}")
+    assert result.returncode == 0, result.stderr
+    shown = re.search(r"glassbreak (\d\.\d+) < ([\d.]+)", result.stdout)
+    assert shown is not None, result.stdout
+    assert float(shown[2]) == threshold
+    assert float(shown[1]) < threshold
+    digits = len(shown[1]) - 2
+    assert digits >= 5
+    assert float(shown[1]) == pytest.approx(peak, abs=0.5 * 10**-digits + 1e-6)
+    assert re.search(r"babycry \d\.\d\d < 1,", result.stdout), result.stdout  # 2 digits show it under 1
+
+
+def test_no_detections_says_a_peak_over_its_threshold_passed_in_too_few_windows(flac: Path) -> None:
+    """Only the highest window passes: the peak is over the threshold, and k of n windows were not."""
+    probs = sorted(
+        (w["probs"]["gunshot"] for w in windows_of(scan(str(flac), "--jsonl", *NONE_PASS))), reverse=True
+    )
+    threshold = between(probs[:2], 0.5)
+    result = scan(str(flac), *NONE_PASS, "--threshold", f"gunshot={threshold}")
+    assert result.returncode == 0, result.stderr
+    info = ModelInfo.load(MODEL)
+    shown = re.search(
+        rf"gunshot (\d\.\d+) >= ([\d.]+) in fewer than {info.k} of {info.n} windows", result.stdout
+    )
+    assert shown is not None, result.stdout
+    assert float(shown[2]) == threshold
+    assert float(shown[1]) >= threshold
+    assert float(shown[1]) == pytest.approx(probs[0], abs=2e-6)
 
 
 def test_several_inputs_one_bad(flac: Path, data_dir: Path, tmp_path: Path) -> None:

@@ -8,10 +8,16 @@ window ending at the input's last sample so that a sound in its final fraction o
 missed. An input shorter than one window is centred in white noise at -70 dBFS to one full window (the
 model only takes whole windows); that window's times are those of the padded window, 0 to 1.935 s.
 By default it prints a table of the detections (start and end of each debounced event, as the stream
-time at which the detector decided) per input; with --jsonl one JSON object per window instead:
-{"file": ..., "start_s": ..., "end_s": ..., "probs": {"background": ..., ...}, "dbfs": ...}, and one
-per smoke or CO alarm start or end: {"file": ..., "event": "smoke_alarm", "active": true, "time_s": ...,
-"frequency_hz": ..., "cycles": ...}.
+time at which the detector decided) per input, or when there is none each class's highest probability
+beside its threshold ("glassbreak 0.9954 < 0.998"). With --jsonl it prints one JSON object per line
+instead, for each window:
+{"file": ..., "start_s": ..., "end_s": ..., "probs": {"background": ..., ...}, "dbfs": ...},
+and for each event's start and end (the lines without "probs"; a sound's comes right after the window
+that decided it): {"file": ..., "event": "babycry", "state": "on" or "off", "time_s": ...,
+"confidence": ...} (the event's peak probability so far), or for a smoke or CO alarm
+{"file": ..., "event": "smoke_alarm" or "co_alarm", "state": ..., "time_s": ..., "frequency_hz": ...,
+"cycles": ...}. An event still on when the input ends gets no "off" line (the table shows it as
+"(running)"): nothing ended it.
 
 Both commands also listen for smoke alarms (temporal-three pattern) and CO alarms (temporal-four) by
 their tone cadence, without the model (--no-alarms: not).
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 import json
 import logging
 import math
@@ -47,7 +54,7 @@ import numpy.typing as npt
 from .alarm import AlarmSettings
 from .backends import ModelLoadError
 from .detector import DetectorSettings
-from .events import AlarmEvent, DetectionEvent, SoundEvent
+from .events import AlarmEvent, DetectionEvent, SoundEvent, event_data
 from .listener import Listener
 from .model import DEFAULT_MODEL, SHIPPED_MODELS, load_model, model_path
 from .model_info import ModelInfo
@@ -170,17 +177,28 @@ def _window_json(name: str, window: WindowResult) -> str:
     )
 
 
-def _alarm_json(name: str, event: AlarmEvent) -> str:
+def _event_json(name: str, event: DetectionEvent) -> str:
+    """A start ("on") or end ("off"), with the keys of `event_data` (Home Assistant's event entity)."""
+    details = event_data(event)
+    if isinstance(event, SoundEvent):  # as precise as the windows' probabilities, not event_data's 3 digits
+        details["confidence"] = round(event.peak_probability, 6)
     return json.dumps(
         {
             "file": name,
             "event": event.label,
-            "active": event.active,
-            "time_s": round(event.time_s, 3),
-            "frequency_hz": round(event.frequency_hz),
-            "cycles": event.cycles,
+            "state": "on" if event.active else "off",
+            "time_s": round(event.time_s, 6),  # as the windows' end_s: the window that decided it
+            **details,
         }
     )
+
+
+def _jsonl(name: str, output: PipelineOutput) -> Iterator[str]:
+    """One chunk's lines in time order: each window, and each event after the window that decided it."""
+    lines = [(window.end_s, 0, _window_json(name, window)) for window in output.windows]
+    lines += [(event.time_s, 1, _event_json(name, event)) for event in output.events]
+    for _time, _order, line in sorted(lines, key=lambda line: line[:2]):
+        yield line
 
 
 def _details(event: DetectionEvent) -> str:
@@ -188,6 +206,28 @@ def _details(event: DetectionEvent) -> str:
     if isinstance(event, AlarmEvent):
         return f"{event.frequency_hz:.0f} Hz, {event.cycles} cycles"
     return f"peak {event.peak_probability:.2f}"
+
+
+def _versus_threshold(label: str, peak: float, settings: DetectorSettings) -> str:
+    """A class's highest probability beside its threshold, with the digits that show which is higher.
+
+    Rounding alone can contradict the verdict (0.9954 shown as 1.00 under a threshold of 0.998); a peak
+    over the threshold in a recording without detections passed in fewer than k of n windows.
+    """
+    threshold = settings.thresholds.get(label)
+    if threshold is None:  # a class not detected at all
+        return f"{label} {peak:.2f}"
+    digits = max(2, -int(Decimal(str(threshold)).as_tuple().exponent) + 1)
+    if peak >= threshold:  # rounded to one more digit than the threshold has, it cannot fall below it
+        return (
+            f"{label} {peak:.{digits}f} >= {threshold:g} in fewer than {settings.k} of {settings.n} windows"
+        )
+    while digits < 9 and float(f"{peak:.{digits}f}") >= threshold:
+        digits += 1
+    shown = f"{peak:.{digits}f}"
+    if float(shown) >= threshold:  # within 1e-9 below: cut the digits instead of rounding them up
+        shown = f"{math.floor(peak * 10**digits) / 10**digits:.{digits}f}"
+    return f"{label} {shown} < {threshold:g}"
 
 
 @dataclass
@@ -204,8 +244,9 @@ class _Detection:
 class _Table:
     """Collects one input's windows and events and prints its detections."""
 
-    def __init__(self, labels: Iterable[str]) -> None:
+    def __init__(self, labels: Iterable[str], settings: DetectorSettings) -> None:
         self.labels = list(labels)
+        self.settings = settings
         self.windows = 0
         self.end_s = 0.0
         self.highest = dict.fromkeys(self.labels, 0.0)
@@ -249,7 +290,9 @@ class _Table:
         """Print the input's name, then one line per detection."""
         print(f"{name}: {self.end_s:.2f} s, {self.windows} windows ({backend})", file=out)
         if not self.detections:
-            highest = ", ".join(f"{label} {self.highest[label]:.2f}" for label in self.labels[1:])
+            highest = ", ".join(
+                _versus_threshold(label, self.highest[label], self.settings) for label in self.labels[1:]
+            )
             print(f"  no detections (highest probabilities: {highest})", file=out)
             return
         print(f"  {'detected':>9}  {'ended':>9}  {'class':<11} peak", file=out)
@@ -267,16 +310,13 @@ def cmd_scan(args: argparse.Namespace, out: TextIO) -> int:
     status = 0
     for name in args.inputs:
         shown = redact_url(name)
-        table = _Table(pipeline.info.labels)
+        table = _Table(pipeline.info.labels, pipeline.detector.settings)
         try:
             with FileSource(name) as source:
                 for output in scan_chunks(pipeline, source):
                     if args.jsonl:
-                        for window in output.windows:
-                            print(_window_json(shown, window), file=out)
-                        for event in output.events:
-                            if isinstance(event, AlarmEvent):
-                                print(_alarm_json(shown, event), file=out)
+                        for line in _jsonl(shown, output):
+                            print(line, file=out)
                     else:
                         table.add(output)
                     out.flush()
@@ -436,7 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
         "centred in -70 dBFS white noise to one window.",
     )
     scan.add_argument("inputs", nargs="+", metavar="PATH_OR_URL")
-    scan.add_argument("--jsonl", action="store_true", help="one JSON object per window instead of a table")
+    scan.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="one JSON object per window and per event start or end, instead of a table",
+    )
     listen = sub.add_parser(
         "listen", parents=[common], help="detect live until Ctrl-C", description="Detect live until Ctrl-C."
     )
