@@ -16,6 +16,7 @@ from typing import Any
 import onnx
 import torch
 
+from custom_components.sound_sentry.engine.detector import DEFAULT_HOLD_S
 from custom_components.sound_sentry.engine.fbank import FbankSettings
 from training.audio import NUM_FRAMES, NUM_MEL_BINS, WINDOW_SAMPLES
 from training.resnetse import ProbabilityModel, ResNetSE, fold_batchnorm
@@ -28,7 +29,7 @@ DEFAULT_DETECTION: dict[str, Any] = {
     "thresholds": {"babycry": 0.5, "glassbreak": 0.5, "gunshot": 0.5},
     "k": 2,
     "n": 3,
-    "hold_s": 1.0,
+    "hold_s": DEFAULT_HOLD_S,
 }
 
 

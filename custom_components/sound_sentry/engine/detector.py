@@ -11,6 +11,10 @@ import numpy.typing as npt
 
 from .events import SoundEvent
 
+DEFAULT_HOLD_S = 2.0
+"""Seconds without a passing window before an event ends: `DetectorSettings`' default, also written in
+the sidecar of a model exported without tuned settings (`training.export`)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class DetectorSettings:
@@ -22,7 +26,7 @@ class DetectorSettings:
     """Windows among the last `n` that must pass the threshold to start an event."""
     n: int = 3
     """Length of the voting history, in windows."""
-    hold_s: float = 2.0
+    hold_s: float = DEFAULT_HOLD_S
     """Seconds without a passing window before an event ends."""
 
     def __post_init__(self) -> None:
