@@ -38,9 +38,32 @@ host_python313() {
   return 1
 }
 
+# The folders outside the checkout and ../shared of the files that the arguments name (FILE or
+# --option=FILE; a relative one from the repo root), one a line, parents first: what the forky rootfs
+# must show for `scripts/run ... scan /tmp/clip.wav` or `--model ~/model.onnx` (its sidecar is beside it).
+# A file the rootfs has at that path itself (e.g. /etc/hosts) is the rootfs's.
+outside_folders() {
+  local arg path given real dir
+  for arg in "$@"; do
+    for path in "$arg" "${arg#*=}"; do
+      [ -n "$path" ] || continue
+      given="$(cd "$REPO" && realpath -s -- "$path" 2>/dev/null)" || continue
+      real="$(realpath -e -- "$given" 2>/dev/null)" || continue
+      [ -f "$real" ] && [ ! -e "$ROOTFS$given" ] || continue
+      for dir in "$(dirname -- "$given")" "$(dirname -- "$real")"; do  # a symlink's and its target's
+        case "$dir/" in "$REPO"/* | "$SHARED"/* | // | /proc/* | /dev/* | /sys/*) continue ;; esac
+        printf '%s\n' "$dir"
+      done
+    done
+  done | LC_ALL=C sort -u
+}
+
 # Run a command in the latest environment, from the repo root. Inside the forky rootfs the checkout
 # (and ../shared) are bind-mounted at the same paths, in a private mount namespace: the mounts vanish
-# with the command, whatever way it ends, and parallel runs do not disturb each other.
+# with the command, whatever way it ends, and parallel runs do not disturb each other. So are, read-only,
+# the folders of the files that the arguments name elsewhere (outside_folders), but not one that the
+# rootfs has itself with something in it (/root, /usr...): that would hide the rootfs's own files. (A file
+# right in /tmp gives the command the host's /tmp, read-only; mount points stay as empty folders.)
 # LATEST_VENV=venv-develop runs it in scripts/develop's environment instead (run_develop).
 run_latest() {
   local name="${LATEST_VENV:-venv}"
@@ -50,11 +73,33 @@ run_latest() {
     (cd "$REPO" && PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" SOUND_SENTRY_ENV=latest "$@")
     return
   fi
-  VENV_NAME="$name" ROOTFS="$ROOTFS" REPO="$REPO" SHARED="$SHARED" unshare --mount --propagation private -- /bin/sh -c '
-    set -e
+  VENV_NAME="$name" ROOTFS="$ROOTFS" REPO="$REPO" SHARED="$SHARED" OUTSIDE="$(outside_folders "$@")" \
+    unshare --mount --propagation private -- /bin/sh -c '
+    set -ef
     mount -t proc proc "$ROOTFS/proc"
     mount --rbind /dev "$ROOTFS/dev"
     mount -t tmpfs tmpfs "$ROOTFS/tmp"
+    shown=""
+    while IFS= read -r d; do
+      inside=""
+      IFS="
+"
+      for s in $shown; do case "$d/" in "$s"/*) inside=1 ;; esac; done
+      unset IFS
+      [ -n "$d" ] && [ -z "$inside" ] || continue  # parents come first and show their subfolders
+      if [ -d "$ROOTFS$d" ] && [ -n "$(find "$ROOTFS$d" -mindepth 1 -maxdepth 1 \( ! -type d -o ! -empty \) -print -quit)" ]; then
+        echo "scripts/run: $d is a folder of the Python 3.14 root file system too, which shows its own:" \
+          "move the file into a folder of its own (e.g. $d/recordings/), the checkout or ../shared" >&2
+        continue
+      fi
+      mkdir -p "$ROOTFS$d"
+      mount --bind "$d" "$ROOTFS$d"
+      mount -o remount,bind,ro "$ROOTFS$d"
+      shown="$shown
+$d"
+    done <<FOLDERS
+$OUTSIDE
+FOLDERS
     for d in "$REPO" "$SHARED"; do
       if [ -d "$d" ]; then mkdir -p "$ROOTFS$d"; mount --bind "$d" "$ROOTFS$d"; fi
     done

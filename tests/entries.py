@@ -17,6 +17,7 @@ from custom_components.sound_sentry.const import (
     CONF_K,
     CONF_MODEL,
     CONF_N,
+    CONF_OVERRIDES_FOR,
     CONF_SAMPLE_BITS,
     CONF_SAMPLE_RATE,
     CONF_SOURCE_TYPE,
@@ -27,29 +28,37 @@ from custom_components.sound_sentry.const import (
     EVENT_CLASSES,
     SourceType,
 )
+from custom_components.sound_sentry.detection_options import NUMBER_KEYS, release_of
+from custom_components.sound_sentry.engine.model import SHIPPED_MODELS, model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.entry_source import unique_id_for
 
 TEST_MODEL = "compact"
 """The model of the test entries: the integration tests' end-to-end plans are derived for it."""
+RELEASES = {name: release_of(ModelInfo.load(model_path(name))) for name in SHIPPED_MODELS}
+"""Each shipped model's release, as an entry's `overrides_for` records it."""
 
 
-def options(threshold: float = 0.5, **overrides: Any) -> dict[str, Any]:
-    """Entry options with one threshold for every class."""
-    return {
-        CONF_MODEL: TEST_MODEL,
-        **{f"{CONF_THRESHOLD_PREFIX}{label}": threshold for label in EVENT_CLASSES},
-        CONF_ENABLED_CLASSES: list(EVENT_CLASSES),
-        CONF_K: 2,
-        CONF_N: 3,
-        CONF_HOLD_S: 1.0,
-        **overrides,
-    }
+def options(threshold: float | None = 0.5, **overrides: Any) -> dict[str, Any]:
+    """Entry options as the flows store them: `threshold` for every class, k 2 of 3 and a 1 s hold, as
+    overrides made for the installed model; `threshold=None`: none of these, the model's own settings."""
+    stored: dict[str, Any] = {CONF_MODEL: TEST_MODEL, CONF_ENABLED_CLASSES: list(EVENT_CLASSES)}
+    if threshold is not None:
+        stored |= {
+            **{f"{CONF_THRESHOLD_PREFIX}{label}": threshold for label in EVENT_CLASSES},
+            CONF_K: 2,
+            CONF_N: 3,
+            CONF_HOLD_S: 1.0,
+        }
+    stored |= overrides
+    if any(key in stored for key in NUMBER_KEYS):
+        stored.setdefault(CONF_OVERRIDES_FOR, RELEASES[stored[CONF_MODEL]])
+    return stored
 
 
 def flow_defaults(info: ModelInfo) -> dict[str, Any]:
-    """Option overrides for what the config flow gives a new entry: the model's own thresholds, k-of-n
-    and hold (its sidecar's), every sound enabled, smoke and CO alarms too."""
+    """Option overrides for the settings a new entry runs with: the model's own thresholds, k-of-n and hold
+    (its sidecar's; the config flow stores none of them), every sound enabled, smoke and CO alarms too."""
     return {
         **{f"{CONF_THRESHOLD_PREFIX}{label}": info.thresholds[label] for label in EVENT_CLASSES},
         CONF_ENABLED_CLASSES: list(DETECTABLE_CLASSES),

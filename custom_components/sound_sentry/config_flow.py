@@ -1,4 +1,4 @@
-"""Config, options, reconfigure and reauth flows: pick a source, try it, then tune the thresholds."""
+"""Config, options, reconfigure and reauth flows: pick a source, try it, then choose how sensitive it is."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from .const import (
     CONF_N,
     CONF_SAMPLE_BITS,
     CONF_SAMPLE_RATE,
+    CONF_SENSITIVITY_PREFIX,
     CONF_SOURCE_TYPE,
     CONF_THRESHOLD_PREFIX,
     CONF_TRANSPORT,
@@ -47,6 +48,14 @@ from .const import (
     UDP_SAMPLE_RATES,
     SourceType,
 )
+from .detection_options import overrides_from_options, with_overrides
+from .engine.detection_settings import (
+    LEVEL_KEYS,
+    DetectionOverrides,
+    curve_point,
+    level_points,
+    resolve_detector_settings,
+)
 from .engine.model import DEFAULT_MODEL, SHIPPED_MODELS
 from .engine.model_info import ModelInfo, ModelLoadError
 from .engine.redact import redact_credentials
@@ -58,6 +67,11 @@ from .runtime import SoundSentryConfigEntry
 FLOW_ERRORS = {"invalid_url", "cannot_connect", "invalid_auth", "no_audio", "port_in_use"}
 CAMERA_ERRORS = {"invalid_url": "camera_stream_unsupported", "invalid_auth": "camera_invalid_auth"}
 """Errors of a camera entity's stream, worded for a camera: the user never typed its URL or login."""
+
+SENSITIVITY_DEFAULT = "default"
+"""A sound's sensitivity choice: the model's own threshold (no override)."""
+SENSITIVITY_CUSTOM = "custom"
+"""A sound's sensitivity choice: a threshold typed in the next step."""
 
 TRANSPORT_SELECTOR = selector.SelectSelector(
     selector.SelectSelectorConfig(options=["tcp", "udp"], translation_key="transport")
@@ -114,15 +128,88 @@ def _udp_schema(defaults: Mapping[str, Any], *, with_name: bool) -> vol.Schema:
     return vol.Schema(fields)
 
 
-def _threshold_fields(defaults: Mapping[str, float]) -> dict[Any, Any]:
+def _sensitivity_fields(info: ModelInfo, choices: Mapping[str, str]) -> dict[Any, Any]:
+    """A select per sound: the model's default, each level its operating curve offers, a custom threshold."""
+    fields: dict[Any, Any] = {}
+    for label in EVENT_CLASSES:
+        offered = [SENSITIVITY_DEFAULT, *level_points(info.operating_curve, label), SENSITIVITY_CUSTOM]
+        choice = choices.get(label, SENSITIVITY_DEFAULT)
+        key = vol.Required(
+            f"{CONF_SENSITIVITY_PREFIX}{label}", default=choice if choice in offered else SENSITIVITY_DEFAULT
+        )
+        fields[key] = selector.SelectSelector(
+            selector.SelectSelectorConfig(
+                options=offered, translation_key="sensitivity", mode=selector.SelectSelectorMode.DROPDOWN
+            )
+        )
+    return fields
+
+
+def _sensitivity_placeholders(info: ModelInfo) -> dict[str, str]:
+    """What each choice was measured to hear ("-": not measured), for the sensitivity fields' texts.
+
+    Per sound: the share of test sounds heard at each level and at the model's default, and the default's
+    false alarms per day; the hours of background and the k of n the curve was measured in.
+    """
+    curve = info.operating_curve
+    placeholders = {
+        "curve_hours": f"{curve.background_hours:.1f}" if curve is not None else "-",
+        "curve_k": str(curve.k if curve is not None else info.k),
+        "curve_n": str(curve.n if curve is not None else info.n),
+    }
+    for label in EVENT_CLASSES:
+        points = level_points(curve, label)
+        for key in LEVEL_KEYS:
+            placeholders[f"{label}_{key}"] = f"{points[key].recall:.0%}" if key in points else "-"
+        default = curve_point(curve, label, info.thresholds[label])
+        placeholders[f"{label}_default"] = f"{default.recall:.0%}" if default is not None else "-"
+        placeholders[f"{label}_default_per_day"] = (
+            f"{default.false_alarms_per_day:.2g}" if default is not None else "-"
+        )
+    return placeholders
+
+
+def _choices(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """The sensitivity form's choice per sound."""
+    return {label: str(user_input[f"{CONF_SENSITIVITY_PREFIX}{label}"]) for label in EVENT_CLASSES}
+
+
+def _current_choices(overrides: DetectionOverrides) -> dict[str, str]:
+    """The choice per sound that stored overrides stand for."""
     return {
-        vol.Required(f"{CONF_THRESHOLD_PREFIX}{label}", default=defaults[label]): selector.NumberSelector(
+        label: SENSITIVITY_CUSTOM
+        if label in overrides.thresholds
+        else overrides.levels.get(label, SENSITIVITY_DEFAULT)
+        for label in EVENT_CLASSES
+    }
+
+
+def _custom(choices: Mapping[str, str]) -> list[str]:
+    """The sounds whose threshold is typed (the custom thresholds step)."""
+    return [label for label, choice in choices.items() if choice == SENSITIVITY_CUSTOM]
+
+
+def _overrides(
+    choices: Mapping[str, str], thresholds: Mapping[str, float], **numbers: Any
+) -> DetectionOverrides:
+    """What the forms' choices override: levels, the typed thresholds, and k, n and hold (options only)."""
+    return DetectionOverrides(
+        thresholds=dict(thresholds),
+        levels={label: choice for label, choice in choices.items() if choice in LEVEL_KEYS},
+        **numbers,
+    )
+
+
+def _threshold_fields(defaults: Mapping[str, float]) -> dict[Any, Any]:
+    """A threshold per sound of `defaults` (those set to a custom threshold)."""
+    return {
+        vol.Required(f"{CONF_THRESHOLD_PREFIX}{label}", default=default): selector.NumberSelector(
             # Up to 0.999 in steps of 0.001: useful thresholds sit close to 1 (the model's defaults do).
             selector.NumberSelectorConfig(
                 min=0.05, max=0.999, step=0.001, mode=selector.NumberSelectorMode.SLIDER
             )
         )
-        for label in EVENT_CLASSES
+        for label, default in defaults.items()
     }
 
 
@@ -216,11 +303,6 @@ def _source_data(
             }
 
 
-async def _async_default_thresholds(hass: HomeAssistant, model: str) -> dict[str, float]:
-    info = (await async_get_model(hass, model)).info
-    return {label: float(info.thresholds[label]) for label in EVENT_CLASSES}
-
-
 def _model_summary(info: ModelInfo) -> str:
     """A model's measured figures for the model choice: recall per sound at its defaults, false alarms, CPU."""
     per_class = info.metrics.get("per_class", {})
@@ -249,11 +331,9 @@ async def _async_model_placeholders(hass: HomeAssistant) -> dict[str, str]:
     return placeholders
 
 
-async def _async_curve_placeholders(
-    hass: HomeAssistant, model: str, thresholds: Mapping[str, float]
-) -> dict[str, str]:
-    """The model's measured operating curve for the threshold forms (threshold → false alarms, recall)."""
-    curve = (await async_get_model(hass, model)).info.operating_curve
+def _curve_placeholders(info: ModelInfo, thresholds: Mapping[str, float]) -> dict[str, str]:
+    """The model's measured operating curve for the threshold fields (threshold → false alarms, recall)."""
+    curve = info.operating_curve
     if curve is None:
         return {
             "curve_hours": "-",
@@ -265,7 +345,10 @@ async def _async_curve_placeholders(
         "curve_hours": f"{curve.background_hours:.1f}",
         "curve_k": str(curve.k),
         "curve_n": str(curve.n),
-        **{f"curve_{label}": curve.summary(label, float(thresholds[label])) for label in EVENT_CLASSES},
+        **{
+            f"curve_{label}": curve.summary(label, float(thresholds.get(label, info.thresholds[label])))
+            for label in EVENT_CLASSES
+        },
     }
 
 
@@ -273,13 +356,15 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add an audio source: a camera entity, an RTSP URL or an ESPHome microphone over UDP."""
 
     VERSION = 1
-    MINOR_VERSION = 4
+    MINOR_VERSION = 5
     """1.2: an RTSP entry's unique id keeps the URL's query (NVR channels); rtsps defaults to port 322.
-    1.3: smoke and CO alarms among the sounds to detect (on). 1.4: the model (existing sources: compact)."""
+    1.3: smoke and CO alarms among the sounds to detect (on). 1.4: the model (existing sources: compact).
+    1.5: the options hold only overrides of the model's defaults, and the model release they were made for."""
 
     def __init__(self) -> None:
         self._data: dict[str, Any] = {}
         self._title = ""
+        self._choices: dict[str, str] = {}
 
     @staticmethod
     @callback
@@ -365,24 +450,43 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
         return await self.async_step_thresholds()
 
     async def async_step_thresholds(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """How sure the model must be before each sound turns its sensor on."""
-        defaults = await _async_default_thresholds(self.hass, DEFAULT_MODEL)
+        """How sensitive each sound is: the model's default, a level of false alarms, or a threshold."""
+        info = (await async_get_model(self.hass, DEFAULT_MODEL)).info
         if user_input is not None:
-            info = (await async_get_model(self.hass, DEFAULT_MODEL)).info
-            options = {
-                CONF_MODEL: DEFAULT_MODEL,
-                **{key: float(value) for key, value in user_input.items()},
-                CONF_ENABLED_CLASSES: list(DETECTABLE_CLASSES),
-                CONF_K: info.k,
-                CONF_N: info.n,
-                CONF_HOLD_S: info.hold_s,
-            }
-            return self.async_create_entry(title=self._title, data=self._data, options=options)
+            self._choices = _choices(user_input)
+            if _custom(self._choices):
+                return await self.async_step_custom_thresholds()
+            return self._async_create_source(info, {})
         return self.async_show_form(
             step_id="thresholds",
-            data_schema=vol.Schema(_threshold_fields(defaults)),
-            description_placeholders=await _async_curve_placeholders(self.hass, DEFAULT_MODEL, defaults),
+            data_schema=vol.Schema(_sensitivity_fields(info, {})),
+            description_placeholders=_sensitivity_placeholders(info),
         )
+
+    async def async_step_custom_thresholds(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """How sure the model must be for each sound set to a custom threshold."""
+        info = (await async_get_model(self.hass, DEFAULT_MODEL)).info
+        custom = _custom(self._choices)
+        if user_input is not None:
+            thresholds = {label: float(user_input[f"{CONF_THRESHOLD_PREFIX}{label}"]) for label in custom}
+            return self._async_create_source(info, thresholds)
+        defaults = {label: float(info.thresholds[label]) for label in custom}
+        return self.async_show_form(
+            step_id="custom_thresholds",
+            data_schema=vol.Schema(_threshold_fields(defaults)),
+            description_placeholders=_curve_placeholders(info, defaults),
+        )
+
+    def _async_create_source(self, info: ModelInfo, thresholds: Mapping[str, float]) -> ConfigFlowResult:
+        """The new entry: every sound on, the default model, only the choices that override it."""
+        options = with_overrides(
+            {CONF_MODEL: DEFAULT_MODEL, CONF_ENABLED_CLASSES: list(DETECTABLE_CLASSES)},
+            _overrides(self._choices, thresholds),
+            info,
+        )
+        return self.async_create_entry(title=self._title, data=self._data, options=options)
 
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Change where the audio comes from (URL, credentials, port...) without losing the device."""
@@ -444,9 +548,11 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class SoundSentryOptionsFlow(OptionsFlow):
-    """Choose the model, then tune detection: thresholds, k-of-n, hold time, sounds to detect, clips."""
+    """Choose the model, then tune detection: sensitivity, k-of-n, hold time, sounds to detect, clips."""
 
     _model: str
+    _form: dict[str, Any]
+    _choices: dict[str, str]
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Which model listens; each choice shows what it was measured to hear and to cost."""
@@ -468,65 +574,66 @@ class SoundSentryOptionsFlow(OptionsFlow):
             description_placeholders=await _async_model_placeholders(self.hass),
         )
 
+    def _current(self) -> DetectionOverrides:
+        """The entry's overrides for the chosen model.
+
+        Another model starts from its own defaults; a level means the same for any model and stays.
+        """
+        overrides = overrides_from_options(self.config_entry.options)
+        if self._model != self.config_entry.options[CONF_MODEL]:
+            return DetectionOverrides(levels=overrides.levels)
+        return overrides
+
     async def async_step_detection(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Every detection setting in one form; changes apply by reloading the entry.
 
-        A model's thresholds and k-of-n are its own: choosing another model starts from its defaults.
+        Stored are only the values that differ from the model's defaults, so that a new model's defaults
+        reach the settings the user left alone.
         """
+        info = (await async_get_model(self.hass, self._model)).info
         errors: dict[str, str] = {}
         if user_input is not None:
-            options = {
-                CONF_MODEL: self._model,
-                **{
-                    key: float(value)
-                    for key, value in user_input.items()
-                    if key.startswith(CONF_THRESHOLD_PREFIX)
-                },
-                CONF_ENABLED_CLASSES: list(user_input[CONF_ENABLED_CLASSES]),
-                CONF_K: int(user_input[CONF_K]),
-                CONF_N: int(user_input[CONF_N]),
-                CONF_HOLD_S: float(user_input[CONF_HOLD_S]),
-                CONF_CLIPS: bool(user_input[CONF_CLIPS]),
-                CONF_CLIP_KEEP_DAYS: int(user_input[CONF_CLIP_KEEP_DAYS]),
-                CONF_CLIP_MAX: int(user_input[CONF_CLIP_MAX]),
-            }
             if int(user_input[CONF_K]) > int(user_input[CONF_N]):
                 errors[CONF_K] = "k_greater_than_n"
-            elif not options[CONF_ENABLED_CLASSES]:
+            elif not user_input[CONF_ENABLED_CLASSES]:
                 errors[CONF_ENABLED_CLASSES] = "no_classes"
             else:
-                return self.async_create_entry(data=options)
-        clip_defaults = {
+                self._form, self._choices = user_input, _choices(user_input)
+                if _custom(self._choices):
+                    return await self.async_step_custom_thresholds()
+                return self._async_save(info, {})
+        current = self._current()
+        settings = resolve_detector_settings(info, current)
+        values = {
             CONF_CLIPS: False,
             CONF_CLIP_KEEP_DAYS: DEFAULT_CLIP_KEEP_DAYS,
             CONF_CLIP_MAX: DEFAULT_CLIP_MAX,
+            **self.config_entry.options,
+            **{f"{CONF_SENSITIVITY_PREFIX}{label}": c for label, c in _current_choices(current).items()},
+            CONF_K: settings.k,
+            CONF_N: settings.n,
+            CONF_HOLD_S: settings.hold_s,
+            **(user_input or {}),
         }
-        current = {**clip_defaults, **self.config_entry.options}
-        if self._model != current[CONF_MODEL]:
-            info = (await async_get_model(self.hass, self._model)).info
-            current.update(
-                {f"{CONF_THRESHOLD_PREFIX}{label}": float(info.thresholds[label]) for label in EVENT_CLASSES}
-            )
-            current.update({CONF_K: info.k, CONF_N: info.n, CONF_HOLD_S: info.hold_s})
-        current.update(user_input or {})
-        thresholds = {label: current[f"{CONF_THRESHOLD_PREFIX}{label}"] for label in EVENT_CLASSES}
         schema = vol.Schema(
             {
-                **_threshold_fields(thresholds),
+                **_sensitivity_fields(
+                    info, {label: values[f"{CONF_SENSITIVITY_PREFIX}{label}"] for label in EVENT_CLASSES}
+                ),
                 vol.Required(
-                    CONF_ENABLED_CLASSES, default=current[CONF_ENABLED_CLASSES]
+                    CONF_ENABLED_CLASSES, default=values[CONF_ENABLED_CLASSES]
                 ): selector.SelectSelector(
                     selector.SelectSelectorConfig(
                         options=list(DETECTABLE_CLASSES), multiple=True, translation_key="sound_class"
                     )
                 ),
-                vol.Required(CONF_K, default=current[CONF_K]): selector.NumberSelector(
+                vol.Required(CONF_K, default=values[CONF_K]): selector.NumberSelector(
                     selector.NumberSelectorConfig(min=1, max=10, step=1, mode=selector.NumberSelectorMode.BOX)
                 ),
-                vol.Required(CONF_N, default=current[CONF_N]): selector.NumberSelector(
+                vol.Required(CONF_N, default=values[CONF_N]): selector.NumberSelector(
                     selector.NumberSelectorConfig(min=1, max=10, step=1, mode=selector.NumberSelectorMode.BOX)
                 ),
-                vol.Required(CONF_HOLD_S, default=current[CONF_HOLD_S]): selector.NumberSelector(
+                vol.Required(CONF_HOLD_S, default=values[CONF_HOLD_S]): selector.NumberSelector(
                     selector.NumberSelectorConfig(
                         min=0,
                         max=60,
@@ -536,15 +643,15 @@ class SoundSentryOptionsFlow(OptionsFlow):
                     )
                 ),
                 # Off by default: clips are recordings of the home, kept on this machine's disk.
-                vol.Required(CONF_CLIPS, default=current[CONF_CLIPS]): selector.BooleanSelector(),
+                vol.Required(CONF_CLIPS, default=values[CONF_CLIPS]): selector.BooleanSelector(),
                 vol.Required(
-                    CONF_CLIP_KEEP_DAYS, default=current[CONF_CLIP_KEEP_DAYS]
+                    CONF_CLIP_KEEP_DAYS, default=values[CONF_CLIP_KEEP_DAYS]
                 ): selector.NumberSelector(
                     selector.NumberSelectorConfig(
                         min=1, max=365, step=1, unit_of_measurement="d", mode=selector.NumberSelectorMode.BOX
                     )
                 ),
-                vol.Required(CONF_CLIP_MAX, default=current[CONF_CLIP_MAX]): selector.NumberSelector(
+                vol.Required(CONF_CLIP_MAX, default=values[CONF_CLIP_MAX]): selector.NumberSelector(
                     selector.NumberSelectorConfig(
                         min=1, max=1000, step=1, mode=selector.NumberSelectorMode.BOX
                     )
@@ -555,5 +662,41 @@ class SoundSentryOptionsFlow(OptionsFlow):
             step_id="detection",
             data_schema=schema,
             errors=errors,
-            description_placeholders=await _async_curve_placeholders(self.hass, self._model, thresholds),
+            description_placeholders=_sensitivity_placeholders(info),
         )
+
+    async def async_step_custom_thresholds(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """How sure the model must be for each sound set to a custom threshold."""
+        info = (await async_get_model(self.hass, self._model)).info
+        custom = _custom(self._choices)
+        if user_input is not None:
+            thresholds = {label: float(user_input[f"{CONF_THRESHOLD_PREFIX}{label}"]) for label in custom}
+            return self._async_save(info, thresholds)
+        current = self._current().thresholds
+        defaults = {label: float(current.get(label, info.thresholds[label])) for label in custom}
+        return self.async_show_form(
+            step_id="custom_thresholds",
+            data_schema=vol.Schema(_threshold_fields(defaults)),
+            description_placeholders=_curve_placeholders(info, defaults),
+        )
+
+    def _async_save(self, info: ModelInfo, thresholds: Mapping[str, float]) -> ConfigFlowResult:
+        """The new options: the model, sounds and clips, and only the detection values that override it."""
+        form = self._form
+        options = {
+            CONF_MODEL: self._model,
+            CONF_ENABLED_CLASSES: list(form[CONF_ENABLED_CLASSES]),
+            CONF_CLIPS: bool(form[CONF_CLIPS]),
+            CONF_CLIP_KEEP_DAYS: int(form[CONF_CLIP_KEEP_DAYS]),
+            CONF_CLIP_MAX: int(form[CONF_CLIP_MAX]),
+        }
+        overrides = _overrides(
+            self._choices,
+            thresholds,
+            k=int(form[CONF_K]),
+            n=int(form[CONF_N]),
+            hold_s=float(form[CONF_HOLD_S]),
+        )
+        return self.async_create_entry(data=with_overrides(options, overrides, info))

@@ -37,11 +37,17 @@ CONF_CHANNELS: Final = "channels"
 # Config entry options
 CONF_MODEL: Final = "model"
 """Which shipped model listens: "accurate" (new sources) or "compact" (engine/model.py SHIPPED_MODELS)."""
-CONF_THRESHOLD_PREFIX: Final = "threshold_"
 CONF_ENABLED_CLASSES: Final = "enabled_classes"
+# Detection overrides (detection_options.py): each key is there only if the user changed it from the model's
+# default, so that a new model's defaults reach every source that did not.
+CONF_THRESHOLD_PREFIX: Final = "threshold_"
+CONF_SENSITIVITY_PREFIX: Final = "sensitivity_"
+"""A sensitivity level per sound (engine/detection_settings.py LEVEL_KEYS), instead of a threshold."""
 CONF_K: Final = "k"
 CONF_N: Final = "n"
 CONF_HOLD_S: Final = "hold_s"
+CONF_OVERRIDES_FOR: Final = "overrides_for"
+"""The model release ({"name", "version"}) that the thresholds, k, n and hold time were chosen for."""
 CONF_CLIPS: Final = "clips"
 """Keep the audio of each detection (off by default: it stores the home's audio on disk)."""
 CONF_CLIP_KEEP_DAYS: Final = "clip_keep_days"

@@ -6,7 +6,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 
 from .clip_store import ClipStore, remove_clips
 from .const import (
@@ -15,42 +15,23 @@ from .const import (
     CONF_CLIP_MAX,
     CONF_CLIPS,
     CONF_ENABLED_CLASSES,
-    CONF_HOLD_S,
-    CONF_K,
     CONF_MODEL,
-    CONF_N,
+    CONF_OVERRIDES_FOR,
     CONF_SOURCE_TYPE,
-    CONF_THRESHOLD_PREFIX,
     DEFAULT_CLIP_KEEP_DAYS,
     DEFAULT_CLIP_MAX,
     DETECTABLE_CLASSES,
     DOMAIN,
-    EVENT_CLASSES,
     SourceType,
 )
+from .detection_options import detector_settings, drop_copied_defaults, outdated_overrides, release_of
 from .engine.alarm import AlarmSettings
-from .engine.detector import DetectorSettings
-from .engine.model_info import ModelLoadError
+from .engine.model_info import ModelInfo, ModelLoadError
 from .entry_source import source_factory, unique_id_for
 from .model_store import async_get_model
 from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
-
-
-def detector_settings(entry: ConfigEntry) -> DetectorSettings:
-    """The entry's detection options as engine settings."""
-    options = entry.options
-    return DetectorSettings(
-        thresholds={
-            label: options[f"{CONF_THRESHOLD_PREFIX}{label}"]
-            for label in options[CONF_ENABLED_CLASSES]
-            if label in EVENT_CLASSES
-        },
-        k=int(options[CONF_K]),
-        n=int(options[CONF_N]),
-        hold_s=float(options[CONF_HOLD_S]),
-    )
 
 
 def alarm_settings(entry: ConfigEntry) -> AlarmSettings | None:
@@ -81,13 +62,14 @@ async def async_create_runtime(hass: HomeAssistant, entry: SoundSentryConfigEntr
         max_clips=int(entry.options.get(CONF_CLIP_MAX, DEFAULT_CLIP_MAX)),
     )
     await clips.async_prune()  # also with clips off: what was kept earlier still expires
+    _async_check_overrides(hass, entry, model.info)
     return SoundSentryRuntime(
         hass,
         entry_id=entry.entry_id,
         title=entry.title,
         model=model,
         source_factory=source_factory(hass, entry.data),
-        detector=detector_settings(entry),
+        detector=detector_settings(entry.options, model.info),
         alarms=alarm_settings(entry),
         # A camera entity's credentials belong to its integration: no reauth flow here, a repair issue.
         on_invalid_auth=None
@@ -129,6 +111,17 @@ async def async_migrate_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry
         hass.config_entries.async_update_entry(
             entry, options={**entry.options, CONF_MODEL: "compact"}, minor_version=4
         )
+    if entry.minor_version < 5:
+        # 1.5: the options hold only what the user changed, and the model release it was changed for.
+        try:
+            release: dict[str, str] | None = release_of(
+                (await async_get_model(hass, entry.options[CONF_MODEL])).info
+            )
+        except ModelLoadError:
+            release = None  # setup says why; the numbers kept are then for an unknown release
+        hass.config_entries.async_update_entry(
+            entry, options=drop_copied_defaults(entry.options, release), minor_version=5
+        )
     return True
 
 
@@ -141,6 +134,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry)
 
 async def async_remove_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
     """A removed source's clips go with it: nothing would delete them any more (no retention without it)."""
+    ir.async_delete_issue(hass, DOMAIN, outdated_overrides_issue_id(entry.entry_id))
     await hass.async_add_executor_job(remove_clips, hass, entry.entry_id)
 
 
@@ -156,3 +150,35 @@ def _async_remove_disabled_class_sensors(hass: HomeAssistant, entry: SoundSentry
 async def _async_options_updated(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
     """Options change detection and entities: apply them by reloading."""
     await hass.config_entries.async_reload(entry.entry_id)
+
+
+def outdated_overrides_issue_id(entry_id: str) -> str:
+    """The repair issue of a source whose tuned numbers were chosen for another model release."""
+    return f"outdated_overrides_{entry_id}"
+
+
+def _async_check_overrides(hass: HomeAssistant, entry: SoundSentryConfigEntry, info: ModelInfo) -> None:
+    """A repair issue while the entry's thresholds, k, n or hold time were chosen for another model release.
+
+    They still apply (the user chose them), but the installed model may be surer or slower than the one
+    they were tuned for; the repair offers its defaults, or to keep them for this release.
+    """
+    issue_id = outdated_overrides_issue_id(entry.entry_id)
+    if not outdated_overrides(entry.options, info):
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    made_for = entry.options.get(CONF_OVERRIDES_FOR) or {}
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        data={"entry_id": entry.entry_id},
+        is_fixable=True,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="outdated_overrides",
+        translation_placeholders={
+            "name": entry.title,
+            "old_version": str(made_for.get("version", "?")),
+            "version": info.version,
+        },
+    )

@@ -4,7 +4,7 @@ integration -> RTSP), see its device and entities, hear the demo's glass break a
 threshold and turn clips on in the options, and play a clip in the Media browser. The screenshots it saves
 illustrate the README.
 
-The glass-break threshold typed in the config flow is derived here from the shipped model's own output
+The glass-break threshold typed in the config flow (its sensitivity set to a custom threshold) is derived here from the shipped model's own output
 on the demo recording (the engine's `scan --jsonl`): between the highest the detector sees anywhere
 else in the demo and the highest it sees during the glass break, so the test stays true when the model
 is replaced.
@@ -112,6 +112,12 @@ def media_item(page: Any, title: str) -> Any:
     return page.locator(".title").filter(has_text=re.compile(rf"^\s*{re.escape(title)}\s*$")).first
 
 
+def choose(page: Any, field: str, option: str) -> None:
+    """Pick `option` in the dropdown labelled `field`: open it, click the option."""
+    page.locator(f"field={field}").click()
+    page.get_by_role("option", name=option).click()
+
+
 def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: Any, screenshot: Any) -> None:
     scan = start_scan(home_assistant.dev_dir)
 
@@ -138,7 +144,7 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     screenshot("03-rtsp-stream")
     page.get_by_role("button", name="Submit").click()
 
-    # Thresholds: Sound Sentry tried the stream (audio arrived); type the glass-break threshold.
+    # Sensitivity: Sound Sentry tried the stream (audio arrived); glass breaking gets a custom threshold.
     expect(page.get_by_text("How sure must Sound Sentry be?")).to_be_visible(timeout=30_000)
     margin = glassbreak_margin(scan, home_assistant.dev_dir)
     assert margin.peak - margin.rest >= 0.02, (
@@ -148,11 +154,14 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     threshold = margin.threshold
     assert margin.rest < threshold < margin.peak
     assert 0.05 <= threshold <= 0.999, f"{threshold} is outside the form's range"
+    choose(page, "Glass breaking", "Custom threshold (advanced)")
+    screenshot("04-thresholds")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.get_by_text("Custom thresholds", exact=True)).to_be_visible()
     glass = page.locator("field=Glass breaking").get_by_role("spinbutton")
     glass.fill(str(threshold))
-    page.get_by_text("How sure must Sound Sentry be?").click()  # leave the field, as a user would
+    page.get_by_text("Custom thresholds", exact=True).click()  # leave the field, as a user would
     expect(page.locator("field=Glass breaking").get_by_role("spinbutton")).to_have_value(str(threshold))
-    screenshot("04-thresholds")
     page.get_by_role("button", name="Submit").click()
     page.get_by_role("button", name="Skip and finish").click()
 
@@ -181,7 +190,7 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     expect(sensor_row(page, "Smoke alarm")).to_contain_text("Detected", timeout=(LOOP_S + 30) * 1000)
     screenshot("08-smoke-alarm-detected")
 
-    # Options (Configure on the integration's entry): raise the gunshot threshold.
+    # Options (Configure on the integration's entry): a custom gunshot threshold, clips on.
     page.go_back()
     page.get_by_role("button", name="Configure").click()
     # First the model: accurate (the new source's), with both models' measured figures; keep it.
@@ -190,10 +199,7 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     screenshot("07-model")
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_text("Detection settings")).to_be_visible()
-    gunshot = page.locator("field=Gunshot threshold").get_by_role("spinbutton")
-    new_gunshot = "0.995" if gunshot.input_value() != "0.995" else "0.996"
-    gunshot.fill(new_gunshot)
-    page.get_by_text("Detection settings").click()
+    choose(page, "Gunshot sensitivity", "Custom threshold (advanced)")
     clips = page.locator("field=Keep a clip of each detection").get_by_role("switch")
     expect(clips).not_to_be_checked()  # off by default (privacy)
     clips.check(force=True)  # the switch's thumb, drawn over its input, takes the click
@@ -202,17 +208,25 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     screenshot("07-options")
     page.set_viewport_size({"width": 1280, "height": 860})
     page.get_by_role("button", name="Submit").click()
+    # The custom thresholds: glass breaking's from the config flow, and gunshot's, typed now.
+    expect(page.get_by_text("Custom thresholds", exact=True)).to_be_visible()
+    gunshot = page.locator("field=Gunshot threshold").get_by_role("spinbutton")
+    new_gunshot = "0.995" if gunshot.input_value() != "0.995" else "0.996"
+    gunshot.fill(new_gunshot)
+    page.get_by_text("Custom thresholds", exact=True).click()
+    page.get_by_role("button", name="Submit").click()
     expect(page.get_by_text("Options successfully saved")).to_be_visible()
     page.get_by_role("button", name="Finish").click()
 
-    # Configure again: the form shows the saved value.
+    # Configure again: the forms show the saved values.
     page.get_by_role("button", name="Configure").click()
     page.get_by_role("button", name="Submit").click()  # the same model
+    expect(page.locator("field=Keep a clip of each detection").get_by_role("switch")).to_be_checked()
+    page.get_by_role("button", name="Submit").click()  # the same settings: on to the custom thresholds
     expect(page.locator("field=Gunshot threshold").get_by_role("spinbutton")).to_have_value(new_gunshot)
     expect(page.locator("field=Glass breaking threshold").get_by_role("spinbutton")).to_have_value(
         str(threshold)
     )
-    expect(page.locator("field=Keep a clip of each detection").get_by_role("switch")).to_be_checked()
     page.keyboard.press("Escape")
 
     # With clips on, the next detection keeps its audio: the Media browser lists it under the source.

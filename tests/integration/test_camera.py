@@ -75,9 +75,7 @@ async def test_camera_source_follows_the_cameras_url(
         result["flow_id"], {CONF_CAMERA: "camera.nursery", CONF_TRANSPORT: "tcp"}
     )
     assert result["step_id"] == "thresholds"
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"threshold_babycry": 0.5, "threshold_glassbreak": 0.5, "threshold_gunshot": 0.5}
-    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})  # the model's defaults
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Nursery"
     entry = result["result"]

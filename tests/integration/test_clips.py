@@ -292,6 +292,8 @@ async def test_options_turn_clips_on(
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {**defaults, CONF_CLIPS: True, CONF_CLIP_KEEP_DAYS: 3, CONF_CLIP_MAX: 10}
     )
+    assert result["step_id"] == "custom_thresholds"  # the entry's own thresholds: kept as they are
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     store = entry.runtime_data.clips

@@ -18,24 +18,31 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.sound_sentry.const import (
     CONF_CHANNELS,
+    CONF_CLIP_KEEP_DAYS,
+    CONF_CLIP_MAX,
+    CONF_CLIPS,
     CONF_DEVICE_ADDRESS,
     CONF_ENABLED_CLASSES,
     CONF_HOLD_S,
     CONF_K,
     CONF_MODEL,
     CONF_N,
+    CONF_OVERRIDES_FOR,
     CONF_SAMPLE_BITS,
     CONF_SAMPLE_RATE,
     CONF_SOURCE_TYPE,
     CONF_TRANSPORT,
+    DETECTABLE_CLASSES,
     DOMAIN,
+    EVENT_CLASSES,
     SourceType,
 )
 from custom_components.sound_sentry.engine import model
+from custom_components.sound_sentry.engine.detection_settings import level_points
 from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from tests.audio import UdpMicrophone, free_udp_port
-from tests.entries import rtsp_entry, udp_entry
+from tests.entries import RELEASES, rtsp_entry, udp_entry
 from tests.peers import RtspServer
 
 from .conftest import RANDOM_MODEL
@@ -57,6 +64,20 @@ def rtsp_input(url: str, **extra: str) -> dict[str, str]:
     return {CONF_NAME: "Nursery camera", CONF_URL: url, CONF_TRANSPORT: "tcp", **extra}
 
 
+def sensitivity(choice: str = "default", **choices: str) -> dict[str, str]:
+    """The sensitivity form's input: `choice` for every sound but those named."""
+    return {f"sensitivity_{label}": choices.get(label, choice) for label in EVENT_CLASSES}
+
+
+def form_defaults(result: ConfigFlowResult) -> dict[str, object]:
+    return {str(key): key.default() for key in result["data_schema"].schema}
+
+
+def select_options(result: ConfigFlowResult, field: str) -> list[str]:
+    [key] = [key for key in result["data_schema"].schema if str(key) == field]
+    return list(result["data_schema"].schema[key].config["options"])
+
+
 async def test_rtsp_source_creates_entry_with_thresholds(
     hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
 ) -> None:
@@ -67,14 +88,24 @@ async def test_rtsp_source_creates_entry_with_thresholds(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "thresholds"
-    # The shipped model's measured operating curve, in the form's words (threshold → alarms/day, recall).
+    # A sensitivity per sound: the model's default, the levels its measured curve offers, a custom threshold;
+    # each with the share of test sounds it was measured to hear.
     info = ModelInfo.load(model_path(DEFAULT_MODEL))
     assert info.operating_curve is not None
     placeholders = result["description_placeholders"]
     assert placeholders["curve_hours"] == f"{info.operating_curve.background_hours:.1f}"
-    for label in ("babycry", "glassbreak", "gunshot"):
-        assert placeholders[f"curve_{label}"] == info.operating_curve.summary(label, info.thresholds[label])
-        assert f"{info.thresholds[label]:g} → " in placeholders[f"curve_{label}"]
+    for label in EVENT_CLASSES:
+        levels = level_points(info.operating_curve, label)
+        assert select_options(result, f"sensitivity_{label}") == ["default", *levels, "custom"]
+        for key, point in levels.items():
+            assert placeholders[f"{label}_{key}"] == f"{point.recall:.0%}"
+    # Custom thresholds: the next step asks for the numbers, with the curve (threshold → alarms/day, recall).
+    result = await hass.config_entries.flow.async_configure(flow_id, sensitivity("custom"))
+    assert result["step_id"] == "custom_thresholds"
+    for label in EVENT_CLASSES:
+        assert result["description_placeholders"][f"curve_{label}"] == info.operating_curve.summary(
+            label, info.thresholds[label]
+        )
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"threshold_babycry": 0.6, "threshold_glassbreak": 0.7, "threshold_gunshot": 0.8}
     )
@@ -89,41 +120,51 @@ async def test_rtsp_source_creates_entry_with_thresholds(
         CONF_TRANSPORT: "tcp",
     }
     assert entry.unique_id == f"rtsp:127.0.0.1:{server.port}/stream"
-    assert entry.options["threshold_glassbreak"] == 0.7
-    assert entry.options[CONF_MODEL] == DEFAULT_MODEL == "accurate"  # new sources get the accurate model
-    # New sources listen for smoke and CO alarms too.
-    assert entry.options[CONF_ENABLED_CLASSES] == [
-        "babycry",
-        "glassbreak",
-        "gunshot",
-        "smoke_alarm",
-        "co_alarm",
-    ]
-    assert entry.options[CONF_K] <= entry.options[CONF_N]
+    # Only what differs from the model's defaults, and the model release it was chosen for. New sources get
+    # the accurate model and listen for smoke and CO alarms too.
+    assert DEFAULT_MODEL == "accurate"
+    assert entry.options == {
+        CONF_MODEL: "accurate",
+        CONF_ENABLED_CLASSES: ["babycry", "glassbreak", "gunshot", "smoke_alarm", "co_alarm"],
+        "threshold_babycry": 0.6,
+        "threshold_glassbreak": 0.7,
+        "threshold_gunshot": 0.8,
+        CONF_OVERRIDES_FOR: {"name": info.name, "version": info.version},
+    }
     await hass.async_block_till_done()
+    settings = entry.runtime_data.detector_settings
+    assert dict(settings.thresholds) == {"babycry": 0.6, "glassbreak": 0.7, "gunshot": 0.8}
+    assert (settings.k, settings.n, settings.hold_s) == (info.k, info.n, info.hold_s)
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_thresholds_default_to_the_model_sidecar(
-    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], model_path: object
+async def test_custom_thresholds_default_to_the_model_sidecar(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
 ) -> None:
+    """The sensitivity starts at the model's default; a custom threshold at its sidecar's threshold, and
+    one equal to it is no override."""
     from custom_components.sound_sentry.model_store import async_get_model
 
     server = rtsp_server(codec="pcma")
     flow_id = await start_flow(hass, "rtsp")
     result = await hass.config_entries.flow.async_configure(flow_id, rtsp_input(server.url()))
-    defaults = {str(key): key.default() for key in result["data_schema"].schema}
+    assert form_defaults(result) == sensitivity("default")
+    result = await hass.config_entries.flow.async_configure(flow_id, sensitivity(gunshot="custom"))
     thresholds = (await async_get_model(hass, DEFAULT_MODEL)).info.thresholds
-    assert defaults == {
-        f"threshold_{label}": thresholds[label] for label in ("babycry", "glassbreak", "gunshot")
-    }
-    hass.config_entries.flow.async_abort(flow_id)
+    assert form_defaults(result) == {"threshold_gunshot": thresholds["gunshot"]}
+    result = await hass.config_entries.flow.async_configure(flow_id, {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert "threshold_gunshot" not in result["result"].options
+    assert CONF_OVERRIDES_FOR not in result["result"].options
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(result["result"].entry_id)
 
 
-async def test_default_thresholds_are_accepted_as_they_are(
+async def test_default_sensitivity_stores_no_detection_settings(
     hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
 ) -> None:
-    """Submitting the thresholds form untouched creates the entry with the model's defaults."""
+    """Submitting the sensitivity form untouched creates the entry with no overrides: it runs on the
+    model's defaults, and follows them when the model is updated."""
     from custom_components.sound_sentry.model_store import async_get_model
 
     server = rtsp_server(codec="pcmu")
@@ -131,12 +172,36 @@ async def test_default_thresholds_are_accepted_as_they_are(
     await hass.config_entries.flow.async_configure(flow_id, rtsp_input(server.url()))
     result = await hass.config_entries.flow.async_configure(flow_id, {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    info = (await async_get_model(hass, DEFAULT_MODEL)).info
-    for label in ("babycry", "glassbreak", "gunshot"):
-        assert result["result"].options[f"threshold_{label}"] == info.thresholds[label]
-    assert (result["result"].options[CONF_K], result["result"].options[CONF_N]) == (info.k, info.n)
+    entry = result["result"]
+    assert entry.options == {CONF_MODEL: DEFAULT_MODEL, CONF_ENABLED_CLASSES: list(DETECTABLE_CLASSES)}
     await hass.async_block_till_done()
-    assert await hass.config_entries.async_unload(result["result"].entry_id)
+    info = (await async_get_model(hass, DEFAULT_MODEL)).info
+    assert entry.runtime_data.detector_settings == info.detector_settings()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_level_is_stored_by_name_and_read_off_the_curve(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    """A sensitivity level is kept as the level (it means the same for any model), its threshold the
+    model's measured one."""
+    from custom_components.sound_sentry.model_store import async_get_model
+
+    info = (await async_get_model(hass, DEFAULT_MODEL)).info
+    offered = {label: level_points(info.operating_curve, label) for label in EVENT_CLASSES}
+    label, points = next((label, points) for label, points in offered.items() if points)
+    level, point = next(iter(points.items()))
+    server = rtsp_server(codec="pcmu")
+    flow_id = await start_flow(hass, "rtsp")
+    await hass.config_entries.flow.async_configure(flow_id, rtsp_input(server.url()))
+    result = await hass.config_entries.flow.async_configure(flow_id, sensitivity(**{label: level}))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    assert entry.options[f"sensitivity_{label}"] == level
+    assert CONF_OVERRIDES_FOR not in entry.options  # no number chosen for this model
+    await hass.async_block_till_done()
+    assert entry.runtime_data.detector_settings.thresholds[label] == point.threshold
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 @pytest.mark.parametrize(
@@ -252,7 +317,7 @@ async def test_entries_of_version_1_1_get_the_new_unique_id(
     assert (entry.version, entry.minor_version) == (1, 1)
     with patch("custom_components.sound_sentry.async_setup_entry", return_value=True):
         assert await hass.config_entries.async_setup(entry.entry_id)
-    assert (entry.version, entry.minor_version) == (1, 4)
+    assert (entry.version, entry.minor_version) == (1, 5)
     assert entry.unique_id == unique_id
 
 
@@ -263,7 +328,7 @@ async def test_entries_of_version_1_2_get_smoke_and_co_alarms(hass: HomeAssistan
     hass.config_entries.async_update_entry(entry, minor_version=2)
     with patch("custom_components.sound_sentry.async_setup_entry", return_value=True):
         assert await hass.config_entries.async_setup(entry.entry_id)
-    assert (entry.version, entry.minor_version) == (1, 4)
+    assert (entry.version, entry.minor_version) == (1, 5)
     assert entry.options[CONF_ENABLED_CLASSES] == ["babycry", "smoke_alarm", "co_alarm"]
     assert entry.options["threshold_babycry"] == 0.5
 
@@ -276,8 +341,9 @@ async def test_entries_of_version_1_3_keep_the_compact_model(hass: HomeAssistant
     hass.config_entries.async_update_entry(entry, options=options, minor_version=3)
     with patch("custom_components.sound_sentry.async_setup_entry", return_value=True):
         assert await hass.config_entries.async_setup(entry.entry_id)
-    assert (entry.version, entry.minor_version) == (1, 4)
-    assert entry.options == {**options, CONF_MODEL: "compact"}
+    assert (entry.version, entry.minor_version) == (1, 5)
+    assert entry.options[CONF_MODEL] == "compact"
+    assert entry.options["threshold_babycry"] == 0.5  # kept by 1.5 (tests/integration/test_model_upgrade.py)
 
 
 async def test_an_entry_from_a_newer_major_version_is_not_loaded(hass: HomeAssistant) -> None:
@@ -311,9 +377,7 @@ async def test_udp_microphone_creates_entry(
         flow_id = await start_flow(hass, "udp")
         result = await hass.config_entries.flow.async_configure(flow_id, udp_input(port))
         assert result["step_id"] == "thresholds"
-        result = await hass.config_entries.flow.async_configure(
-            flow_id, {"threshold_babycry": 0.5, "threshold_glassbreak": 0.5, "threshold_gunshot": 0.5}
-        )
+        result = await hass.config_entries.flow.async_configure(flow_id, sensitivity())
     finally:
         microphone.stop()
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -393,20 +457,27 @@ async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., Rtsp
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+    info = entry.runtime_data.model.info
+    assert (info.k, info.n) != (2, 4)
+    assert info.hold_s != 4.0
 
     result = await options_detection(hass, entry)
     assert result["type"] is FlowResultType.FORM
+    # The entry's own thresholds (0.5) show as custom ones.
+    assert form_defaults(result) | sensitivity("custom") == form_defaults(result)
     new = {
-        "threshold_babycry": 0.9,
-        "threshold_glassbreak": 0.4,
-        "threshold_gunshot": 0.5,
+        **sensitivity("custom"),
         CONF_ENABLED_CLASSES: ["glassbreak", "gunshot"],
         CONF_K: 3,
         CONF_N: 2,
         CONF_HOLD_S: 4.0,
+        CONF_CLIPS: False,
+        CONF_CLIP_KEEP_DAYS: 7,
+        CONF_CLIP_MAX: 50,
     }
     result = await hass.config_entries.options.async_configure(result["flow_id"], new)
     assert result["errors"] == {CONF_K: "k_greater_than_n"}
+    assert form_defaults(result)[CONF_K] == 3  # the form keeps what was typed
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {**new, CONF_K: 1, CONF_ENABLED_CLASSES: []}
     )
@@ -414,11 +485,30 @@ async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., Rtsp
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {**new, CONF_K: 2, CONF_N: 4}
     )
+    assert result["step_id"] == "custom_thresholds"
+    assert form_defaults(result) == {f"threshold_{label}": 0.5 for label in EVENT_CLASSES}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"threshold_babycry": 0.9, "threshold_glassbreak": 0.4, "threshold_gunshot": 0.5}
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
 
-    # Applied by reload: the baby-cry sensor is gone, the detector uses the new settings.
-    assert entry.options[CONF_HOLD_S] == 4.0
+    # Stored: what differs from the model's defaults, for its release. Applied by reload: the baby-cry
+    # sensor is gone, the detector uses the new settings.
+    assert entry.options == {
+        CONF_MODEL: "compact",
+        CONF_ENABLED_CLASSES: ["glassbreak", "gunshot"],
+        CONF_CLIPS: False,
+        CONF_CLIP_KEEP_DAYS: 7,
+        CONF_CLIP_MAX: 50,
+        "threshold_babycry": 0.9,
+        "threshold_glassbreak": 0.4,
+        "threshold_gunshot": 0.5,
+        CONF_K: 2,
+        CONF_N: 4,
+        CONF_HOLD_S: 4.0,
+        CONF_OVERRIDES_FOR: RELEASES["compact"],
+    }
     settings = entry.runtime_data.detector_settings
     assert dict(settings.thresholds) == {"glassbreak": 0.4, "gunshot": 0.5}
     assert (settings.k, settings.n, settings.hold_s) == (2, 4, 4.0)
@@ -427,17 +517,27 @@ async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., Rtsp
     assert entry.runtime_data.alarm_settings is None
     assert hass.states.get("binary_sensor.nursery_camera_smoke_alarm") is None
 
-    # Smoke alarm on (CO alarm off): its sensor (device class smoke) and event type appear.
+    # Smoke alarm on (CO alarm off), the thresholds back at the model's defaults (nothing stored for them):
+    # the alarm's sensor (device class smoke) and event type appear.
     result = await options_detection(hass, entry)
+    assert form_defaults(result)[CONF_N] == 4
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**new, CONF_K: 2, CONF_N: 4, CONF_ENABLED_CLASSES: ["gunshot", "smoke_alarm"]}
+        result["flow_id"],
+        {
+            **new,
+            **sensitivity("default"),
+            CONF_K: 2,
+            CONF_N: 4,
+            CONF_ENABLED_CLASSES: ["gunshot", "smoke_alarm"],
+        },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
+    assert not any(key.startswith("threshold_") for key in entry.options)
     runtime = entry.runtime_data
     assert runtime.alarm_settings is not None
     assert list(runtime.alarm_settings.labels) == ["smoke_alarm"]
-    assert dict(runtime.detector_settings.thresholds) == {"gunshot": 0.5}
+    assert dict(runtime.detector_settings.thresholds) == {"gunshot": info.thresholds["gunshot"]}
     smoke = hass.states.get("binary_sensor.nursery_camera_smoke_alarm")
     assert smoke is not None
     assert smoke.attributes["device_class"] == "smoke"
@@ -448,13 +548,29 @@ async def test_options_flow(hass: HomeAssistant, rtsp_server: Callable[..., Rtsp
         "smoke_alarm",
     ]
 
-    # Only alarms: the model's classes are all off, which is allowed (at least one sound).
+    # Only alarms, and the model's own k, n and hold: the model's classes are all off, which is allowed
+    # (at least one sound), and nothing of the model is overridden any more.
     result = await options_detection(hass, entry)
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**new, CONF_K: 2, CONF_N: 4, CONF_ENABLED_CLASSES: ["smoke_alarm", "co_alarm"]}
+        result["flow_id"],
+        {
+            **new,
+            **sensitivity("default"),
+            CONF_K: info.k,
+            CONF_N: info.n,
+            CONF_HOLD_S: info.hold_s,
+            CONF_ENABLED_CLASSES: ["smoke_alarm", "co_alarm"],
+        },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
+    assert entry.options == {
+        CONF_MODEL: "compact",
+        CONF_ENABLED_CLASSES: ["smoke_alarm", "co_alarm"],
+        CONF_CLIPS: False,
+        CONF_CLIP_KEEP_DAYS: 7,
+        CONF_CLIP_MAX: 50,
+    }
     assert (
         hass.states.get("binary_sensor.nursery_camera_co_alarm").attributes["device_class"]
         == "carbon_monoxide"
@@ -467,11 +583,17 @@ async def test_options_switch_the_model_with_its_own_defaults(
     hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
 ) -> None:
     """The model step shows both models' measured figures; the next form starts from the chosen one's
-    defaults, and the source runs the chosen model after the reload."""
+    defaults (a sensitivity level stays), and the source runs the chosen model after the reload."""
     from custom_components.sound_sentry.model_store import async_get_model
 
+    accurate = (await async_get_model(hass, "accurate")).info
+    [(label, level)] = [
+        (label, next(iter(points)))
+        for label in EVENT_CLASSES
+        if (points := level_points(accurate.operating_curve, label))
+    ][:1]
     server = rtsp_server(codec="pcmu")
-    entry = rtsp_entry(server.url(), threshold=0.42)
+    entry = rtsp_entry(server.url(), threshold=0.42, **{f"sensitivity_{label}": level})
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -484,24 +606,35 @@ async def test_options_switch_the_model_with_its_own_defaults(
         recall = info.metrics["per_class"]["glassbreak"]["recall"]
         assert f"{recall:.0%}" in placeholders[f"model_{name}"]
     result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_MODEL: "accurate"})
-    accurate = (await async_get_model(hass, "accurate")).info
-    defaults = {str(key): key.default() for key in result["data_schema"].schema}
-    for label in ("babycry", "glassbreak", "gunshot"):
-        assert defaults[f"threshold_{label}"] == accurate.thresholds[label] != 0.42
+    defaults = form_defaults(result)
+    assert {key: defaults[key] for key in sensitivity()} == sensitivity(**{label: level})
     assert (defaults[CONF_K], defaults[CONF_N]) == (accurate.k, accurate.n)
     result = await hass.config_entries.options.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert entry.options[CONF_MODEL] == "accurate"
     assert entry.runtime_data.model.info.architecture == "mobilenet"
+    assert CONF_OVERRIDES_FOR not in entry.options  # the compact model's 0.42 did not come along
+    level_threshold = level_points(accurate.operating_curve, label)[level].threshold
     assert dict(entry.runtime_data.detector_settings.thresholds) == {
-        label: accurate.thresholds[label] for label in ("babycry", "glassbreak", "gunshot")
+        **{other: accurate.thresholds[other] for other in EVENT_CLASSES},
+        label: level_threshold,
     }
 
-    # Keeping the model keeps the settings typed for it.
+    # A custom threshold typed for this model starts from its default, and shows again next time.
     result = await options_detection(hass, entry, "accurate")
-    defaults = {str(key): key.default() for key in result["data_schema"].schema}
-    assert defaults["threshold_gunshot"] == accurate.thresholds["gunshot"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**form_defaults(result), "sensitivity_gunshot": "custom"}
+    )
+    assert form_defaults(result) == {"threshold_gunshot": accurate.thresholds["gunshot"]}
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {"threshold_gunshot": 0.42})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.options[CONF_OVERRIDES_FOR] == RELEASES["accurate"]
+    result = await options_detection(hass, entry, "accurate")
+    assert form_defaults(result)["sensitivity_gunshot"] == "custom"
+    result = await hass.config_entries.options.async_configure(result["flow_id"], form_defaults(result))
+    assert form_defaults(result) == {"threshold_gunshot": 0.42}
     hass.config_entries.options.async_abort(result["flow_id"])
     assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -631,13 +764,18 @@ async def test_reconfigure_a_udp_microphone(hass: HomeAssistant, socket_enabled:
 async def test_a_model_without_a_measured_curve_says_so_in_the_forms(
     hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A model whose sidecar has no operating curve (the random test model): the threshold forms show "-"."""
+    """A model whose sidecar has no operating curve (the random test model): no levels to offer (only its
+    default and a custom threshold), and the threshold forms show "-"."""
     monkeypatch.setitem(model.SHIPPED_MODELS, "compact", str(RANDOM_MODEL))  # an absolute path: the fixture
     monkeypatch.setitem(model.SHIPPED_MODELS, "accurate", "/nonexistent/sound_sentry_mobilenet.onnx")
     assert ModelInfo.load(RANDOM_MODEL).operating_curve is None
-    entry = rtsp_entry("rtsp://127.0.0.1:9/stream")  # nothing answers: the options need no audio
+    # Nothing answers: the options need no audio. A level this model cannot offer reads as its default.
+    entry = rtsp_entry(
+        "rtsp://127.0.0.1:9/stream", threshold=None, sensitivity_babycry="strict", threshold_gunshot=0.6
+    )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.runtime_data.detector_settings.thresholds["babycry"] == 0.5  # the random model's default
     # The model step: a model that cannot load says so; one without measured figures shows "-".
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["description_placeholders"]["model_accurate"] == "not installed"
@@ -645,7 +783,19 @@ async def test_a_model_without_a_measured_curve_says_so_in_the_forms(
     hass.config_entries.options.async_abort(result["flow_id"])
     result = await options_detection(hass, entry)
     assert result["type"] is FlowResultType.FORM
+    for label in EVENT_CLASSES:
+        assert select_options(result, f"sensitivity_{label}") == ["default", "custom"]
+    assert {key: form_defaults(result)[key] for key in sensitivity()} == sensitivity(gunshot="custom")
+    placeholders = result["description_placeholders"]
+    assert placeholders["curve_hours"] == "-"
+    assert {placeholders[f"{label}_{key}"] for label in EVENT_CLASSES for key in ("strict", "default")} == {
+        "-"
+    }
+    result = await hass.config_entries.options.async_configure(result["flow_id"], form_defaults(result))
+    assert result["step_id"] == "custom_thresholds"
+    assert form_defaults(result) == {"threshold_gunshot": 0.6}
     placeholders = result["description_placeholders"]
     assert {placeholders[key] for key in placeholders if key.startswith("curve_")} == {"-"}
     assert {"curve_hours", "curve_babycry", "curve_glassbreak", "curve_gunshot"} <= set(placeholders)
+    hass.config_entries.options.async_abort(result["flow_id"])
     assert await hass.config_entries.async_unload(entry.entry_id)

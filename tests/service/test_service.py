@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from custom_components.sound_sentry.engine.service.config import ConfigError, load_config
-from custom_components.sound_sentry.engine.service.service import SoundSentryService
+from custom_components.sound_sentry.engine.service.service import ServiceError, SoundSentryService
 from tests.peers import Mosquitto, RtspServer, free_tcp_port
 
 from .conftest import Message, Subscriber, smoke_alarm_wav, wait_until, write_config
@@ -262,6 +262,19 @@ def test_a_bad_yaml_file_gives_an_error_naming_the_line(
     path.write_text(text)
     with pytest.raises(ConfigError, match=f"^{path}:{line}: .*{message}"):
         load_config(path)
+
+
+@pytest.mark.parametrize("threshold", ["0.5", "off"])
+def test_a_sound_the_model_does_not_have_is_a_clear_error(tmp_path: Path, threshold: str) -> None:
+    """Checked against the model when the service starts (the file alone cannot know its sounds)."""
+    config = write_config(
+        tmp_path / "sound-sentry.yaml",
+        f"mqtt: {{host: 127.0.0.1}}\nsources:\n  - {{name: A, url: 'rtsp://cam/1', thresholds: {{doorbell: {threshold}}}}}\n",
+    )
+    with pytest.raises(
+        ServiceError, match=r"^source 'A': thresholds: 'doorbell' is not a sound of model .*; it has babycry"
+    ):
+        SoundSentryService(config).start()
 
 
 def test_an_empty_or_missing_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from ..alarm import AlarmSettings
 from ..clips import Clip, write_clip
+from ..detection_settings import DetectionOverrides, resolve_detector_settings
 from ..detector import DetectorSettings
 from ..events import AlarmEvent, DetectionEvent, event_data
 from ..listener import Listener
@@ -188,21 +189,18 @@ class SoundSentryService:
 
     def _source_state(self, settings: SourceSettings, model: LoadedModel) -> _SourceState:
         info = model.info
-        thresholds = dict(info.thresholds)
-        for label, threshold in settings.thresholds.items():
-            if label not in thresholds:
-                raise ServiceError(
-                    f"source {settings.name!r}: thresholds: {label!r} is not a sound of model {settings.model}; "
-                    f"it has {', '.join(thresholds)}"
-                )
-            if threshold is None:
-                del thresholds[label]
-            else:
-                thresholds[label] = threshold
+        overrides = DetectionOverrides(
+            thresholds={label: t for label, t in settings.thresholds.items() if t is not None},
+            off=frozenset(label for label, t in settings.thresholds.items() if t is None),
+        )
+        try:
+            detector = resolve_detector_settings(info, overrides)
+        except ValueError as err:
+            raise ServiceError(f"source {settings.name!r}: thresholds: {err}") from None
         state = _SourceState(
             settings=settings,
             model=model,
-            detector=DetectorSettings(thresholds=thresholds, k=info.k, n=info.n, hold_s=info.hold_s),
+            detector=detector,
             alarms=AlarmSettings(sample_rate_hz=info.sample_rate_hz) if settings.alarms else None,
         )
         state.active = dict.fromkeys(state.labels, False)
