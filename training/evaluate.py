@@ -21,7 +21,7 @@ import argparse
 from collections import Counter
 from collections.abc import Callable
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import functools
 import json
 from pathlib import Path
@@ -550,6 +550,9 @@ def main() -> None:
         "--recorded", action="store_true", help="print the sidecar's recorded metrics, measure nothing"
     )
     parser.add_argument(
+        "--record", action="store_true", help="write the measured figures into the model's sidecar"
+    )
+    parser.add_argument(
         "--windows", action="store_true", help="the per-window protocol of models without a temporal stage"
     )
     args = parser.parse_args()
@@ -562,6 +565,10 @@ def main() -> None:
         print(f"{info.name} {info.version}, detection defaults: {json.dumps(detection)}\n")
         report = info.metrics if args.recorded else streams.measure(info, detection, split=args.split)
         print(json.dumps(report, indent=2) if args.json else streams.format_report(report))  # type: ignore[arg-type]
+        if args.record:
+            kept = {k: v for k, v in info.metrics.items() if k not in report}
+            replace(info, metrics={**kept, **report}).save()
+            print(f"recorded into {info.path.with_suffix('.json')}")
         return
     detection = json.loads(args.model.with_suffix(".json").read_text())["detection"]
     print(f"detection defaults: {json.dumps(detection)}; split: {args.split}; data: {args.data}\n")

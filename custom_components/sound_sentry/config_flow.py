@@ -156,6 +156,7 @@ def _sensitivity_placeholders(info: ModelInfo) -> dict[str, str]:
         "curve_hours": f"{curve.background_hours:.1f}" if curve is not None else "-",
         "curve_k": str(curve.k if curve is not None else info.k),
         "curve_n": str(curve.n if curve is not None else info.n),
+        "hop_s": f"{info.hop_s:g}",
     }
     for label in EVENT_CLASSES:
         points = level_points(curve, label)
@@ -304,17 +305,18 @@ def _source_data(
 
 
 def _model_summary(info: ModelInfo) -> str:
-    """A model's measured figures for the model choice: recall per sound at its defaults, false alarms, CPU."""
-    per_class = info.metrics.get("per_class", {})
-    recalls = " / ".join(
-        f"{per_class[label]['recall']:.0%}" if label in per_class else "-" for label in EVENT_CLASSES
-    )
-    hours = info.metrics.get("background_hours")
-    alarms = info.metrics.get("false_alarms")
+    """A model's measured figures for the model choice: recall per sound at its defaults, false alarms, CPU.
+
+    From the test streams in which the loudness of a sound gives nothing away (`training.streams`).
+    """
+    streams = info.metrics.get("streams", {}).get("no_level_cue", {})
+    recall = streams.get("recall", {})
+    recalls = " / ".join(f"{recall[label]:.0%}" if label in recall else "-" for label in EVENT_CLASSES)
+    alarms = streams.get("false_alarms_per_hour", {})
     cpu = info.metrics.get("cpu_ms_per_audio_s", {})
-    text = f"hears {recalls} of test cries / glass breaks / gunshots at its defaults"
-    if hours is not None and alarms is not None:
-        text += f", {alarms} false alarms in {hours:.1f} h"
+    text = f"hears {recalls} of test cries / glass breaks / gunshots in a room's noise at its defaults"
+    if alarms:
+        text += f", {sum(alarms.values()):.1f} false alarms per hour of background"
     if cpu:
         text += "; CPU per second of audio " + ", ".join(f"{ms:.1f} ms ({name})" for name, ms in cpu.items())
     return text

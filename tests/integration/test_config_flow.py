@@ -603,7 +603,7 @@ async def test_options_switch_the_model_with_its_own_defaults(
     placeholders = result["description_placeholders"]
     for name in ("accurate", "compact"):
         info = (await async_get_model(hass, name)).info
-        recall = info.metrics["per_class"]["glassbreak"]["recall"]
+        recall = info.metrics["streams"]["no_level_cue"]["recall"]["glassbreak"]
         assert f"{recall:.0%}" in placeholders[f"model_{name}"]
     result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_MODEL: "accurate"})
     defaults = form_defaults(result)

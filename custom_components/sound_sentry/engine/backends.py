@@ -33,6 +33,8 @@ __all__ = [
     "ModelLoadError",
     "NumpyBackend",
     "OnnxRuntimeBackend",
+    "EMBEDDING_OUTPUT",
+    "import_onnxruntime",
     "limit_blas_threads",
     "load_backend",
     "onnxruntime_available",
@@ -233,7 +235,8 @@ def _require_embedding(backend: ModelBackend) -> None:
         )
 
 
-def _import_onnxruntime() -> Any:
+def import_onnxruntime() -> Any:
+    """The onnxruntime module, or None where it is not installed (musl systems such as HA OS)."""
     try:
         import onnxruntime  # noqa: PLC0415
     except ImportError:
@@ -243,7 +246,7 @@ def _import_onnxruntime() -> Any:
 
 def onnxruntime_available() -> bool:
     """Whether onnxruntime can be imported here (it cannot on musl systems such as HA OS)."""
-    return _import_onnxruntime() is not None
+    return import_onnxruntime() is not None
 
 
 class OnnxRuntimeBackend:
@@ -259,7 +262,7 @@ class OnnxRuntimeBackend:
         """Open an inference session; raise ModelLoadError if onnxruntime or the model is unusable."""
         self.model_path = path = Path(model_path)
         limit_blas_threads(1)
-        ort = _import_onnxruntime()
+        ort = import_onnxruntime()
         if ort is None:
             raise ModelLoadError(
                 "the onnxruntime backend was requested but onnxruntime is not installed (it has no musl "

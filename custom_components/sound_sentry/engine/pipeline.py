@@ -234,6 +234,7 @@ class Pipeline:
         inputs = np.tile(self._silence_inputs(), (count, 1))
         if loud:
             inputs[loud] = temporal_inputs(*self.backend.embed(features))
+        assert self._state is not None  # reset() made it with the stage
         probabilities, self._state = self.temporal.run(inputs, self._state)
         return probabilities
 

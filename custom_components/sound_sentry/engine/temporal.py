@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .backends import import_onnxruntime
 from .graph_walk import GraphWalker, UnsupportedModelError
 from .model_info import ModelLoadError
 from .onnx_proto import decode_model
@@ -47,7 +48,8 @@ def temporal_inputs(probabilities: npt.ArrayLike, embeddings: npt.ArrayLike) -> 
     """
     probs = np.asarray(probabilities, dtype=np.float32)
     log_probs = np.log(np.clip(probs, LOG_FLOOR, 1.0))
-    return np.concatenate([np.asarray(embeddings, dtype=np.float32), log_probs], axis=1).astype(np.float32)
+    joined: Array = np.concatenate([np.asarray(embeddings, dtype=np.float32), log_probs], axis=1)
+    return joined.astype(np.float32)
 
 
 class TemporalRuntime(Protocol):
@@ -68,7 +70,8 @@ def initial_state(runtime: TemporalRuntime) -> Array:
 
 
 def _sigmoid(x: Array) -> Array:
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # no overflow for large |x|
+    out: Array = 0.5 * (np.tanh(0.5 * x) + 1.0)  # no overflow for large |x|
+    return out
 
 
 class NumpyTemporal:
@@ -206,7 +209,8 @@ def _read(path: Path) -> bytes:
 def load_temporal(path: Path, runtime: str) -> TemporalRuntime:
     """The temporal stage on the model's runtime ("numpy" or "onnxruntime")."""
     if runtime == "onnxruntime":
-        import onnxruntime  # noqa: PLC0415 - optional: absent on musl
-
-        return OnnxTemporal(path, onnxruntime)
+        ort = import_onnxruntime()
+        if ort is None:
+            raise ModelLoadError("the onnxruntime runtime was requested but onnxruntime is not installed")
+        return OnnxTemporal(path, ort)
     return NumpyTemporal(path)
