@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from training.audio import LABELS, read_manifest
+from training.audio import LABELS, held_out, read_manifest
 from training.augment import AugmentSettings, FrameSampler
 from training.frames import VARIANTS, ClipFrames
-from training.audio import held_out
 from training.train import soft_targets
 
 
