@@ -44,7 +44,9 @@ def media_item(page: Any, title: str) -> Any:
 def choose(page: Any, field: str, option: str) -> None:
     """Pick `option` in the dropdown labelled `field`: open it, click the option."""
     page.locator(f"field={field}").click()
-    items = "[role=option], [role=menuitem], [role=menuitemradio], ha-list-item, mwc-list-item, ha-dropdown-item"
+    items = (
+        "[role=option], [role=menuitem], [role=menuitemradio], ha-list-item, mwc-list-item, ha-dropdown-item"
+    )
     page.locator(items).filter(has_text=re.compile(rf"^\s*{re.escape(option)}\s*$")).locator(
         "visible=true"
     ).first.click()

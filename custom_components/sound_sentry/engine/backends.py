@@ -29,11 +29,11 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 __all__ = [
+    "EMBEDDING_OUTPUT",
     "ModelBackend",
     "ModelLoadError",
     "NumpyBackend",
     "OnnxRuntimeBackend",
-    "EMBEDDING_OUTPUT",
     "import_onnxruntime",
     "limit_blas_threads",
     "load_backend",
