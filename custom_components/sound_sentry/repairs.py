@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from homeassistant.components.repairs import RepairsFlow, RepairsFlowResult
+from homeassistant.components.repairs import RepairsFlow
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
 from .const import CONF_MODEL, CONF_OVERRIDES_FOR, DOMAIN
 from .detection_options import release_of, without_overrides
 from .model_store import async_get_model
+
+if TYPE_CHECKING:  # Home Assistant 2025.4 has no RepairsFlowResult: importing it there broke this platform
+    from homeassistant.components.repairs import RepairsFlowResult
 
 
 class OutdatedOverridesRepairFlow(RepairsFlow):
