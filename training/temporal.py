@@ -279,12 +279,77 @@ def train_stage(
     return model.eval()
 
 
+def fold_summary(reports: dict[str, dict[str, Any]]) -> str:
+    """Markdown: per fold and construction, recall at the fold's own defaults (chosen on its val streams),
+    false alarms per hour, best recall at <= 1 and <= 10 FA/h, latency p95; then pooled over events."""
+    labels = LABELS[1:]
+    lines = [
+        "| fold | construction | at the defaults | FA/h | best at <= 1 / <= 10 FA/h | latency p95 | events |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    pooled: dict[str, dict[str, list[float]]] = {}
+    for name, report in sorted(reports.items()):
+        for construction in streams.CONSTRUCTIONS:
+            m = report[construction]
+            sums = pooled.setdefault(construction, {})
+            for label in labels:
+                n = m["events"][label]
+                for key, value in (
+                    ("recall", m["recall"][label]),
+                    ("best1", m["best"][label]["1.0"]["recall"]),
+                    ("best10", m["best"][label]["10.0"]["recall"]),
+                ):
+                    sums.setdefault(f"{key}:{label}", []).append(value * n)
+                sums.setdefault(f"n:{label}", []).append(n)
+                sums.setdefault(f"fa:{label}", []).append(m["false_alarms_per_hour"][label])
+            latency = m["latency_s"]
+            lines.append(
+                f"| {name} | {construction} | "
+                + " / ".join(f"{m['recall'][label]:.0%}" for label in labels)
+                + " | "
+                + " / ".join(f"{m['false_alarms_per_hour'][label]:.1f}" for label in labels)
+                + " | "
+                + " / ".join(
+                    f"{m['best'][label]['1.0']['recall']:.0%}-{m['best'][label]['10.0']['recall']:.0%}"
+                    for label in labels
+                )
+                + " | "
+                + " / ".join(f"{latency[label]['p95']:.1f} s" if label in latency else "-" for label in labels)
+                + " | "
+                + " / ".join(str(m["events"][label]) for label in labels)
+                + " |"
+            )
+    for construction, sums in pooled.items():
+
+        def share(key: str, label: str, sums: dict[str, list[float]] = sums) -> str:
+            return f"{sum(sums[f'{key}:{label}']) / max(1, sum(sums[f'n:{label}'])):.0%}"
+
+        lines.append(
+            f"| **all** | {construction} | "
+            + " / ".join(f"**{share('recall', label)}**" for label in labels)
+            + " | "
+            + " / ".join(f"{np.mean(sums[f'fa:{label}']):.1f}" for label in labels)
+            + " | "
+            + " / ".join(f"{share('best1', label)}-{share('best10', label)}" for label in labels)
+            + " | | "
+            + " / ".join(str(int(sum(sums[f"n:{label}"]))) for label in labels)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Build the streams, train the stage, choose the defaults on val, measure on test; optionally ship."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="accurate", help="a shipped model (accurate, compact)")
+    parser.add_argument(
+        "--network",
+        type=Path,
+        help="another network of that model (its .onnx with sidecar), e.g. a fold's from training.crossval",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--version", required=True, help="the new model version, e.g. 2.0.0")
     parser.add_argument("--hop", type=float, default=1.0, help="seconds between windows")
     parser.add_argument("--hidden", type=int, default=HIDDEN)
@@ -318,15 +383,24 @@ def main() -> None:
         choices=sorted(crossval.folds()),
         help="a cross-source fold (training.crossval): train without its sources, score on them",
     )
+    parser.add_argument(
+        "--fold-summary", action="store_true", help="only print the table of this version's stored folds"
+    )
     args = parser.parse_args()
+    if args.fold_summary:
+        found = sorted((cache_dir() / "temporal").glob(f"{args.model}-{args.version}-fold-*/fold.json"))
+        print(fold_summary({p.parent.name.rsplit("-", 1)[1]: json.loads(p.read_text()) for p in found}))
+        return
     hold_out = crossval.folds()[args.fold] if args.fold else ()
-    torch.set_num_threads(2)
-    source = model_path(args.model)
+    torch.set_num_threads(args.threads)
+    source = args.network or model_path(args.model)
     base = ModelInfo.load(source)
-    run_dir = cache_dir() / "temporal" / (args.run or f"{args.model}-{args.version}")
+    run_dir = cache_dir() / "temporal" / (
+        args.run or f"{args.model}-{args.version}" + (f"-fold-{args.fold}" if args.fold else "")
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
-    stream_cache = cache_dir() / "temporal" / f"streams-{args.model}"
-    """The streams' inputs, shared by runs of one model (keyed by what makes them)."""
+    stream_cache = cache_dir() / "temporal" / f"streams-{base.sha256[:12]}"
+    """The streams' inputs, shared by the runs of one network (keyed by what makes them)."""
     stream_cache.mkdir(parents=True, exist_ok=True)
     network = run_dir / source.name
     with_embedding_output(source, network)
@@ -400,7 +474,9 @@ def main() -> None:
             **dict(base.provenance),
             "temporal": {
                 "recipe": "training.temporal",
-                "arguments": {k: v for k, v in vars(args).items() if k != "ship"},
+                "arguments": {
+                    k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "ship"
+                },
                 "training_windows": windows,
                 "training_sequences": len(train),
             },
