@@ -243,6 +243,11 @@ def run_streams(path: Path, split: str | SplitScenes, data: str = "shared") -> S
     )
 
 
+def detection_of(info: ModelInfo) -> dict[str, Any]:
+    """A sidecar's defaults as the `detection` that the evaluations take."""
+    return {"thresholds": dict(info.thresholds), "k": info.k, "n": info.n, "hold_s": info.hold_s}
+
+
 def detector_settings(detection: dict[str, Any]) -> DetectorSettings:
     """Engine detector settings from a sidecar's `detection`."""
     return DetectorSettings(
@@ -561,7 +566,7 @@ def main() -> None:
     if info.temporal is not None and not args.windows:
         from training import streams
 
-        detection = {"thresholds": dict(info.thresholds), "k": info.k, "n": info.n, "hold_s": info.hold_s}
+        detection = detection_of(info)
         print(f"{info.name} {info.version}, detection defaults: {json.dumps(detection)}\n")
         report = info.metrics if args.recorded else streams.measure(info, detection, split=args.split)
         print(json.dumps(report, indent=2) if args.json else streams.format_report(report))  # type: ignore[arg-type]

@@ -29,13 +29,13 @@ import numpy.typing as npt
 
 from custom_components.sound_sentry.engine import temporal as stage
 from custom_components.sound_sentry.engine.backends import load_backend
-from custom_components.sound_sentry.engine.detector import DetectorSettings, EventDetector
+from custom_components.sound_sentry.engine.detector import DetectorSettings
 from custom_components.sound_sentry.engine.level import DEFAULT_MIN_LEVEL_DBFS
 from custom_components.sound_sentry.engine.model_info import ModelInfo, TemporalInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline
 from training.audio import LABELS, Clip, held_out, load_audio, read_clips
 from training.audio_paths import extra_data_dir
-from training.evaluate import quiet_noise, sound_kind
+from training.evaluate import detect, detector_settings, quiet_noise, sound_kind
 
 Array = npt.NDArray[np.float32]
 RATE = 8000
@@ -536,27 +536,6 @@ def stage_probabilities(info: ModelInfo, sequences: list[WindowSequence]) -> lis
     return out
 
 
-def starts(
-    probs: Array, ends: npt.NDArray[np.float64], settings: DetectorSettings
-) -> list[tuple[str, float, float]]:
-    """(label, time, peak) of each event start, by the engine's detector."""
-    detector = EventDetector(list(LABELS), settings)
-    out = []
-    for time_s, row in zip(ends.tolist(), probs, strict=True):
-        out += [(e.label, e.time_s, e.peak_probability) for e in detector.process(time_s, row) if e.active]
-    return out
-
-
-def settings_of(detection: dict[str, Any]) -> DetectorSettings:
-    """The engine's detector settings of a sidecar's `detection`."""
-    return DetectorSettings(
-        thresholds=dict(detection["thresholds"]),
-        k=int(detection["k"]),
-        n=int(detection["n"]),
-        hold_s=float(detection["hold_s"]),
-    )
-
-
 def class_tracks(info: ModelInfo, evaluation: EvaluationSet) -> tuple[list[Array], list[Array]]:
     """Stage probabilities of the event streams and of the background streams."""
     return stage_probabilities(info, evaluation.events), stage_probabilities(info, evaluation.background)
@@ -575,12 +554,12 @@ def stream_metrics(
     With `best`, also per class the best recall at <= 1 and <= 10 false alarms per hour.
     """
     event_probs, bg_probs = tracks or class_tracks(info, evaluation)
-    settings = settings_of(detection)
+    settings = detector_settings(detection)
     heard: dict[str, list[bool]] = {label: [] for label in LABELS[1:]}
     confused: Counter[str] = Counter()
     latency: dict[str, list[float]] = {label: [] for label in LABELS[1:]}
     for seq, probs in zip(evaluation.events, event_probs, strict=True):
-        found = starts(probs, seq.ends, settings)
+        found = detect(probs, seq.ends, settings)
         for label, onset, end in seq.events:
             name = LABELS[label]
             hits = [s for s in found if onset <= s[1] <= end + EVENT_SLACK_S]
@@ -593,7 +572,7 @@ def stream_metrics(
     kinds: dict[str, Counter[str]] = {label: Counter() for label in LABELS[1:]}
     for seq, probs in zip(evaluation.background, bg_probs, strict=True):
         bounds = np.array([k[0] for k in seq.kinds])
-        for label, time_s, _peak in starts(probs, seq.ends, settings):
+        for label, time_s, _peak in detect(probs, seq.ends, settings):
             alarms[label] += 1
             kind = seq.kinds[min(int(np.searchsorted(bounds, time_s)), len(seq.kinds) - 1)][1]
             kinds[label][kind] += 1
@@ -634,14 +613,14 @@ def class_counts(
     """(false alarms, events heard, events) of one class at one setting, by the engine's detector."""
     event_probs, bg_probs = tracks
     alarms = sum(
-        len(starts(p, s.ends, settings)) for s, p in zip(evaluation.background, bg_probs, strict=True)
+        len(detect(p, s.ends, settings)) for s, p in zip(evaluation.background, bg_probs, strict=True)
     )
     heard = total = 0
     for seq, probs in zip(evaluation.events, event_probs, strict=True):
         mine = [e for e in seq.events if e[0] == index]
         if not mine:
             continue
-        found = [t for _label, t, _p in starts(probs, seq.ends, settings)]
+        found = [t for _label, t, _p in detect(probs, seq.ends, settings)]
         for _label, onset, end in mine:
             total += 1
             heard += any(onset <= t <= end + EVENT_SLACK_S for t in found)
@@ -808,4 +787,74 @@ def format_metrics(title: str, m: dict[str, Any]) -> str:
         ),
         f"  false alarms from: {m['false_alarm_kinds']}; confusions: {m['confusions']}",
     ]
+    return "\n".join(lines)
+
+
+def fold_summary(reports: dict[str, dict[str, Any]]) -> str:
+    """Markdown of cross-source folds, each scored on its held-out sources at its own val defaults.
+
+    Per fold and construction: recall at the defaults, false alarms per hour, the best recall at <= 1 and
+    <= 10 FA/h, latency p95; then recall pooled over events (the false alarms: the folds' mean).
+    """
+    labels = LABELS[1:]
+    lines = [
+        "| fold | construction | at the defaults | FA/h | best at <= 1 / <= 10 FA/h | latency p95 | events |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    pooled: dict[str, dict[str, list[float]]] = {}
+    for name, report in sorted(reports.items()):
+        for construction in CONSTRUCTIONS:
+            m = report[construction]
+            sums = pooled.setdefault(construction, {})
+            for label in labels:
+                n = m["events"][label]
+                for key, value in (
+                    ("recall", m["recall"][label]),
+                    ("best1", m["best"][label]["1.0"]["recall"]),
+                    ("best10", m["best"][label]["10.0"]["recall"]),
+                ):
+                    sums.setdefault(f"{key}:{label}", []).append(value * n)
+                sums.setdefault(f"n:{label}", []).append(n)
+                sums.setdefault(f"fa:{label}", []).append(m["false_alarms_per_hour"][label])
+            latency = m["latency_s"]
+
+            def held(value: float, label: str, m: dict[str, Any] = m) -> str:
+                return f"{value:.0%}" if m["events"][label] else "-"
+
+            lines.append(
+                f"| {name} | {construction} | "
+                + " / ".join(held(m["recall"][label], label) for label in labels)
+                + " | "
+                + " / ".join(f"{m['false_alarms_per_hour'][label]:.1f}" for label in labels)
+                + " | "
+                + " / ".join(
+                    f"{m['best'][label]['1.0']['recall']:.0%}-{m['best'][label]['10.0']['recall']:.0%}"
+                    if m["events"][label]
+                    else "-"
+                    for label in labels
+                )
+                + " | "
+                + " / ".join(
+                    f"{latency[label]['p95']:.1f} s" if label in latency else "-" for label in labels
+                )
+                + " | "
+                + " / ".join(str(m["events"][label]) for label in labels)
+                + " |"
+            )
+    for construction, sums in pooled.items():
+
+        def share(key: str, label: str, sums: dict[str, list[float]] = sums) -> str:
+            return f"{sum(sums[f'{key}:{label}']) / max(1, sum(sums[f'n:{label}'])):.0%}"
+
+        lines.append(
+            f"| **all** | {construction} | "
+            + " / ".join(f"**{share('recall', label)}**" for label in labels)
+            + " | "
+            + " / ".join(f"{np.mean(sums[f'fa:{label}']):.1f}" for label in labels)
+            + " | "
+            + " / ".join(f"{share('best1', label)}-{share('best10', label)}" for label in labels)
+            + " | | "
+            + " / ".join(str(int(sum(sums[f"n:{label}"]))) for label in labels)
+            + " |"
+        )
     return "\n".join(lines)

@@ -279,65 +279,6 @@ def train_stage(
     return model.eval()
 
 
-def fold_summary(reports: dict[str, dict[str, Any]]) -> str:
-    """Markdown: per fold and construction, recall at the fold's own defaults (chosen on its val streams),
-    false alarms per hour, best recall at <= 1 and <= 10 FA/h, latency p95; then pooled over events."""
-    labels = LABELS[1:]
-    lines = [
-        "| fold | construction | at the defaults | FA/h | best at <= 1 / <= 10 FA/h | latency p95 | events |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    pooled: dict[str, dict[str, list[float]]] = {}
-    for name, report in sorted(reports.items()):
-        for construction in streams.CONSTRUCTIONS:
-            m = report[construction]
-            sums = pooled.setdefault(construction, {})
-            for label in labels:
-                n = m["events"][label]
-                for key, value in (
-                    ("recall", m["recall"][label]),
-                    ("best1", m["best"][label]["1.0"]["recall"]),
-                    ("best10", m["best"][label]["10.0"]["recall"]),
-                ):
-                    sums.setdefault(f"{key}:{label}", []).append(value * n)
-                sums.setdefault(f"n:{label}", []).append(n)
-                sums.setdefault(f"fa:{label}", []).append(m["false_alarms_per_hour"][label])
-            latency = m["latency_s"]
-            lines.append(
-                f"| {name} | {construction} | "
-                + " / ".join(f"{m['recall'][label]:.0%}" for label in labels)
-                + " | "
-                + " / ".join(f"{m['false_alarms_per_hour'][label]:.1f}" for label in labels)
-                + " | "
-                + " / ".join(
-                    f"{m['best'][label]['1.0']['recall']:.0%}-{m['best'][label]['10.0']['recall']:.0%}"
-                    for label in labels
-                )
-                + " | "
-                + " / ".join(f"{latency[label]['p95']:.1f} s" if label in latency else "-" for label in labels)
-                + " | "
-                + " / ".join(str(m["events"][label]) for label in labels)
-                + " |"
-            )
-    for construction, sums in pooled.items():
-
-        def share(key: str, label: str, sums: dict[str, list[float]] = sums) -> str:
-            return f"{sum(sums[f'{key}:{label}']) / max(1, sum(sums[f'n:{label}'])):.0%}"
-
-        lines.append(
-            f"| **all** | {construction} | "
-            + " / ".join(f"**{share('recall', label)}**" for label in labels)
-            + " | "
-            + " / ".join(f"{np.mean(sums[f'fa:{label}']):.1f}" for label in labels)
-            + " | "
-            + " / ".join(f"{share('best1', label)}-{share('best10', label)}" for label in labels)
-            + " | | "
-            + " / ".join(str(int(sum(sums[f"n:{label}"]))) for label in labels)
-            + " |"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     """Build the streams, train the stage, choose the defaults on val, measure on test; optionally ship."""
     parser = argparse.ArgumentParser(
@@ -389,14 +330,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.fold_summary:
         found = sorted((cache_dir() / "temporal").glob(f"{args.model}-{args.version}-fold-*/fold.json"))
-        print(fold_summary({p.parent.name.rsplit("-", 1)[1]: json.loads(p.read_text()) for p in found}))
+        print(
+            streams.fold_summary({p.parent.name.rsplit("-", 1)[1]: json.loads(p.read_text()) for p in found})
+        )
         return
     hold_out = crossval.folds()[args.fold] if args.fold else ()
     torch.set_num_threads(args.threads)
     source = args.network or model_path(args.model)
     base = ModelInfo.load(source)
-    run_dir = cache_dir() / "temporal" / (
-        args.run or f"{args.model}-{args.version}" + (f"-fold-{args.fold}" if args.fold else "")
+    run_dir = (
+        cache_dir()
+        / "temporal"
+        / (args.run or f"{args.model}-{args.version}" + (f"-fold-{args.fold}" if args.fold else ""))
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     stream_cache = cache_dir() / "temporal" / f"streams-{base.sha256[:12]}"
@@ -419,19 +364,18 @@ def main() -> None:
         f"({np.bincount(np.concatenate([s.labels for s in train]), minlength=4).tolist()} by class) "
         f"in {time.perf_counter() - started:.0f} s"
     )
+    recipe: dict[str, Any] = {
+        "hidden": args.hidden,
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "lr": args.lr,
+        "dropout": args.dropout,
+        "weight_decay": args.weight_decay,
+        "onset_weight": args.onset_weight,
+        "input_noise": args.input_noise,
+    }
     for round_ in range(1, args.rounds):
-        model = train_stage(
-            train,
-            hidden=args.hidden,
-            epochs=args.epochs,
-            batch=args.batch,
-            lr=args.lr,
-            seed=args.seed,
-            dropout=args.dropout,
-            weight_decay=args.weight_decay,
-            onset_weight=args.onset_weight,
-            input_noise=args.input_noise,
-        )
+        model = train_stage(train, seed=args.seed, **recipe)
         export_stage(model, stage_path, "mining round")
         probe = replace(info, temporal=TemporalInfo(path=stage_path, sha256="", hidden_size=args.hidden))
         mined = streams.mine_hard_negatives(
@@ -447,21 +391,7 @@ def main() -> None:
         )
         windows = sum(len(s.labels) for s in train)
         print(f"round {round_ + 1}: {len(train)} sequences, {windows:,} windows with mined hard negatives")
-    members = [
-        train_stage(
-            train,
-            hidden=args.hidden,
-            epochs=args.epochs,
-            batch=args.batch,
-            lr=args.lr,
-            seed=args.seed + member,
-            dropout=args.dropout,
-            weight_decay=args.weight_decay,
-            onset_weight=args.onset_weight,
-            input_noise=args.input_noise,
-        )
-        for member in range(args.ensemble)
-    ]
+    members = [train_stage(train, seed=args.seed + member, **recipe) for member in range(args.ensemble)]
     model = merge_stages(members) if len(members) > 1 else members[0]
     torch.save(model.state_dict(), run_dir / "stage.pt")
     export_stage(model, stage_path, f"Sound Sentry temporal stage for {base.name} {args.version}")

@@ -295,7 +295,7 @@ def measure_built_set(info: ModelInfo) -> None:
         return
     from training import evaluate
 
-    detection = {"thresholds": dict(info.thresholds), "k": info.k, "n": info.n, "hold_s": info.hold_s}
+    detection = evaluate.detection_of(info)
     built = evaluate.evaluate_model(info.path, "test", detection, data="extra")
     replace(info, metrics={**info.metrics, "built_set_test": built}).save()
 

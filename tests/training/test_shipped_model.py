@@ -81,11 +81,11 @@ def test_sidecar_loads_in_the_engine(path: Path) -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_dev_test_metrics_are_not_below_the_card(path: Path, data_dir: Path) -> None:
     """Re-measure a shipped model on the dev test split's streams, both constructions, at its defaults."""
-    from training import streams
+    from training import evaluate, streams
 
     info = ModelInfo.load(path)
     recorded = info.metrics
-    detection = {"thresholds": dict(info.thresholds), "k": info.k, "n": info.n, "hold_s": info.hold_s}
+    detection = evaluate.detection_of(info)
     measured = streams.measure(info, detection, best=False)
     for construction in streams.CONSTRUCTIONS:
         now, card = measured["streams"][construction], recorded["streams"][construction]

@@ -87,3 +87,29 @@ def test_extractor_feeds_exactly_what_the_live_pipeline_feeds_the_stage(data_dir
         offline, [[w.probabilities[label] for label in info.labels] for w in windows], atol=1e-5
     )
     assert sequence.labels.max() == 1
+
+
+def _fold_metrics(recall: float, events: int) -> dict[str, object]:
+    labels = ("babycry", "glassbreak", "gunshot")
+    return {
+        "recall": dict.fromkeys(labels, recall),
+        "events": dict.fromkeys(labels, events),
+        "false_alarms_per_hour": dict.fromkeys(labels, 0.5),
+        "best": {label: {"1.0": {"recall": recall}, "10.0": {"recall": 1.0}} for label in labels},
+        "latency_s": {label: {"p50": 1.0, "p95": 2.0} for label in labels} if events else {},
+    }
+
+
+def test_fold_summary_pools_recall_over_events_and_marks_classes_a_fold_lacks() -> None:
+    reports = {
+        "A": {c: _fold_metrics(0.9, 90) for c in streams.CONSTRUCTIONS},
+        "B": {c: _fold_metrics(0.5, 10) for c in streams.CONSTRUCTIONS},
+        "C": {c: _fold_metrics(0.0, 0) for c in streams.CONSTRUCTIONS},
+    }
+    lines = streams.fold_summary(reports).splitlines()
+    (fold_c,) = [line for line in lines if line.startswith("| C | level")]
+    assert "| - / - / - |" in fold_c  # no events of any class: no recall to show
+    (pooled,) = [line for line in lines if line.startswith("| **all** | level")]
+    # (0.9 * 90 + 0.5 * 10) / 100 = 86%; fold C's empty classes weigh nothing.
+    assert "**86%** / **86%** / **86%**" in pooled
+    assert pooled.endswith("| 100 / 100 / 100 |")
