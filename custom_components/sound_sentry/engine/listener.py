@@ -1,4 +1,4 @@
-"""A live source classified: the source thread feeding a pipeline, for Home Assistant and the CLI alike."""
+"""A live source classified: the source thread feeding a pipeline, for every front end (`SourceMonitor`, the CLI)."""
 
 from __future__ import annotations
 
@@ -80,10 +80,12 @@ class Listener:
         on_output: Callable[[PipelineOutput], None],
         on_status: Callable[[bool, SourceError | None], None],
         clips: tuple[Callable[[DetectionEvent], str], Callable[[Clip], None]] | None = None,
+        backoff: Backoff | None = None,
     ) -> Listener:
         """A source classified by `model` with these settings: how every front end builds one.
 
-        With `clips` = (key_for, on_clip), a `ClipRecorder` cuts the audio of each event (see there).
+        With `clips` = (key_for, on_clip), a `ClipRecorder` cuts the audio of each event (see there);
+        `backoff` paces reconnects (`SourceRunner`'s default if None).
         """
         info = model.info
         recorder = None
@@ -101,6 +103,7 @@ class Listener:
             Pipeline.for_model(model, detector=detector, alarms=alarms),
             on_output=on_output,
             on_status=on_status,
+            backoff=backoff,
             recorder=recorder,
         )
 
