@@ -10,11 +10,11 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import SoundSentryEntity
+from .engine.entities import EntitySpec, Shows
+from .entity import SoundSentryEntity, description_fields
 from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
 
 PARALLEL_UPDATES = 0
@@ -28,29 +28,17 @@ class SoundSentryBinarySensorDescription(BinarySensorEntityDescription):
     always_available: bool = False
 
 
-ALARM_DEVICE_CLASSES = {
-    "smoke_alarm": BinarySensorDeviceClass.SMOKE,
-    "co_alarm": BinarySensorDeviceClass.CO,
-}
-
-
-def _sound(label: str) -> SoundSentryBinarySensorDescription:
+def description(spec: EntitySpec) -> SoundSentryBinarySensorDescription:
+    """A binary sensor of the engine's catalogue: a sound's, or Listening."""
+    label = spec.label
     return SoundSentryBinarySensorDescription(
-        key=label,
-        translation_key=label,
-        device_class=ALARM_DEVICE_CLASSES.get(label, BinarySensorDeviceClass.SOUND),
-        is_on_fn=lambda runtime: runtime.active.get(label, False),
+        **description_fields(spec),
+        device_class=BinarySensorDeviceClass(spec.device_class) if spec.device_class else None,
+        is_on_fn=(lambda runtime: runtime.connected)
+        if spec.shows is Shows.LISTENING
+        else (lambda runtime: runtime.state.active.get(str(label), False)),
+        always_available=spec.always_available,
     )
-
-
-LISTENING = SoundSentryBinarySensorDescription(
-    key="listening",
-    translation_key="listening",
-    device_class=BinarySensorDeviceClass.CONNECTIVITY,
-    entity_category=EntityCategory.DIAGNOSTIC,
-    is_on_fn=lambda runtime: runtime.connected,
-    always_available=True,
-)
 
 
 async def async_setup_entry(
@@ -58,10 +46,10 @@ async def async_setup_entry(
 ) -> None:
     """One sound sensor per enabled class (smoke and CO alarms included), and the Listening sensor."""
     runtime = entry.runtime_data
-    descriptions = [_sound(label) for label in runtime.detected_labels]
     async_add_entities(
-        SoundSentryBinarySensor(runtime, entry.entry_id, description)
-        for description in [*descriptions, LISTENING]
+        SoundSentryBinarySensor(runtime, entry.entry_id, description(spec))
+        for spec in runtime.monitor.entities
+        if spec.platform == "binary_sensor"
     )
 
 

@@ -25,6 +25,7 @@ async def async_get_config_entry_diagnostics(
         data[CONF_URL] = redact_url(data[CONF_URL])
     info = runtime.model.info
     error = runtime.last_error
+    outage_since = runtime.availability.outage_since
     clips = runtime.clips
     return {
         "entry": {"title": entry.title, "data": data, "options": dict(entry.options)},
@@ -39,6 +40,7 @@ async def async_get_config_entry_diagnostics(
         "source": {
             "connected": runtime.connected,
             "last_error": {"reason": error.reason, "message": redact_url(str(error))} if error else None,
+            "outage_since": outage_since.isoformat() if outage_since else None,
             "counters": runtime.counters,
             "windows_classified": runtime.windows_classified,
         },
@@ -47,9 +49,9 @@ async def async_get_config_entry_diagnostics(
             "k": runtime.detector_settings.k,
             "n": runtime.detector_settings.n,
             "hold_s": runtime.detector_settings.hold_s,
-            "active": dict(runtime.active),
+            "active": dict(runtime.state.active),
         },
-        "alarms": {"labels": runtime.alarm_labels},
+        "alarms": {"labels": list(runtime.alarm_settings.labels) if runtime.alarm_settings else []},
         "clips": {
             "enabled": clips is not None,
             "keep_days": entry.options.get(CONF_CLIP_KEEP_DAYS, DEFAULT_CLIP_KEEP_DAYS),
@@ -64,6 +66,6 @@ async def async_get_config_entry_diagnostics(
                 "dbfs": round(window.dbfs, 1),
                 "probabilities": {label: round(p, 3) for label, p in window.probabilities.items()},
             }
-            for window in runtime.history
+            for window in runtime.monitor.recent_windows
         ],
     }

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from homeassistant.const import EntityCategory
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 
 from .const import DOMAIN
+from .engine.entities import MANUFACTURER, EntitySpec, device_model
 from .runtime import SoundSentryRuntime
+
+
+def description_fields(spec: EntitySpec) -> dict[str, Any]:
+    """What every platform's EntityDescription takes from the engine's catalogue."""
+    return {
+        "key": spec.key,
+        "translation_key": spec.translation_key,
+        "entity_category": EntityCategory(spec.entity_category) if spec.entity_category else None,
+        "entity_registry_enabled_default": spec.enabled_by_default,
+    }
 
 
 class SoundSentryEntity(Entity):
@@ -20,12 +34,13 @@ class SoundSentryEntity(Entity):
         self.runtime = runtime
         self.entity_description = description
         self._attr_unique_id = f"{unique_id}_{description.key}"
+        info = runtime.model.info
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, unique_id)},
             name=runtime.title,
-            manufacturer="Sound Sentry",
-            model=runtime.model.info.name,
-            sw_version=runtime.model.info.version,
+            manufacturer=MANUFACTURER,
+            model=device_model(info),
+            sw_version=info.version,
         )
 
     @property

@@ -6,11 +6,17 @@ from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .engine.entities import EntitySpec
 from .engine.events import DetectionEvent, event_data
-from .entity import SoundSentryEntity
-from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
+from .entity import SoundSentryEntity, description_fields
+from .runtime import SoundSentryConfigEntry
 
 PARALLEL_UPDATES = 0
+
+
+def description(spec: EntitySpec) -> EventEntityDescription:
+    """The event entity of the engine's catalogue."""
+    return EventEntityDescription(**description_fields(spec), event_types=list(spec.event_types))
 
 
 async def async_setup_entry(
@@ -18,10 +24,11 @@ async def async_setup_entry(
 ) -> None:
     """One event entity per source."""
     runtime = entry.runtime_data
-    description = EventEntityDescription(
-        key="sound", translation_key="sound", event_types=runtime.detected_labels
+    async_add_entities(
+        SoundSentryEventEntity(runtime, entry.entry_id, description(spec))
+        for spec in runtime.monitor.entities
+        if spec.platform == "event"
     )
-    async_add_entities([SoundSentryEventEntity(runtime, entry.entry_id, description)])
 
 
 class SoundSentryEventEntity(SoundSentryEntity, EventEntity):
@@ -31,11 +38,6 @@ class SoundSentryEventEntity(SoundSentryEntity, EventEntity):
     tone's `frequency_hz` and the `cycles` of the pattern heard. With clips on, also `clip`: the media-source
     id of the sound's clip (its file is written when the sound ends).
     """
-
-    def __init__(
-        self, runtime: SoundSentryRuntime, unique_id: str, description: EventEntityDescription
-    ) -> None:
-        super().__init__(runtime, unique_id, description)
 
     async def async_added_to_hass(self) -> None:
         """Follow the runtime's events."""

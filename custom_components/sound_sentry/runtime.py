@@ -1,12 +1,16 @@
-"""Per-entry runner: owns the source thread and the detector, and pushes results to the entities."""
+"""Per-entry runner: the Home Assistant side of a source's `SourceMonitor` (engine/monitor.py).
+
+The monitor decides what the entities show, in the source's thread; this hands its updates to the event
+loop and keeps only what is Home Assistant's: repair issues, reauth, the clip store and its bus event,
+and the entities' listeners.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-import time
+from dataclasses import asdict
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -23,29 +27,18 @@ from .engine.detector import DetectorSettings
 from .engine.events import DetectionEvent
 from .engine.listener import Listener
 from .engine.model import LoadedModel
-from .engine.pipeline import PipelineOutput, WindowResult
+from .engine.monitor import (
+    AvailabilityUpdate,
+    DetectionUpdate,
+    MonitorUpdate,
+    SourceMonitor,
+    StateUpdate,
+)
 from .engine.sources import AudioSource, SourceError
-
-STATE_INTERVAL_S = 2.0
-"""Level and probability sensors report the peak of each interval this long, not every window."""
-HISTORY_WINDOWS = 40
-"""Recent windows kept for diagnostics (40 s at the shipped models' hop of 1 s)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What the level and probability sensors show: peaks over the last state interval."""
-
-    dbfs: float
-    probabilities: dict[str, float]
 
 
 class SoundSentryRuntime:
-    """Listens to one source and keeps the state its entities show.
-
-    Decoding and classification run in the source's own thread; the results are handed to the event
-    loop, where entity state lives.
-    """
+    """Listens to one source (its `SourceMonitor`) and shows the monitor's updates on the event loop."""
 
     def __init__(
         self,
@@ -72,54 +65,52 @@ class SoundSentryRuntime:
         self.model = model
         self.detector_settings = detector
         self.alarm_settings = alarms
+        self.clips = clips
         self._source_factory = source_factory
-        self.connected = False
-        self.last_error: SourceError | None = None
-        self.active: dict[str, bool] = dict.fromkeys([*detector.thresholds, *self.alarm_labels], False)
-        self.snapshot: Snapshot | None = None
-        self.history: deque[WindowResult] = deque(maxlen=HISTORY_WINDOWS)
-        self.windows_classified = 0
-        self._pending: list[WindowResult] = []
-        self._last_snapshot = 0.0
-        self._state_listeners: list[CALLBACK_TYPE] = []
-        self._event_listeners: list[Callable[[DetectionEvent], None]] = []
-        self._listener: Listener | None = None
-        self._cancel_repair: CALLBACK_TYPE | None = None
-        self._outage_logged = False
         self._source: AudioSource | None = None
         self._past_counters: Counter[str] = Counter()
+        self.monitor = SourceMonitor(
+            entry_id,
+            self._build_source,
+            model,
+            title=title,
+            detector=detector,
+            alarms=alarms,
+            on_update=self._on_update,
+            clips=None if clips is None else (self._clip_name, self._on_clip),
+        )
+        self.state: StateUpdate = self.monitor.state
+        """What the entities show, as of the last update the loop has seen."""
+        self.availability: AvailabilityUpdate = self.monitor.availability
+        self._running = False
+        self._state_listeners: list[CALLBACK_TYPE] = []
+        self._event_listeners: list[Callable[[DetectionEvent], None]] = []
+        self._cancel_repair: CALLBACK_TYPE | None = None
         self._on_invalid_auth = on_invalid_auth
         self._repair_raised = False
-        self.clips = clips
         self._saving: set[asyncio.Task[None]] = set()
 
     # -- lifecycle (event loop) -------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the source thread; it connects, and reconnects, by itself."""
-        self._listener = Listener.for_model(
-            self.entry_id,
-            self._build_source,
-            self.model,
-            detector=self.detector_settings,
-            alarms=self.alarm_settings,
-            on_output=self._on_output,
-            on_status=self._on_status,
-            clips=None if self.clips is None else (self._clip_name, self._on_clip),
-        )
-        self._listener.start()
+        self.monitor.start()
+        self._running = True
+        self.availability = self.monitor.availability
         self._schedule_repair()
 
     async def async_stop(self) -> None:
         """Stop and join the source thread (off the loop: joining blocks)."""
         self._cancel_repair_timer()
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            await self.hass.async_add_executor_job(listener.stop)
+        if self._running:
+            self._running = False
+            await self.hass.async_add_executor_job(self.monitor.stop)
         if self._saving:  # the clips that stopping handed over, and any still being written
             await asyncio.gather(*self._saving)
         ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
         ir.async_delete_issue(self.hass, DOMAIN, self.auth_issue_id)
+
+    # -- what tools and diagnostics read (event loop) ---------------------------------------------
 
     @property
     def listener(self) -> Listener | None:
@@ -127,17 +118,22 @@ class SoundSentryRuntime:
 
         Tools that watch the live audio (benchmarks) attach to it with `Listener.add_observer`.
         """
-        return self._listener
+        return self.monitor.listener if self._running else None
 
     @property
-    def alarm_labels(self) -> list[str]:
-        """The smoke / CO alarms this source listens for."""
-        return list(self.alarm_settings.labels) if self.alarm_settings is not None else []
+    def connected(self) -> bool:
+        """Whether audio flows."""
+        return self.availability.connected
 
     @property
-    def detected_labels(self) -> list[str]:
-        """Every class with a binary sensor and an event type: the model's enabled ones, then alarms."""
-        return [*self.detector_settings.thresholds, *self.alarm_labels]
+    def last_error(self) -> SourceError | None:
+        """Why audio was lost or never came (None while it flows)."""
+        return self.availability.error
+
+    @property
+    def windows_classified(self) -> int:
+        """Windows classified since `start()`."""
+        return self.monitor.windows_classified
 
     @property
     def issue_id(self) -> str:
@@ -156,6 +152,11 @@ class SoundSentryRuntime:
         if (current := getattr(self._source, "counters", None)) is not None:
             total.update(asdict(current))
         return dict(total)
+
+    @callback
+    def clip_id(self, event: DetectionEvent) -> str | None:
+        """The media-source id of an event's clip (None without clips, and for an event's end)."""
+        return None if event.clip_key is None or self.clips is None else self.clips.media_id(event.clip_key)
 
     # -- listeners (event loop) -------------------------------------------------------------------
 
@@ -180,9 +181,8 @@ class SoundSentryRuntime:
         self._source = self._source_factory()
         return self._source
 
-    def _on_output(self, output: PipelineOutput) -> None:
-        if output.windows or output.events:  # an alarm can end in a chunk that completes no window
-            self.hass.loop.call_soon_threadsafe(self._async_publish, output)
+    def _on_update(self, update: MonitorUpdate) -> None:
+        self.hass.loop.call_soon_threadsafe(self._async_update, update)
 
     def _clip_name(self, event: DetectionEvent) -> str:
         """Name the clip of an event that starts; the event then carries the name as its `clip_key`."""
@@ -192,15 +192,49 @@ class SoundSentryRuntime:
     def _on_clip(self, clip: Clip) -> None:
         self.hass.loop.call_soon_threadsafe(self._async_save_clip, clip)
 
-    def _on_status(self, connected: bool, error: SourceError | None) -> None:
-        self.hass.loop.call_soon_threadsafe(self._async_set_connected, connected, error)
-
     # -- event loop -------------------------------------------------------------------------------
 
     @callback
-    def clip_id(self, event: DetectionEvent) -> str | None:
-        """The media-source id of an event's clip (None without clips, and for an event's end)."""
-        return None if event.clip_key is None or self.clips is None else self.clips.media_id(event.clip_key)
+    def _async_update(self, update: MonitorUpdate) -> None:
+        match update:
+            case StateUpdate():
+                self.state = update
+                self._notify()
+            case DetectionUpdate(event=event):
+                for listener in list(self._event_listeners):
+                    listener(event)
+            case AvailabilityUpdate():
+                self._async_availability_changed(update)
+
+    @callback
+    def _async_availability_changed(self, update: AvailabilityUpdate) -> None:
+        was_connected = self.connected
+        self.availability = update
+        error = update.error
+        if error is not None and error.reason == "invalid_auth":
+            # The runner now waits an hour before it tries these credentials again.
+            if self._on_invalid_auth is not None:
+                self._on_invalid_auth()  # HA starts one reauth flow per entry, however often this is called
+            else:
+                ir.async_create_issue(
+                    self.hass,
+                    DOMAIN,
+                    self.auth_issue_id,
+                    is_fixable=False,
+                    severity=ir.IssueSeverity.ERROR,
+                    translation_key="camera_invalid_auth",
+                    translation_placeholders={"name": self.title},
+                )
+        if update.connected:
+            self._cancel_repair_timer()
+            self._repair_raised = False
+            ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+            ir.async_delete_issue(self.hass, DOMAIN, self.auth_issue_id)
+        elif was_connected:
+            self._schedule_repair()
+        elif self._repair_raised:
+            self._async_raise_repair(None)  # the reason changed: say so in the issue
+        self._notify()
 
     @callback
     def _async_save_clip(self, clip: Clip) -> None:
@@ -227,77 +261,6 @@ class SoundSentryRuntime:
                 data["peak"] = round(clip.peak_probability, 3)
             self.hass.bus.async_fire(EVENT_CLIP_SAVED, data)
 
-    @callback
-    def _async_publish(self, output: PipelineOutput) -> None:
-        self.windows_classified += len(output.windows)
-        self.history.extend(output.windows)
-        self._pending.extend(output.windows)
-        changed = False
-        for event in output.events:
-            self.active[event.label] = event.active
-            changed = True
-            LOGGER.debug(
-                "%s: %s %s (%s)", self.title, event.label, "started" if event.active else "ended", event
-            )
-            for listener in list(self._event_listeners):
-                listener(event)
-        now = time.monotonic()
-        if self._pending and (now - self._last_snapshot >= STATE_INTERVAL_S or self.snapshot is None):
-            self.snapshot = Snapshot(
-                dbfs=max(window.dbfs for window in self._pending),
-                probabilities={
-                    label: max(window.probabilities[label] for window in self._pending)
-                    for label in self.model.info.labels
-                },
-            )
-            self._pending.clear()
-            self._last_snapshot = now
-            changed = True
-        if changed:
-            self._notify()
-
-    @callback
-    def _async_set_connected(self, connected: bool, error: SourceError | None) -> None:
-        if connected == self.connected and error is None:
-            return
-        self.last_error = error
-        if error is not None and error.reason == "invalid_auth":
-            # The runner now waits an hour before it tries these credentials again.
-            if self._on_invalid_auth is not None:
-                self._on_invalid_auth()  # HA starts one reauth flow per entry, however often this is called
-            else:
-                ir.async_create_issue(
-                    self.hass,
-                    DOMAIN,
-                    self.auth_issue_id,
-                    is_fixable=False,
-                    severity=ir.IssueSeverity.ERROR,
-                    translation_key="camera_invalid_auth",
-                    translation_placeholders={"name": self.title},
-                )
-        # Logged once when audio is lost (or never came) and once when it is back, not per retry.
-        if connected and not self.connected:
-            if self._outage_logged:
-                LOGGER.info("%s: audio is back", self.title)
-                self._outage_logged = False
-            self._cancel_repair_timer()
-            self._repair_raised = False
-            ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
-            ir.async_delete_issue(self.hass, DOMAIN, self.auth_issue_id)
-        elif not connected:
-            if not self._outage_logged:
-                LOGGER.info("%s: no audio (%s); retrying in the background", self.title, error)
-                self._outage_logged = True
-            if self.connected:
-                self._schedule_repair()
-            elif self._repair_raised:
-                self._async_raise_repair(None)  # the reason changed: say so in the issue
-        self.connected = connected
-        if not connected:
-            self.active = dict.fromkeys(self.active, False)
-            self.snapshot = None
-        self._notify()
-
     def _notify(self) -> None:
         for listener in list(self._state_listeners):
             listener()
@@ -305,7 +268,7 @@ class SoundSentryRuntime:
     def _schedule_repair(self) -> None:
         # Not once stopping: the source thread's last status change can reach the loop after async_stop
         # cancelled the timer (it is queued while the thread is joined), and must not start a new one.
-        if self._cancel_repair is None and self._listener is not None:
+        if self._cancel_repair is None and self._running:
             self._cancel_repair = async_call_later(self.hass, const.REPAIR_AFTER_S, self._async_raise_repair)
 
     def _cancel_repair_timer(self) -> None:

@@ -31,7 +31,7 @@ async def test_diagnostics_are_redacted(
     entry.add_to_hass(hass)
     assert await async_setup_component(hass, "diagnostics", {})
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await wait_for(hass, lambda: len(entry.runtime_data.history) >= 3)
+    await wait_for(hass, lambda: len(entry.runtime_data.monitor.recent_windows) >= 3)
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     text = json.dumps(diagnostics)

@@ -85,7 +85,8 @@ async def test_entities_of_a_source(
     await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
     [device] = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
     info = entry.runtime_data.model.info
-    assert (device.model, device.sw_version) == (info.name, info.version)  # from the model's sidecar
+    # The shipped model by its name and architecture, and its version (not the file stem of its sidecar).
+    assert (device.model, device.sw_version) == ("Compact (ResNetSE)", info.version)
     # The snapshot does not pin the shipped model's name and version (a new model changes them).
     assert attrs.evolve(device, model="<model name>", sw_version="<model version>") == snapshot(name="device")
     assert await hass.config_entries.async_unload(entry.entry_id)

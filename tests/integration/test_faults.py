@@ -125,8 +125,8 @@ async def test_camera_comes_back_with_another_codec(
     aac = rtsp_server(codec="aac", port=pcmu.port)
     assert aac.url() == pcmu.url()
     await audio_flows(hass, entry)
-    await wait_for(hass, lambda: entry.runtime_data.snapshot is not None)
-    assert -40 < entry.runtime_data.snapshot.dbfs < 0  # the 440 Hz tone at -10 dBFS, decoded from AAC
+    await wait_for(hass, lambda: entry.runtime_data.state.peaks is not None)
+    assert -40 < entry.runtime_data.state.peaks.dbfs < 0  # the 440 Hz tone at -10 dBFS, decoded from AAC
     await bystander.check()
 
     await unload(hass, entry)

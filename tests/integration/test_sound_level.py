@@ -1,9 +1,11 @@
-"""The sound level sensor writes the recorder only on a meaningful change, or once a minute."""
+"""The sound level sensor writes the recorder only when the level the monitor shows changes.
+
+When that is (a change of 3 dB at once, a smaller one once a minute) is the engine's: tests/engine/test_monitor.py.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 import itertools
 import math
 from typing import Any
@@ -11,14 +13,12 @@ from typing import Any
 from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED, STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
-from homeassistant.util import dt as dt_util
 import numpy as np
 import numpy.typing as npt
 import pytest
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.sound_sentry import runtime as runtime_module
-from custom_components.sound_sentry.sensor import LEVEL_REFRESH, LEVEL_STEP_DB
+from custom_components.sound_sentry.engine import monitor as monitor_module
+from custom_components.sound_sentry.engine.monitor import LEVEL_STEP_DB
 from tests.audio import RATE_HZ, UdpMicrophone, free_udp_port
 from tests.entries import udp_entry
 
@@ -38,11 +38,11 @@ def level(hass: HomeAssistant) -> float:
     return float(hass.states.get(LEVEL).state)
 
 
-async def test_sound_level_is_written_on_a_change_of_3_db_or_once_a_minute(
+async def test_sound_level_is_written_only_when_the_level_shown_changes(
     hass: HomeAssistant, socket_enabled: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A steady room writes nothing; a small drift is written at the next minute; a jump at once."""
-    monkeypatch.setattr(runtime_module, "STATE_INTERVAL_S", 0.25)  # a new peak every 0.25 s, not 2 s
+    """A steady room writes nothing, nor does a small drift; a jump is written at once."""
+    monkeypatch.setattr(monitor_module, "STATE_INTERVAL_S", 0.25)  # a new peak every window, not every 2 s
     port = free_udp_port()
     entry = udp_entry(port)
     entry.add_to_hass(hass)
@@ -76,7 +76,7 @@ async def test_sound_level_is_written_on_a_change_of_3_db_or_once_a_minute(
         await wait_for(hass, lambda: hass.states.get(LEVEL).state not in ("unknown", STATE_UNAVAILABLE))
         await wait_for(hass, lambda: abs(level(hass) + 20.0) < 0.5)
 
-        # Steady: the runtime has a new peak every 0.25 s, the sensor writes none of them.
+        # Steady: the monitor has a new peak every window, the sensor writes none of them.
         writes.clear()
         seen = peaks
         await wait_for(hass, lambda: peaks >= seen + 8)
@@ -86,20 +86,17 @@ async def test_sound_level_is_written_on_a_change_of_3_db_or_once_a_minute(
         microphone.stop()
         microphone = UdpMicrophone(port, tone(-21.5))
         microphone.start()
-        await wait_for(hass, lambda: runtime.snapshot is not None and abs(runtime.snapshot.dbfs + 21.5) < 0.3)
+        await wait_for(
+            hass, lambda: runtime.state.peaks is not None and abs(runtime.state.peaks.dbfs + 21.5) < 0.3
+        )
         seen = peaks
         await wait_for(hass, lambda: peaks >= seen + 4)
         assert LEVEL_STEP_DB > 1.5
         assert writes == []
         assert abs(level(hass) + 20.0) < 0.5
-        # ... until the minute is up.
-        async_fire_time_changed(hass, dt_util.utcnow() + LEVEL_REFRESH + timedelta(seconds=1))
-        await hass.async_block_till_done()
-        assert len(writes) == 1
-        assert abs(level(hass) + 21.5) < 0.3
 
         # 10 dB louder: shown at once, in steps of at least 3 dB as the 2-second windows fill with the
-        # louder sound; the last step (less than 3 dB) waits for the minute.
+        # louder sound.
         writes.clear()
         before = level(hass)
         microphone.stop()
@@ -109,10 +106,6 @@ async def test_sound_level_is_written_on_a_change_of_3_db_or_once_a_minute(
         shown = [before, *(float(value) for value in writes)]
         # The sensor compares unrounded levels; the states are rounded to 0.1 dB.
         assert all(abs(b - a) >= LEVEL_STEP_DB - 0.1 for a, b in itertools.pairwise(shown)), shown
-        await wait_for(hass, lambda: abs(runtime.snapshot.dbfs + 11.5) < 0.3)
-        async_fire_time_changed(hass, dt_util.utcnow() + LEVEL_REFRESH + timedelta(seconds=1))
-        await hass.async_block_till_done()
-        assert abs(level(hass) + 11.5) < 0.3
 
         # The source lost: unavailable at once.
         microphone.stop()

@@ -10,45 +10,43 @@ default) and a "Listening" diagnostic. Topics, for `topic_prefix` `sound_sentry`
     sound_sentry/living_room/listening   ON / OFF (retained)
     sound_sentry/living_room/<sound>     ON / OFF per sound and alarm (retained)
     sound_sentry/living_room/event       {"event_type": "gunshot", "confidence": 0.97, "clip": ..., "time": ...}
-    sound_sentry/living_room/level       {"dbfs": -41.2, "probabilities": {...}}: peaks of each 2 s
+    sound_sentry/living_room/level       {"dbfs": -41.2, "probabilities": {...}}: each 2 s, the level to
+                                         show (a change of 3 dB at once, a smaller one once a minute) and
+                                         the peak probabilities
+
+What each source shows comes from its `SourceMonitor`, and its entities from the engine's catalogue
+(`entities.py`), as in Home Assistant: this module only turns them into topics and payloads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import json
 import logging
 from pathlib import Path
 import re
 import threading
-import time
 from typing import Any, Literal
 
 from ..alarm import AlarmSettings
 from ..clips import Clip, write_clip
 from ..detection_settings import DetectionOverrides, resolve_detector_settings
-from ..detector import DetectorSettings
+from ..entities import MANUFACTURER, EntitySpec, Shows, device_model, entity_texts
 from ..events import AlarmEvent, DetectionEvent, event_data
 from ..listener import Listener
 from ..model import LoadedModel, load_model, model_path
 from ..model_info import ModelLoadError
-from ..pipeline import PipelineOutput, WindowResult
+from ..monitor import AvailabilityUpdate, DetectionUpdate, MonitorUpdate, SourceMonitor, StateUpdate
 from ..redact import redact_credentials
-from ..sources import AudioSource, PacedSource, SourceError, source_for_url, url_with_credentials
+from ..sources import AudioSource, PacedSource, source_for_url, url_with_credentials
 from ..sources.av_sources import url_scheme
 from .config import ServiceConfig, SourceSettings
 from .mqtt import OFFLINE, ONLINE, MqttPublisher
 
 _LOGGER = logging.getLogger(__name__)
 
-STATE_INTERVAL_S = 2.0
-"""The level and probabilities are published as the peaks of each interval this long."""
 STOP_TIMEOUT_S = 15.0
-TRANSLATIONS = Path(__file__).resolve().parents[2] / "translations" / "en.json"
-"""The integration's entity names, so that both front ends name entities alike."""
-ALARM_DEVICE_CLASSES = {"smoke_alarm": "smoke", "co_alarm": "carbon_monoxide"}
 try:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -81,15 +79,6 @@ class ServiceError(Exception):
     """The service cannot start (a model, a source's settings); the message says which and why."""
 
 
-def entity_names() -> dict[str, dict[str, str]]:
-    """Entity names by platform and key, from the integration's English translations."""
-    try:
-        raw = json.loads(TRANSLATIONS.read_text(encoding="utf-8"))["entity"]
-    except (OSError, ValueError, KeyError):
-        return {}
-    return {platform: {key: value["name"] for key, value in keys.items()} for platform, keys in raw.items()}
-
-
 def event_payload(event: DetectionEvent) -> dict[str, Any]:
     """The event topic's message: the type, what the integration's event entity shows, and when.
 
@@ -102,24 +91,27 @@ def event_payload(event: DetectionEvent) -> dict[str, Any]:
     }
 
 
-@dataclass
-class _SourceState:
-    """One source's state as published; touched from its source thread and (to republish) paho's."""
+def clip_files(settings: SourceSettings) -> tuple[Callable[[DetectionEvent], str], Callable[[Clip], None]]:
+    """(key_for, on_clip) for a source with `clips_dir`: each event's clip is a WAV file, its key the path."""
+    assert settings.clips_dir is not None
+    folder = settings.clips_dir / settings.object_id
 
-    settings: SourceSettings
-    model: LoadedModel
-    detector: DetectorSettings
-    alarms: AlarmSettings | None
-    connected: bool = False
-    active: dict[str, bool] = field(default_factory=dict)
-    pending: list[WindowResult] = field(default_factory=list)
-    last_level: float = 0.0
-    listener: Listener | None = None
+    def key_for(event: DetectionEvent) -> str:
+        confidence = 100 if isinstance(event, AlarmEvent) else round(100 * event.peak_probability)
+        stem = f"{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}_{event.label}_{confidence}"
+        path, n = folder / f"{stem}.wav", 1
+        while path.exists():
+            n += 1
+            path = folder / f"{stem}_{n}.wav"
+        return str(path)
 
-    @property
-    def labels(self) -> list[str]:
-        """Every sound with a binary sensor and an event type: the model's enabled ones, then alarms."""
-        return [*self.detector.thresholds, *(self.alarms.labels if self.alarms else ())]
+    def on_clip(clip: Clip) -> None:
+        try:
+            write_clip(clip, Path(clip.key))
+        except OSError as err:
+            _LOGGER.warning("%s: cannot write the clip %s (%s)", settings.name, clip.key, err.strerror or err)
+
+    return key_for, on_clip
 
 
 class SoundSentryService:
@@ -139,10 +131,10 @@ class SoundSentryService:
         self.node_id = re.sub(r"[^A-Za-z0-9_-]", "_", self.prefix)
         """The discovery topics' node id: this service's entities, and only these, are under it."""
         self._lock = threading.Lock()
-        self._sources: list[_SourceState] = []
+        self._sources: list[tuple[SourceSettings, SourceMonitor]] = []
         self._discovery: dict[str, str] = {}
         self._on_publish = on_publish
-        self._names = entity_names()
+        self._texts = entity_texts()
         self.mqtt = MqttPublisher(
             config.mqtt,
             client_id=f"sound_sentry_{self.node_id}",
@@ -153,7 +145,7 @@ class SoundSentryService:
     # -- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load models, build every source's listener, connect to the broker, start listening."""
+        """Load models, build every source's monitor, connect to the broker, start listening."""
         models: dict[str, LoadedModel] = {}
         for settings in self.config.sources:
             if settings.model not in models:
@@ -161,14 +153,16 @@ class SoundSentryService:
                     models[settings.model] = load_model(model_path(settings.model))
                 except (ModelLoadError, ValueError) as err:
                     raise ServiceError(f"source {settings.name!r}: {err}") from None
-            self._sources.append(self._source_state(settings, models[settings.model]))
-        for state in self._sources:
-            self._discovery |= self._discovery_configs(state)
+            self._sources.append((settings, self.monitor(settings, models[settings.model])))
+        for settings, monitor in self._sources:
+            self._discovery |= {
+                topic: json.dumps(config)
+                for topic, config in self.discovery_configs(settings, monitor).items()
+            }
         self.mqtt.start()
-        for state in self._sources:
-            assert state.listener is not None
-            state.listener.start()
-            _LOGGER.info("Listening to %s (%s)", state.settings.name, redact_credentials(state.settings.url))
+        for settings, monitor in self._sources:
+            monitor.start()
+            _LOGGER.info("Listening to %s (%s)", settings.name, redact_credentials(settings.url))
 
     @property
     def listeners(self) -> dict[str, Listener]:
@@ -176,169 +170,115 @@ class SoundSentryService:
 
         E.g. to watch one with `Listener.add_observer`.
         """
-        return {
-            state.settings.object_id: state.listener for state in self._sources if state.listener is not None
-        }
+        return {settings.object_id: monitor.listener for settings, monitor in self._sources}
 
     def stop(self) -> None:
         """Stop every source thread, then say `offline` and disconnect."""
-        for state in self._sources:
-            if state.listener is not None:
-                state.listener.stop(STOP_TIMEOUT_S)
+        for _settings, monitor in self._sources:
+            monitor.stop(STOP_TIMEOUT_S)
         self.mqtt.stop()
 
-    def _source_state(self, settings: SourceSettings, model: LoadedModel) -> _SourceState:
-        info = model.info
+    def monitor(self, settings: SourceSettings, model: LoadedModel) -> SourceMonitor:
+        """A source's monitor (not started) publishing to this service; ServiceError if it cannot work."""
         overrides = DetectionOverrides(
             thresholds={label: t for label, t in settings.thresholds.items() if t is not None},
             off=frozenset(label for label, t in settings.thresholds.items() if t is None),
         )
         try:
-            detector = resolve_detector_settings(info, overrides)
+            detector = resolve_detector_settings(model.info, overrides)
         except ValueError as err:
             raise ServiceError(f"source {settings.name!r}: thresholds: {err}") from None
-        state = _SourceState(
-            settings=settings,
-            model=model,
-            detector=detector,
-            alarms=AlarmSettings(sample_rate_hz=info.sample_rate_hz) if settings.alarms else None,
-        )
-        state.active = dict.fromkeys(state.labels, False)
         try:
             factory = source_factory(settings)
         except ValueError as err:
             raise ServiceError(f"source {settings.name!r}: {err}") from None
-        clips = None
-        if settings.clips_dir is not None:
-            folder = settings.clips_dir / settings.object_id
 
-            def key_for(event: DetectionEvent) -> str:
-                confidence = 100 if isinstance(event, AlarmEvent) else round(100 * event.peak_probability)
-                stem = f"{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}_{event.label}_{confidence}"
-                path, n = folder / f"{stem}.wav", 1
-                while path.exists():
-                    n += 1
-                    path = folder / f"{stem}_{n}.wav"
-                return str(path)
+        def on_update(update: MonitorUpdate) -> None:
+            self._on_update(settings, monitor, update)
 
-            def on_clip(clip: Clip) -> None:
-                try:
-                    write_clip(clip, Path(clip.key))
-                except OSError as err:
-                    _LOGGER.warning(
-                        "%s: cannot write the clip %s (%s)", settings.name, clip.key, err.strerror or err
-                    )
-
-            clips = (key_for, on_clip)
-        state.listener = Listener.for_model(
+        monitor = SourceMonitor(
             settings.object_id,
             factory,
             model,
-            detector=state.detector,
-            alarms=state.alarms,
-            on_output=lambda output: self._on_output(state, output),
-            on_status=lambda connected, error: self._on_status(state, connected, error),
-            clips=clips,
+            title=settings.name,
+            detector=detector,
+            alarms=AlarmSettings(sample_rate_hz=model.info.sample_rate_hz) if settings.alarms else None,
+            on_update=on_update,
+            clips=clip_files(settings) if settings.clips_dir is not None else None,
         )
-        return state
+        return monitor
 
     # -- topics and discovery -------------------------------------------------------------------------
 
-    def topic(self, state: _SourceState, leaf: str) -> str:
+    def topic(self, settings: SourceSettings, leaf: str) -> str:
         """A source's topic: `<topic_prefix>/<source>/<leaf>`."""
-        return f"{self.prefix}/{state.settings.object_id}/{leaf}"
+        return f"{self.prefix}/{settings.object_id}/{leaf}"
 
-    def _discovery_configs(self, state: _SourceState) -> dict[str, str]:
-        """Discovery topic -> retained config, for every entity of one source."""
-        settings, info = state.settings, state.model.info
+    def discovery_configs(
+        self, settings: SourceSettings, monitor: SourceMonitor
+    ) -> dict[str, dict[str, Any]]:
+        """Discovery topic -> config, for every entity of one source (its catalogue: `monitor.entities`)."""
+        info = monitor.model.info
         source_id = f"{self.node_id}_{settings.object_id}"
         device = {
             "identifiers": [source_id],
             "name": settings.name,
-            "manufacturer": "Sound Sentry",
-            "model": f"{info.name} {info.version}",
-            "sw_version": VERSION,
+            "manufacturer": MANUFACTURER,
+            "model": device_model(info),
+            "sw_version": info.version,
         }
-        origin = {"name": "Sound Sentry", "sw_version": VERSION}
         service = {"topic": self.mqtt.availability_topic}
-        availability = [service, {"topic": self.topic(state, "status")}]
-        names = self._names
+        common = {
+            "device": device,
+            "origin": {"name": MANUFACTURER, "sw_version": VERSION},
+            "availability": [service, {"topic": self.topic(settings, "status")}],
+            "availability_mode": "all",
+            "qos": 1,
+        }
         configs: dict[str, dict[str, Any]] = {}
-
-        def add(component: str, key: str, config: dict[str, Any]) -> None:
-            unique_id = f"{source_id}_{key}"
-            configs[
-                f"{self.discovery_prefix}/{component}/{self.node_id}/{settings.object_id}_{key}/config"
-            ] = {
-                "unique_id": unique_id,
-                "device": device,
-                "origin": origin,
-                "availability": availability,
-                "availability_mode": "all",
-                "qos": 1,
-                **config,
+        for spec in monitor.entities:
+            config = {"unique_id": f"{source_id}_{spec.key}", **common, "name": self._texts.name(spec)}
+            config |= {
+                field: value
+                for field, value in (
+                    ("icon", self._texts.icon(spec)),
+                    ("device_class", spec.device_class),
+                    ("entity_category", spec.entity_category),
+                    ("unit_of_measurement", spec.unit),
+                    ("state_class", spec.state_class),
+                    ("suggested_display_precision", spec.display_precision),
+                )
+                if value is not None
             }
+            if not spec.enabled_by_default:
+                config["enabled_by_default"] = False
+            if spec.always_available:
+                config["availability"] = [service]
+            config |= self._reads(settings, spec)
+            configs[
+                f"{self.discovery_prefix}/{spec.platform}/{self.node_id}/{settings.object_id}_{spec.key}/config"
+            ] = config
+        return configs
 
-        for label in state.labels:
-            add(
-                "binary_sensor",
-                label,
-                {
-                    "name": names.get("binary_sensor", {}).get(label, label),
-                    "state_topic": self.topic(state, label),
-                    "device_class": ALARM_DEVICE_CLASSES.get(label, "sound"),
-                },
-            )
-        add(
-            "event",
-            "sound",
-            {
-                "name": names.get("event", {}).get("sound", "Sound"),
-                "state_topic": self.topic(state, "event"),
-                "event_types": state.labels,
-            },
-        )
-        add(
-            "sensor",
-            "sound_level",
-            {
-                "name": names.get("sensor", {}).get("sound_level", "Sound level"),
-                "state_topic": self.topic(state, "level"),
-                "value_template": "{{ value_json.dbfs }}",
-                "unit_of_measurement": "dBFS",
-                "state_class": "measurement",
-                "suggested_display_precision": 0,
-            },
-        )
-        for label in info.labels:
-            if label == "background":
-                continue
-            add(
-                "sensor",
-                f"{label}_probability",
-                {
-                    "name": names.get("sensor", {}).get(f"{label}_probability", f"{label} probability"),
-                    "state_topic": self.topic(state, "level"),
-                    "value_template": f"{{{{ (value_json.probabilities.{label} * 100) | round(1) }}}}",
-                    "unit_of_measurement": "%",
-                    "state_class": "measurement",
-                    "entity_category": "diagnostic",
-                    "enabled_by_default": False,
-                    "suggested_display_precision": 0,
-                },
-            )
-        add(
-            "binary_sensor",
-            "listening",
-            {
-                "name": names.get("binary_sensor", {}).get("listening", "Listening"),
-                "state_topic": self.topic(state, "listening"),
-                "device_class": "connectivity",
-                "entity_category": "diagnostic",
-                "availability": [service],  # it says whether the source is up: never unavailable with it
-            },
-        )
-        return {topic: json.dumps(config) for topic, config in configs.items()}
+    def _reads(self, settings: SourceSettings, spec: EntitySpec) -> dict[str, Any]:
+        """Where an entity reads what it shows: its state topic, and what of the message."""
+        match spec.shows:
+            case Shows.SOUND:
+                return {"state_topic": self.topic(settings, str(spec.label))}
+            case Shows.LISTENING:
+                return {"state_topic": self.topic(settings, "listening")}
+            case Shows.EVENTS:
+                return {"state_topic": self.topic(settings, "event"), "event_types": list(spec.event_types)}
+            case Shows.LEVEL:
+                return {
+                    "state_topic": self.topic(settings, "level"),
+                    "value_template": "{{ value_json.dbfs }}",
+                }
+            case Shows.PROBABILITY:
+                return {
+                    "state_topic": self.topic(settings, "level"),
+                    "value_template": f"{{{{ (value_json.probabilities.{spec.label} * 100) | round(1) }}}}",
+                }
 
     def _publish(self, topic: str, payload: str, *, retain: bool = False) -> None:
         self.mqtt.publish(topic, payload, retain=retain)
@@ -350,8 +290,8 @@ class SoundSentryService:
         for topic, config in self._discovery.items():
             self._publish(topic, config, retain=True)
         with self._lock:
-            for state in self._sources:
-                self._publish_state(state)
+            for settings, monitor in self._sources:
+                self._publish_state(settings, monitor)
         # Configs under our node id that no source has now: a source (or a sound) taken out of the YAML.
         self.mqtt.subscribe(f"{self.discovery_prefix}/+/{self.node_id}/+/config")
 
@@ -360,44 +300,30 @@ class SoundSentryService:
             _LOGGER.info("Removing the entity of %s: no longer in the configuration", topic)
             self._publish(topic, "", retain=True)
 
-    def _publish_state(self, state: _SourceState) -> None:
-        self._publish(self.topic(state, "listening"), "ON" if state.connected else "OFF", retain=True)
-        for label, active in state.active.items():
-            self._publish(self.topic(state, label), "ON" if active else "OFF", retain=True)
-        self._publish(self.topic(state, "status"), ONLINE if state.connected else OFFLINE, retain=True)
+    def _publish_state(self, settings: SourceSettings, monitor: SourceMonitor) -> None:
+        connected = monitor.availability.connected
+        self._publish(self.topic(settings, "listening"), "ON" if connected else "OFF", retain=True)
+        for label, active in monitor.state.active.items():
+            self._publish(self.topic(settings, label), "ON" if active else "OFF", retain=True)
+        self._publish(self.topic(settings, "status"), ONLINE if connected else OFFLINE, retain=True)
 
     # -- source threads -------------------------------------------------------------------------------
 
-    def _on_output(self, state: _SourceState, output: PipelineOutput) -> None:
+    def _on_update(self, settings: SourceSettings, monitor: SourceMonitor, update: MonitorUpdate) -> None:
         with self._lock:
-            for event in output.events:
-                state.active[event.label] = event.active
-                self._publish(self.topic(state, event.label), "ON" if event.active else "OFF", retain=True)
-                if event.active:
-                    _LOGGER.info("%s: %s", state.settings.name, event.label)
-                    self._publish(self.topic(state, "event"), json.dumps(event_payload(event)))
-            state.pending.extend(output.windows)
-            now = time.monotonic()
-            if state.pending and now - state.last_level >= STATE_INTERVAL_S:
-                level = {
-                    "dbfs": round(max(window.dbfs for window in state.pending), 1),
-                    "probabilities": {
-                        label: round(max(window.probabilities[label] for window in state.pending), 4)
-                        for label in state.model.info.labels
-                    },
-                }
-                state.pending.clear()
-                state.last_level = now
-                self._publish(self.topic(state, "level"), json.dumps(level))
-
-    def _on_status(self, state: _SourceState, connected: bool, error: SourceError | None) -> None:
-        with self._lock:
-            if connected:
-                _LOGGER.info("%s: audio is flowing", state.settings.name)
-            elif error is not None:
-                _LOGGER.warning("%s: no audio (%s); retrying in the background", state.settings.name, error)
-            state.connected = connected
-            if not connected:
-                state.active = dict.fromkeys(state.active, False)
-                state.pending.clear()
-            self._publish_state(state)
+            match update:
+                case AvailabilityUpdate():
+                    self._publish_state(settings, monitor)
+                case DetectionUpdate(event=event):
+                    self._publish(
+                        self.topic(settings, event.label), "ON" if event.active else "OFF", retain=True
+                    )
+                    if event.active:
+                        _LOGGER.info("%s: %s", settings.name, event.label)
+                        self._publish(self.topic(settings, "event"), json.dumps(event_payload(event)))
+                case StateUpdate(level_dbfs=level, peaks=peaks) if peaks is not None:
+                    payload = {
+                        "dbfs": level,
+                        "probabilities": {label: round(p, 4) for label, p in peaks.probabilities.items()},
+                    }
+                    self._publish(self.topic(settings, "level"), json.dumps(payload))
