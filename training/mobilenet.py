@@ -133,8 +133,17 @@ def random_head(seed: int = 0) -> SoundNet:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="export mn04 with a random 4-class head (for runtime tests)")
+    parser = argparse.ArgumentParser(
+        description="export the pretrained mn04 with a random 4-class head (runtime tests; with --embedding, the "
+        "AudioSet embedding that benchmarks.few_shot --network compares with the fine-tuned one)"
+    )
     parser.add_argument("out", type=Path)
+    parser.add_argument("--bands", type=int, default=NUM_BANDS, help="mel bands of the front end it is fed")
+    parser.add_argument("--embedding", action="store_true", help="add the `embedding` output")
     args = parser.parse_args()
-    export_onnx(random_head(), args.out)
+    export_onnx(random_head(), args.out, bands=args.bands)
+    if args.embedding:
+        from training.temporal import with_embedding_output
+
+        with_embedding_output(args.out, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")

@@ -1,0 +1,287 @@
+"""Sounds a user teaches from a few examples: a small head on the accurate model's window embeddings.
+
+The accurate model's embedding (the input of its classifier, AudioSet-pretrained and fine-tuned) tells
+apart many more sounds than the three it alerts on. A taught sound is a logistic-regression head on that
+embedding, learnt in NumPy on the Home Assistant machine in well under a second:
+
+- positives: each example's loud windows (within `POSITIVE_SPAN_DB` of its loudest, above the level
+  floor), L2-normalised;
+- negatives: half of a `BackgroundBank`, the embeddings of a few thousand varied background windows that
+  ship with the model (`training.bank` builds it); each side weighs half;
+- an L2 penalty, solved by Newton's method (385 unknowns).
+
+Its sensitivity is chosen like the built-in sounds', as expected false alarms per day
+(`detection_settings.SENSITIVITY_LEVELS`), read off the bank's other half: a few thousand windows cannot show a rate
+of one window a day directly, so the tail of the bank's scores is modelled (peaks over threshold: the
+logits above the bank's top `TAIL_SHARE` fall off exponentially) and extrapolated. `benchmarks.few_shot`
+measures how well that holds on background the bank does not contain.
+
+Examples that cannot teach anything are refused with a `TeachError` whose `reason` is a translation key:
+too few, silent, clipped, or explained by ordinary background (left out in turn, too few examples clear
+the threshold that the others set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .detection_settings import SENSITIVITY_LEVELS
+from .frontend import FrontEnd
+from .level import DEFAULT_MIN_LEVEL_DBFS, SILENCE_DBFS, level_dbfs
+
+if TYPE_CHECKING:
+    from .model import LoadedModel
+
+Array = npt.NDArray[np.float32]
+
+MIN_EXAMPLES = 3
+MAX_EXAMPLES = 10
+POSITIVE_SPAN_DB = 6.0
+"""An example's windows within this many dB of its loudest window teach the sound (the rest is room)."""
+CLIPPED_SHARE = 0.001
+"""An example with more than this share of its samples at full scale is clipped: its sound is distorted."""
+FULL_SCALE = 0.999
+L2 = 1e-4
+"""The head's L2 penalty (on normalised embeddings, with each side's weights summing to one)."""
+TAIL_SHARE = 0.02
+"""The bank's top share of logits whose exponential fall-off is extrapolated to rare false alarms."""
+DEFAULT_LEVEL = "balanced"
+MIN_HEARD_SHARE = 0.5
+"""Left out in turn, at least this share of the examples must clear the threshold the others set."""
+
+
+class TeachError(ValueError):
+    """Examples that cannot teach a sound; `reason` is the translation key, `placeholders` its values."""
+
+    def __init__(self, reason: str, message: str, **placeholders: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.placeholders = placeholders
+
+
+@dataclass(frozen=True)
+class ExampleWindows:
+    """One example as the pipeline saw it: each window's embedding and level."""
+
+    embeddings: Array
+    """(windows, embedding size), as the network gives them."""
+    dbfs: npt.NDArray[np.float64]
+
+    def positives(self, min_level_dbfs: float | None = DEFAULT_MIN_LEVEL_DBFS) -> Array:
+        """The windows that carry the sound: loud ones, normalised; empty for a silent example."""
+        floor = SILENCE_DBFS if min_level_dbfs is None else min_level_dbfs
+        if not len(self.dbfs) or float(self.dbfs.max()) < floor:
+            return np.zeros((0, self.embeddings.shape[1]), np.float32)
+        keep = (self.dbfs >= self.dbfs.max() - POSITIVE_SPAN_DB) & (self.dbfs >= floor)
+        return normalise(self.embeddings[keep])
+
+
+def example_windows(model: LoadedModel, samples: npt.NDArray[np.float32]) -> ExampleWindows:
+    """An example's windows as a live source would see them: one every hop, each window's embedding.
+
+    A recording shorter than a window is centred in one, padded with silence.
+    """
+    info = model.info
+    size = info.window_samples
+    if samples.size < size:
+        pad = size - samples.size
+        samples = np.pad(samples, (pad // 2, pad - pad // 2))
+    hop = max(1, round(info.hop_s * info.sample_rate_hz))
+    starts = range(0, samples.size - size + 1, hop)
+    front_end = FrontEnd(info.front_end)
+    windows = [samples[start : start + size] for start in starts]
+    features = np.stack([front_end.features(w) for w in windows])
+    _probabilities, embeddings = model.backend.embed(features)
+    return ExampleWindows(embeddings=embeddings, dbfs=np.array([level_dbfs(w) for w in windows], np.float64))
+
+
+def check_samples(samples: npt.NDArray[np.float32], name: str) -> None:
+    """Refuse an example whose audio is clipped (raises TeachError `clipped_example`)."""
+    if samples.size and np.mean(np.abs(samples) >= FULL_SCALE) > CLIPPED_SHARE:
+        raise TeachError(
+            "clipped_example", f"example {name} is louder than full scale (clipped)", example=name
+        )
+
+
+def normalise(embeddings: Array) -> Array:
+    """Each row at unit length (the head reads directions, not how loud the network's view is)."""
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    unit: Array = (embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
+
+
+@dataclass(frozen=True)
+class BackgroundBank:
+    """Normalised embeddings of varied background windows, for one model release."""
+
+    embeddings: Array
+    model: str
+    version: str
+    hop_s: float
+
+    @classmethod
+    def load(cls, path: Path) -> BackgroundBank:
+        """Read a bank written by `save` (float16 on disk)."""
+        with np.load(path) as data:
+            return cls(
+                embeddings=data["embeddings"].astype(np.float32),
+                model=str(data["model"]),
+                version=str(data["version"]),
+                hop_s=float(data["hop_s"]),
+            )
+
+    def save(self, path: Path) -> None:
+        """Write the bank, float16 (a few MB for a few thousand windows)."""
+        np.savez_compressed(
+            path,
+            embeddings=self.embeddings.astype(np.float16),
+            model=self.model,
+            version=self.version,
+            hop_s=self.hop_s,
+        )
+
+
+@dataclass(frozen=True)
+class TaughtSound:
+    """A learnt sound: its head, the model release it reads, and its thresholds by sensitivity level."""
+
+    name: str
+    model: str
+    version: str
+    weights: Array
+    bias: float
+    thresholds: dict[str, float]
+    """Probability threshold per sensitivity level key (from the bank's extrapolated tail)."""
+
+    def probabilities(self, embeddings: Array) -> npt.NDArray[np.float64]:
+        """The sound's probability in each window (rows: the network's embeddings, not normalised)."""
+        return _sigmoid(normalise(embeddings).astype(np.float64) @ self.weights + self.bias)
+
+    def to_json(self) -> dict[str, Any]:
+        """What a config entry stores (with the examples it can be learnt again from)."""
+        return {
+            "name": self.name,
+            "model": self.model,
+            "version": self.version,
+            "weights": [round(float(w), 6) for w in self.weights],
+            "bias": self.bias,
+            "thresholds": self.thresholds,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaughtSound:
+        """The inverse of `to_json`."""
+        return cls(
+            name=str(data["name"]),
+            model=str(data["model"]),
+            version=str(data["version"]),
+            weights=np.asarray(data["weights"], np.float32),
+            bias=float(data["bias"]),
+            thresholds={str(k): float(v) for k, v in data["thresholds"].items()},
+        )
+
+
+def _sigmoid(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def fit_head(positives: Array, negatives: Array, l2: float = L2) -> tuple[Array, float]:
+    """Weighted, L2-penalised logistic regression by Newton's method -> (weights, bias).
+
+    Each side's weights sum to one, so a handful of positives counts as much as the whole bank.
+    """
+    x = np.concatenate([positives, negatives]).astype(np.float64)
+    x = np.hstack([x, np.ones((len(x), 1))])
+    y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
+    sample = np.concatenate(
+        [np.full(len(positives), 0.5 / len(positives)), np.full(len(negatives), 0.5 / len(negatives))]
+    )
+    penalty = np.full(x.shape[1], l2)
+    penalty[-1] = 0.0  # the bias is free
+    theta = np.zeros(x.shape[1])
+    for _ in range(50):
+        p = _sigmoid(x @ theta)
+        gradient = x.T @ (sample * (p - y)) + penalty * theta
+        hessian = (x * (sample * p * (1 - p))[:, None]).T @ x + np.diag(penalty)
+        step = np.linalg.solve(hessian, gradient)
+        theta -= step
+        if float(np.abs(step).max()) < 1e-6:
+            break
+    return theta[:-1].astype(np.float32), float(theta[-1])
+
+
+def tail_thresholds(logits: npt.NDArray[np.float64], hop_s: float) -> dict[str, float]:
+    """Per sensitivity level, the probability that background windows exceed about that many times a day.
+
+    The logits above the bank's (1 - TAIL_SHARE) quantile `u` are taken to fall off exponentially
+    (their mean excess `beta`), so P(logit > z) = TAIL_SHARE * exp(-(z - u) / beta) for z >= u.
+    Counting every window over the threshold as a false alarm overstates them (a hold merges neighbours).
+    """
+    u = float(np.quantile(logits, 1.0 - TAIL_SHARE))
+    excess = logits[logits > u] - u
+    beta = float(excess.mean()) if excess.size else 1.0
+    windows_per_day = 86400.0 / hop_s
+    thresholds = {}
+    for level in SENSITIVITY_LEVELS:
+        rate = level.false_alarms_per_day / windows_per_day
+        z = u + beta * math.log(TAIL_SHARE / rate)
+        thresholds[level.key] = float(_sigmoid(np.array(z)))
+    return thresholds
+
+
+def learn(
+    name: str,
+    examples: Sequence[ExampleWindows],
+    bank: BackgroundBank,
+    *,
+    min_level_dbfs: float | None = DEFAULT_MIN_LEVEL_DBFS,
+) -> TaughtSound:
+    """Learn `name` from its examples' windows against the bank (raises TeachError, see the module)."""
+    if len(examples) < MIN_EXAMPLES:
+        raise TeachError(
+            "too_few_examples",
+            f"{name}: {len(examples)} examples; at least {MIN_EXAMPLES} are needed",
+            count=str(len(examples)),
+            minimum=str(MIN_EXAMPLES),
+        )
+    positives = [e.positives(min_level_dbfs) for e in examples[:MAX_EXAMPLES]]
+    for index, windows in enumerate(positives, start=1):
+        if not len(windows):
+            raise TeachError("silent_example", f"{name}: example {index} is silent", example=str(index))
+    head = fit_sound(name, positives, bank)
+    heard = 0
+    for left_out in range(len(positives)):
+        others = fit_sound(name, [p for i, p in enumerate(positives) if i != left_out], bank)
+        score = float(others.probabilities(positives[left_out]).max())
+        heard += score >= others.thresholds[DEFAULT_LEVEL]
+    if heard < MIN_HEARD_SHARE * len(positives):
+        raise TeachError(
+            "like_background",
+            f"{name}: only {heard} of {len(positives)} examples stand out from ordinary background",
+            heard=str(heard),
+            count=str(len(positives)),
+        )
+    return head
+
+
+def fit_sound(name: str, positives: Sequence[Array], bank: BackgroundBank) -> TaughtSound:
+    """The head and thresholds of examples' positive windows (`ExampleWindows.positives`), unchecked."""
+    # Half the bank teaches, the other half sets the thresholds: windows the head was fit against would
+    # score lower than unseen background does, and promise too few false alarms.
+    weights, bias = fit_head(np.concatenate(positives), bank.embeddings[0::2])
+    logits = bank.embeddings[1::2].astype(np.float64) @ weights + bias
+    return TaughtSound(
+        name=name,
+        model=bank.model,
+        version=bank.version,
+        weights=weights,
+        bias=bias,
+        thresholds=tail_thresholds(logits, bank.hop_s),
+    )
