@@ -17,12 +17,12 @@ from custom_components.sound_sentry.engine.fbank import FbankExtractor, normalis
 from training.audio_paths import data_dir, extra_data_dir
 from training.data.audio_io import decode
 from training.data.sources import is_open
+from training.labels import LABELS
 
 SAMPLE_RATE_HZ = 8000
 WINDOW_SAMPLES = 15_480
 NUM_FRAMES = 192
 NUM_MEL_BINS = 24
-LABELS = ("background", "babycry", "glassbreak", "gunshot")
 _EXTRACTOR = FbankExtractor()
 ESC50_CATEGORIES = (
     "dog",

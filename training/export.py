@@ -9,6 +9,7 @@ int8 results depend on the CPU's instruction set.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 import tempfile
 from typing import Any
@@ -16,21 +17,15 @@ from typing import Any
 import onnx
 import torch
 
-from custom_components.sound_sentry.engine.detector import DEFAULT_HOLD_S
 from custom_components.sound_sentry.engine.fbank import FbankSettings
 from training.audio import NUM_FRAMES, NUM_MEL_BINS, WINDOW_SAMPLES
 from training.resnetse import ProbabilityModel, ResNetSE, fold_batchnorm
-from training.ship import write_info
+from training.ship import NON_COMMERCIAL, PLACEHOLDER, write_info
 
 OPSET = 17
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
-DEFAULT_DETECTION: dict[str, Any] = {
-    "thresholds": {"babycry": 0.5, "glassbreak": 0.5, "gunshot": 0.5},
-    "k": 2,
-    "n": 3,
-    "hold_s": DEFAULT_HOLD_S,
-}
+RANDOM_LICENCE = "MIT (Sound Sentry's code): random weights, trained on no audio; a test fixture"
 
 
 def export_graph(module: torch.nn.Module, path: Path, example: torch.Tensor, description: str) -> None:
@@ -78,8 +73,9 @@ def write_sidecar(
     *,
     name: str,
     version: str,
-    detection: dict[str, Any],
+    detection: Mapping[str, Any],
     provenance: dict[str, Any] | None = None,
+    licence: str = NON_COMMERCIAL,
 ) -> None:
     """The sidecar of an exported ResNetSE (the engine's model contract: `ModelInfo`)."""
     write_info(
@@ -91,6 +87,7 @@ def write_sidecar(
         window_samples=WINDOW_SAMPLES,
         detection=detection,
         provenance=provenance,
+        licence=licence,
     )
 
 
@@ -118,13 +115,16 @@ def export_model(
     *,
     name: str,
     version: str,
-    detection: dict[str, Any],
+    detection: Mapping[str, Any],
     provenance: dict[str, Any] | None = None,
+    licence: str = NON_COMMERCIAL,
 ) -> Path:
     """Write STEM.onnx and its sidecar; return the model's path."""
     path = stem.with_name(stem.name + ".onnx")
     export_onnx(model, path)
-    write_sidecar(path, name=name, version=version, detection=detection, provenance=provenance)
+    write_sidecar(
+        path, name=name, version=version, detection=detection, provenance=provenance, licence=licence
+    )
     return path
 
 
@@ -152,7 +152,13 @@ def main() -> None:
         {"note": "randomly initialised test fixture: its outputs mean nothing"} if args.random else None
     )
     path = export_model(
-        model, args.stem, name=name, version=version, detection=DEFAULT_DETECTION, provenance=provenance
+        model,
+        args.stem,
+        name=name,
+        version=version,
+        detection=PLACEHOLDER,
+        provenance=provenance,
+        licence=RANDOM_LICENCE if args.random else NON_COMMERCIAL,
     )
     print(f"wrote {path} ({path.stat().st_size} bytes) and its sidecar")
 

@@ -14,14 +14,24 @@ from pathlib import Path
 import shutil
 from typing import Any
 
+from custom_components.sound_sentry.engine.detector import DEFAULT_HOLD_S
 from custom_components.sound_sentry.engine.frontend import FrontEndSettings
 from custom_components.sound_sentry.engine.model import MODELS_DIR
 from custom_components.sound_sentry.engine.model_info import ModelInfo, OperatingCurve, file_sha256
 from training import evaluate
-from training.audio import LABELS
+from training.labels import EVENT_LABELS, LABELS
 
-PLACEHOLDER = {"thresholds": dict.fromkeys(LABELS[1:], 0.5), "k": 2, "n": 3, "hold_s": evaluate.HOLD_S}
-"""Detection settings of a model not yet measured."""
+PLACEHOLDER = {"thresholds": dict.fromkeys(EVENT_LABELS, 0.5), "k": 2, "n": 3, "hold_s": DEFAULT_HOLD_S}
+"""Detection settings of a model not yet measured (the hold: the engine's fallback, as `DetectorSettings`)."""
+NON_COMMERCIAL = (
+    "Non-commercial home use only. Trained on audio licensed CC BY-NC 3.0 (ESC-50, UrbanSound8K: "
+    "non-commercial, with attribution) and audio whose sources state no licence (gunshots cut from YouTube "
+    "videos, glass-break and baby-cry recordings). Do not use the model, or anything derived from it, "
+    "commercially. Every source with its licence and attribution: "
+    "https://github.com/sound-sentry/sound-sentry/blob/main/models/compact.md#licences-and-attribution"
+)
+"""The licence of weights trained on the project's data (every `--data` choice holds ESC-50, CC BY-NC 3.0,
+but `open`, whose model must state its own terms); the shipped sidecars state each model's own words."""
 
 
 def write_info(
@@ -34,8 +44,13 @@ def write_info(
     window_samples: int,
     detection: Mapping[str, Any] = PLACEHOLDER,
     provenance: Mapping[str, Any] | None = None,
+    licence: str = NON_COMMERCIAL,
 ) -> ModelInfo:
-    """The sidecar of a freshly exported model (placeholder detection until `ship` measures it)."""
+    """The sidecar of a freshly exported model (placeholder detection until `ship` measures it).
+
+    `licence` is what its training audio allows; `ship` and `training.temporal` keep it (they replace
+    only what they measure).
+    """
     info = ModelInfo(
         path=path,
         name=name,
@@ -50,6 +65,7 @@ def write_info(
         n=int(detection["n"]),
         hold_s=float(detection["hold_s"]),
         sha256=file_sha256(path),
+        licence=licence,
         provenance=dict(provenance or {}),
     )
     info.save()

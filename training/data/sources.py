@@ -8,8 +8,9 @@ import fnmatch
 from pathlib import Path
 import re
 
+from training.labels import EVENT_LABELS, LABELS
+
 SOURCES_CSV = Path(__file__).with_name("sources.csv")
-LABELS = ("background", "babycry", "glassbreak", "gunshot")
 SKIP = "skip"
 """Label of rows that keep files out (reviewed and rejected, or of unclear licence); the first match wins."""
 GROUPINGS = ("file", "package")
@@ -100,7 +101,7 @@ def problems(sources: list[Source]) -> list[str]:
             found.append(f"{where}: grouping must be one of {GROUPINGS}")
         if not source.package or not source.pattern or not source.category:
             found.append(f"{where}: package, pattern and category are required")
-        if source.label in ("babycry", "glassbreak", "gunshot") and any(c in source.pattern for c in "*?["):
+        if source.label in EVENT_LABELS and any(c in source.pattern for c in "*?["):
             found.append(f"{where}: event rows name single reviewed files, not patterns")
         if source.label != SKIP and not source.note and source.label != "background":
             found.append(f"{where}: event rows need a review note")

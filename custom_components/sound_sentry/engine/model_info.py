@@ -2,7 +2,7 @@
 
 Training and export write it (`ModelInfo.to_json`), the engine, the CLI, Home Assistant and the
 benchmarks read it (`ModelInfo.load`): architecture, front end, labels, window, detection defaults,
-the operating curve, measured metrics and provenance.
+the licence of the weights, the operating curve, measured metrics and provenance.
 """
 
 from __future__ import annotations
@@ -183,6 +183,9 @@ class ModelInfo:
     """Default: seconds without a passing window before an event ends."""
     sha256: str
     """Expected hex SHA-256 of the .onnx file."""
+    licence: str = ""
+    """The terms of use of the weights, as the user must read them (what the training audio's licences
+    allow, e.g. non-commercial home use only); empty where the sidecar states none (older ones)."""
     hop_s: float = DEFAULT_HOP_S
     """Seconds between windows: k, n and the temporal stage count in windows of this hop."""
     temporal: TemporalInfo | None = None
@@ -248,6 +251,7 @@ class ModelInfo:
             n=int(detection["n"]),
             hold_s=float(detection["hold_s"]),
             sha256=str(raw["sha256"]).lower(),
+            licence=_licence(raw.get("licence", "")),
             hop_s=float(raw.get("hop_s", DEFAULT_HOP_S)),
             temporal=TemporalInfo.from_json(onnx_path, raw["temporal"]) if "temporal" in raw else None,
             operating_curve=OperatingCurve.from_json(raw["operating_curve"])
@@ -278,6 +282,8 @@ class ModelInfo:
             "sha256": self.sha256,
             "hop_s": self.hop_s,
         }
+        if self.licence:
+            raw["licence"] = self.licence
         if self.temporal is not None:
             raw["output"]["embedding"] = "batch x features (the temporal stage's input)"
             raw["temporal"] = self.temporal.to_json()
@@ -288,6 +294,16 @@ class ModelInfo:
         if self.provenance:
             raw["provenance"] = dict(self.provenance)
         return raw
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """The sounds the model detects, in output order: its labels with a threshold (not background)."""
+        return tuple(label for label in self.labels if label in self.thresholds)
+
+    @property
+    def licence_text(self) -> str:
+        """The licence as shown to users: the sidecar's terms, or that it states none."""
+        return self.licence or "not stated in the model's sidecar: ask whoever made the model"
 
     def save(self) -> Path:
         """Write the sidecar next to the .onnx file; return its path."""
@@ -315,3 +331,10 @@ class ModelInfo:
                     f"{expected[:12]}...): the download is incomplete or the files are from different "
                     "versions; reinstall the model"
                 )
+
+
+def _licence(raw: Any) -> str:
+    """The sidecar's `licence`: one line of text."""
+    if not isinstance(raw, str):
+        raise TypeError(f"licence must be text, not {type(raw).__name__}")
+    return raw.strip()
