@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -205,15 +206,19 @@ def test_numpy_path_without_onnxruntime_or_onnx(
     np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), expected, atol=FLOAT_ATOL, rtol=0)
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS runs one thread on one core anyway")
 @pytest.mark.parametrize("backend", ["numpy", "onnxruntime"])
-def test_loading_a_backend_caps_blas_at_one_thread(backend: str) -> None:
-    """In a fresh interpreter with OpenBLAS's default (a thread per core), as Home Assistant runs."""
+def test_the_engine_takes_one_blas_thread_only_while_it_runs(backend: str) -> None:
+    """In a fresh interpreter with OpenBLAS's default (a thread per core), as Home Assistant runs: loading a
+    model and running it leave the process's NumPy its threads; inside the engine's calls it has one."""
     script = textwrap.dedent(
         """
         import ctypes, os, sys
         os.environ.pop("OPENBLAS_NUM_THREADS", None)
         import numpy as np
-        from custom_components.sound_sentry.engine.backends import load_backend
+        from custom_components.sound_sentry.engine.backends import one_blas_thread
+        from custom_components.sound_sentry.engine.model import load_model
+        from custom_components.sound_sentry.engine.pipeline import Pipeline
         maps = open("/proc/self/maps").read()
         path = sorted({line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower()})[0]
         library = ctypes.CDLL(path)
@@ -221,13 +226,19 @@ def test_loading_a_backend_caps_blas_at_one_thread(backend: str) -> None:
                                                  "openblas_get_num_threads64_", "openblas_get_num_threads")
                    if hasattr(library, n))
         before = get()
-        load_backend(sys.argv[1], sys.argv[2])
-        print("threads", before, get())
+        model = load_model(sys.argv[1], sys.argv[2])
+        loaded = get()
+        pipeline = Pipeline.for_model(model)
+        pcm = np.random.default_rng(0).standard_normal(4 * model.info.window_samples).astype(np.float32) * 0.1
+        windows = sum(len(pipeline.process(pcm[i : i + 1600]).windows) for i in range(0, pcm.size, 1600))
+        with one_blas_thread:
+            inside = get()
+        print("threads", before, loaded, get(), inside, windows)
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     result = subprocess.run(
-        [sys.executable, "-c", script, str(RANDOM_FLOAT), backend],
+        [sys.executable, "-c", script, str(model_path("compact")), backend],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -236,9 +247,40 @@ def test_loading_a_backend_caps_blas_at_one_thread(backend: str) -> None:
         env=env,
     )
     assert result.returncode == 0, result.stderr
-    before, after = map(int, result.stdout.split()[1:])
-    assert after == 1
-    assert before == (os.cpu_count() or 1) or before > 1  # OpenBLAS's default, a thread per core, replaced
+    before, loaded, after_running, inside, windows = map(int, result.stdout.split()[1:])
+    assert before > 1  # OpenBLAS's default: a thread per core
+    assert windows > 0  # the model ran
+    assert (loaded, after_running) == (before, before)  # other callers keep their threads
+    assert inside == 1
+
+
+def test_one_blas_thread_holds_until_the_last_thread_leaves() -> None:
+    """Sources run on threads of their own: one leaving while another is inside keeps the one thread."""
+    from custom_components.sound_sentry.engine import backends
+
+    libraries = backends._openblas_libraries()
+    if not libraries:
+        pytest.skip("no OpenBLAS in this process")
+    threads = libraries[0].get_threads
+    outside = threads()
+    entered, release_first = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def first() -> None:
+        with backends.one_blas_thread:
+            entered.set()
+            release_first.wait(10)
+        seen.append(threads())  # the second is still inside
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    assert entered.wait(10)
+    with backends.one_blas_thread:
+        release_first.set()
+        worker.join(10)
+        seen.append(threads())
+    assert seen == [1, 1]
+    assert threads() == outside
 
 
 def test_unknown_backend_name() -> None:
@@ -584,6 +626,7 @@ def test_model_info_catches_a_changed_model(tmp_path: Path) -> None:
         ("unknown_architecture", "unknown architecture 'transformer'"),
         ("unknown_front_end", "unknown front end 'mfcc'"),
         ("unknown_front_end_setting", r"unknown kaldi-fbank settings \['num_ceps'\]"),
+        ("licence_not_text", "licence must be text"),
     ],
 )
 def test_model_info_bad_sidecar(tmp_path: Path, content: str | None, message: str) -> None:
@@ -597,6 +640,8 @@ def test_model_info_bad_sidecar(tmp_path: Path, content: str | None, message: st
         content = json.dumps({**sidecar, "architecture": "transformer"})
     elif content == "unknown_front_end":
         content = json.dumps({**sidecar, "front_end": {"type": "mfcc"}})
+    elif content == "licence_not_text":
+        content = json.dumps({**sidecar, "licence": {"spdx": "CC-BY-NC-3.0"}})
     elif content == "unknown_front_end_setting":
         content = json.dumps({**sidecar, "front_end": {**sidecar["front_end"], "num_ceps": 13}})
     if content is not None:

@@ -9,9 +9,12 @@ and runs it with NumPy only.
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
+import functools
 import logging
 import math
 from pathlib import Path
+import threading
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 import numpy as np
@@ -35,8 +38,8 @@ __all__ = [
     "NumpyBackend",
     "OnnxRuntimeBackend",
     "import_onnxruntime",
-    "limit_blas_threads",
     "load_backend",
+    "one_blas_thread",
     "onnxruntime_available",
 ]
 
@@ -71,40 +74,85 @@ EMBEDDING_OUTPUT = "embedding"
 reads. A model with a temporal stage (`temporal.py`) has it."""
 
 
-# OpenBLAS's thread setters: NumPy's wheels bundle it with a scipy_ prefix and 64-bit integers.
-_OPENBLAS_SETTERS = (
-    "scipy_openblas_set_num_threads64_",
-    "scipy_openblas_set_num_threads",
-    "openblas_set_num_threads64_",
-    "openblas_set_num_threads",
-)
+# OpenBLAS's thread count: NumPy's wheels bundle it with a scipy_ prefix and 64-bit integers.
+_OPENBLAS_SUFFIXES = ("64_", "")
+_OPENBLAS_PREFIXES = ("scipy_openblas", "openblas")
 
 
-def limit_blas_threads(threads: int = 1) -> list[str]:
-    """Cap the OpenBLAS libraries loaded in this process (NumPy's) at `threads`; return their paths.
+@dataclass(frozen=True, slots=True)
+class _OpenBlas:
+    """One OpenBLAS library loaded in this process, and its (process-wide) thread count."""
 
-    OpenBLAS starts a thread per core and spreads every large matrix product over them: on a busy
-    2-core machine that cost 4x the CPU for the same work (issue #15). Sound Sentry runs each
-    source's inference on that source's own thread, so one BLAS thread per call is the deliberate
-    choice. It applies to the whole process (Home Assistant), as OpenBLAS has one global setting.
-    Linux only (reads /proc/self/maps); elsewhere it does nothing and returns [].
+    path: str
+    get_threads: Callable[[], int]
+    set_threads: Callable[[int], None]
+
+
+@functools.cache
+def _openblas_libraries() -> tuple[_OpenBlas, ...]:
+    """The OpenBLAS libraries loaded in this process (NumPy's), found once.
+
+    Linux only (reads /proc/self/maps); elsewhere none, and `one_blas_thread` does nothing.
     """
     try:
         maps = Path("/proc/self/maps").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return []
-    paths = sorted({line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower()})
-    limited = []
-    for path in paths:
+        return ()
+    found = []
+    for path in sorted({line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower()}):
         try:
             library = ctypes.CDLL(path)
         except OSError:
             continue
-        setter = next((getattr(library, name) for name in _OPENBLAS_SETTERS if hasattr(library, name)), None)
-        if setter is not None:
-            setter(threads)
-            limited.append(path)
-    return limited
+        names = [
+            (f"{p}_get_num_threads{s}", f"{p}_set_num_threads{s}")
+            for p in _OPENBLAS_PREFIXES
+            for s in _OPENBLAS_SUFFIXES
+        ]
+        for get_name, set_name in names:
+            if hasattr(library, get_name) and hasattr(library, set_name):
+                found.append(_OpenBlas(path, getattr(library, get_name), getattr(library, set_name)))
+                break
+    return tuple(found)
+
+
+class _OneBlasThread:
+    """NumPy's OpenBLAS on one thread while any thread is inside; after the last leaves, as before.
+
+    OpenBLAS starts a thread per core and spreads every large matrix product over them: on a busy
+    2-core machine that cost 4x the CPU for the same work (issue #15). Sound Sentry runs each source's
+    inference on that source's own thread, so one BLAS thread per call is the deliberate choice. But
+    OpenBLAS has one setting per process (its `_local` setter too, in the pthreads builds NumPy ships),
+    and in Home Assistant that process is everyone's: the engine takes one thread only while its own
+    calls run (counted across the sources' threads) and gives the setting back after, so that other
+    callers' NumPy keeps its threads (issue #28); only while a call of the engine runs does theirs get one
+    thread too. Entering and leaving cost about a microsecond.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._saved: list[int] = []
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if not self._inside:
+                libraries = _openblas_libraries()
+                self._saved = [library.get_threads() for library in libraries]
+                for library in libraries:
+                    library.set_threads(1)
+            self._inside += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if not self._inside:
+                for library, threads in zip(_openblas_libraries(), self._saved, strict=True):
+                    library.set_threads(threads)
+
+
+one_blas_thread = _OneBlasThread()
+"""`with one_blas_thread:` around the engine's own NumPy work (forward passes, the pipeline's front end)."""
 
 
 def _read_model_bytes(path: Path) -> bytes:
@@ -161,8 +209,8 @@ def _probe_shape(shape: tuple[int | str, ...] | None) -> tuple[int, ...]:
 class NumpyBackend:
     """Runs a ResNetSE or MobileNet .onnx file with NumPy only (no onnxruntime, no `onnx` package).
 
-    Several threads may share one instance: each thread gets its own work buffers. Loading it caps
-    NumPy's BLAS at one thread (`limit_blas_threads`): one inference thread per source.
+    Several threads may share one instance: each thread gets its own work buffers. Each forward pass
+    runs NumPy's BLAS on one thread (`one_blas_thread`): one inference thread per source.
     """
 
     name = "numpy"
@@ -170,7 +218,6 @@ class NumpyBackend:
     def __init__(self, model_path: Path | str) -> None:
         """Decode the model and take its weights, then run one test window; raise ModelLoadError on any problem."""
         self.model_path = path = Path(model_path)
-        limit_blas_threads(1)
         data = _read_model_bytes(path)
         try:
             model: Model = decode_model(data)
@@ -214,7 +261,8 @@ class NumpyBackend:
         batch = _check_batch(features)
         if not batch.shape[0]:
             return np.zeros((0, self._net.num_classes), dtype=np.float32)
-        return self._net(batch)
+        with one_blas_thread:
+            return self._net(batch)
 
     def embed(
         self, features: npt.NDArray[np.float32]
@@ -224,7 +272,8 @@ class NumpyBackend:
         batch = _check_batch(features)
         if not batch.shape[0]:
             return np.zeros((0, self.num_classes), np.float32), np.zeros((0, self.embedding_size), np.float32)
-        return self._net.forward(batch)
+        with one_blas_thread:
+            return self._net.forward(batch)
 
 
 def _require_embedding(backend: ModelBackend) -> None:
@@ -253,7 +302,7 @@ class OnnxRuntimeBackend:
     """Runs an .onnx file with onnxruntime on the CPU, one intra-op thread by default.
 
     onnxruntime runs on the calling thread (one intra-op, one inter-op thread: no pool, no spinning);
-    the pipeline's FBANK uses NumPy's BLAS, which loading caps at one thread too.
+    the pipeline's front end runs NumPy's BLAS on one thread (`one_blas_thread`).
     """
 
     name = "onnxruntime"
@@ -261,7 +310,6 @@ class OnnxRuntimeBackend:
     def __init__(self, model_path: Path | str, intra_op_threads: int = 1) -> None:
         """Open an inference session; raise ModelLoadError if onnxruntime or the model is unusable."""
         self.model_path = path = Path(model_path)
-        limit_blas_threads(1)
         ort = import_onnxruntime()
         if ort is None:
             raise ModelLoadError(

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .alarm import AlarmPatternDetector, AlarmSettings
-from .backends import ModelBackend
+from .backends import ModelBackend, one_blas_thread
 from .detector import DetectorSettings, EventDetector
 from .events import DetectionEvent
 from .frontend import FrontEnd
@@ -150,10 +150,14 @@ class Pipeline:
         self._next_window_end = self.window_frames  # frame count at which the next window completes
 
     def process(self, pcm: npt.ArrayLike) -> PipelineOutput:
-        """Feed a chunk of 8 kHz mono PCM (any length); return the windows it completed and their events."""
+        """Feed a chunk of 8 kHz mono PCM (any length); return the windows it completed and their events.
+
+        NumPy's BLAS runs on one thread meanwhile (`one_blas_thread`): the caller's thread is the source's.
+        """
         samples = to_float(pcm)
-        alarms = self.alarms.process(samples) if self.alarms is not None else []
-        output = self._classify(samples)
+        with one_blas_thread:
+            alarms = self.alarms.process(samples) if self.alarms is not None else []
+            output = self._classify(samples)
         if alarms:
             output.events.extend(alarms)
             output.events.sort(key=lambda event: event.time_s)
@@ -213,8 +217,9 @@ class Pipeline:
             raise ValueError(f"a window has {self.info.window_samples} samples, got {samples.size}")
         level = level_dbfs(samples)
         loud = self._loud(level)
-        features = self.front_end.features(samples)[None]
-        probs = self._decide(features if loud else features[:0], [0] if loud else [], 1)[0]
+        with one_blas_thread:
+            features = self.front_end.features(samples)[None]
+            probs = self._decide(features if loud else features[:0], [0] if loud else [], 1)[0]
         result = self._result(start_sample, level, probs, classified=loud)
         return PipelineOutput([result], [*self.detector.process(result.end_s, probs)])
 
