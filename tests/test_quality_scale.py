@@ -7,7 +7,8 @@ assignment in `async_setup_entry` of __init__.py itself). `PROJECT_CHECKS` check
 (and the README, the brand images, CI's coverage gate). Every check is also run on a small package that
 breaks its rule, and must fail there. The other `done` rules are behaviour: the rule's comment in
 quality_scale.yaml names the test that exercises it, and `test_every_done_rule_is_checked` makes sure that
-test exists.
+test exists. Two comments say what a real entry's entities are (entity-unique-id, entity-category):
+`test_entity_registry_is_as_stated` reads them and checks them against the entity registry.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ import re
 import sys
 import tomllib
 
-from homeassistant.const import Platform
+from homeassistant.const import EntityCategory, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from packaging.requirements import Requirement
 import pytest
 import yaml
 
 from custom_components.sound_sentry.const import DOMAIN
+from tests.entries import rtsp_entry
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "custom_components" / DOMAIN
@@ -60,6 +64,13 @@ class Integration:
     @property
     def repo(self) -> Path:
         return self.path.parents[1]
+
+    def comment(self, rule: str) -> str:
+        """The comment of `rule` in the integration's quality_scale.yaml ("" if none)."""
+        file = self.path / "quality_scale.yaml"
+        rules = yaml.safe_load(file.read_text())["rules"] if file.is_file() else {}
+        value = rules.get(rule, "")
+        return value.get("comment", "") if isinstance(value, dict) else ""
 
     def module(self, name: str) -> ast.Module | None:
         """A module of the integration's own folder (not its subpackages), parsed; None if absent."""
@@ -520,24 +531,52 @@ def check_brands(integration: Integration) -> list[str]:
     return errors
 
 
-def _coverage_gate(script: str, include: str | None) -> float | None:
-    """The --fail-under that scripts/test sets for the coverage of `include` (None: the whole package)."""
-    for line in script.splitlines():
-        if "--fail-under=" in line and (include in line if include else "--include" not in line):
-            return float(line.split("--fail-under=")[1].split()[0])
-    return None
+def _read(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
+
+
+def _coverage_claims_hold(integration: Integration, rule: str, include: str | None) -> list[str]:
+    """What the rule's comment says CI measures of `include` (None: the whole package) is what scripts/test
+    does: it fails below the comment's "fails below N%", measures on the latest Home Assistant, and
+    counts lines only (no branches, which the comments do not claim)."""
+    script = _read(integration.repo / "scripts" / "test").replace("\\\n", " ")  # one command a line
+    gate_line = next(
+        (
+            line
+            for line in script.splitlines()
+            if "--fail-under=" in line and (include in line if include else "--include" not in line)
+        ),
+        "",
+    )
+    if not gate_line:
+        return [f"scripts/test has no coverage gate for {include or 'the package'}"]
+    gate = float(gate_line.split("--fail-under=")[1].split()[0])
+    claimed = re.search(r"fails below (\d+(?:\.\d+)?)%", integration.comment(rule))
+    errors = []
+    if claimed is None or float(claimed[1]) != gate:
+        errors.append(f"{rule} does not say that CI fails below {gate:g}% (scripts/test's gate)")
+    # The report reads what the latest environment's pytest run measured (its --cov).
+    if "run_latest" not in gate_line or f"--cov=custom_components.{integration.path.name}" not in script:
+        errors.append("scripts/test does not measure the package's coverage on the latest Home Assistant")
+    tool = tomllib.loads(_read(integration.repo / "pyproject.toml")).get("tool", {})
+    if "--cov-branch" in script or tool.get("coverage", {}).get("run", {}).get("branch"):
+        errors.append("CI measures branches too: say so")
+    return errors
 
 
 def check_config_flow_test_coverage(integration: Integration) -> list[str]:
-    """CI fails when config_flow.py is not fully covered."""
-    gate = _coverage_gate((integration.repo / "scripts" / "test").read_text(), "config_flow.py")
-    return [] if gate == 100 else [f"scripts/test's coverage gate for config_flow.py is {gate}, not 100"]
+    """CI fails when the suite on the latest Home Assistant covers less than 100% of config_flow.py's
+    lines, as the rule's comment says."""
+    errors = _coverage_claims_hold(integration, "config-flow-test-coverage", "config_flow.py")
+    if "fails below 100%" not in integration.comment("config-flow-test-coverage"):
+        errors.append("CI does not ask for all of config_flow.py")
+    return errors
 
 
 def check_test_coverage(integration: Integration) -> list[str]:
-    """CI fails below the 95% of the package that the rule asks for."""
-    gate = _coverage_gate((integration.repo / "scripts" / "test").read_text(), None)
-    return [] if gate is not None and gate > 95 else [f"scripts/test's coverage gate is {gate}, not above 95"]
+    """CI prints the package's line coverage on the latest Home Assistant and fails below the gate the
+    rule's comment names."""
+    return _coverage_claims_hold(integration, "test-coverage", None)
 
 
 def _readme(integration: Integration) -> str:
@@ -638,6 +677,54 @@ def test_no_triggers_or_conditions_of_its_own() -> None:
     assert not names & {"trigger.py", "condition.py", "device_trigger.py", "device_condition.py"}
 
 
+def _backquoted(text: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", text)
+
+
+async def test_entity_registry_is_as_stated(hass: HomeAssistant, entity_registry: er.EntityRegistry) -> None:
+    """entity-unique-id and entity-category, read from their comments, against the registry entries of
+    a real source (its camera unreachable: the entities exist all the same).
+
+    entity-unique-id names the unique id's form in backquotes (`<config entry id>_<key>`). entity-category
+    lists keys in backquotes after "Diagnostic:" and after "No category:" (`<sound>` stands for any sound
+    or alarm of the source: what its event entity fires); every entity is named once, each name is one.
+    """
+    entry = rtsp_entry("rtsp://127.0.0.1:9/stream")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    entities = er.async_entries_for_config_entry(entity_registry, entry.entry_id)
+    [event] = [e for e in entities if e.domain == Platform.EVENT]
+    sounds = "|".join(map(re.escape, (event.capabilities or {})["event_types"]))
+
+    [form] = [name for name in _backquoted(comment("entity-unique-id")) if "<key>" in name]
+    unique_id = re.escape(form).replace(re.escape("<config entry id>"), re.escape(entry.entry_id))
+    unique_id = unique_id.replace(re.escape("<key>"), "(?P<key>.+)")
+    keys = {}
+    for entity in entities:
+        match = re.fullmatch(unique_id, entity.unique_id)
+        assert match, f"{entity.entity_id}: unique id {entity.unique_id!r} is not {form}"
+        keys[match["key"]] = entity.entity_category
+
+    diagnostic, _, no_category = comment("entity-category").partition("No category:")
+    claims = {
+        name: category
+        for text, category in (
+            (diagnostic.partition("Diagnostic:")[2], EntityCategory.DIAGNOSTIC),
+            (no_category.partition("Checked by")[0], None),
+        )
+        for name in _backquoted(text)
+    }
+    assert set(claims.values()) == {None, EntityCategory.DIAGNOSTIC}, claims
+    named: dict[str, list[str]] = {name: [] for name in claims}
+    for key, category in keys.items():
+        [name] = [n for n in claims if re.fullmatch(re.escape(n).replace("<sound>", f"({sounds})"), key)]
+        named[name].append(key)
+        assert category == claims[name], f"{key} is {category}, but entity-category says {claims[name]}"
+    assert all(named.values()), f"entity-category names entities the source lacks: {named}"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 # -- each check fails on a package that breaks its rule -------------------------------------------------
 
 GOOD_MANIFEST = {
@@ -680,9 +767,20 @@ BROKEN: dict[str, dict[str, str]] = {
         "sensor.py": "class Level(SensorEntity):\n    _attr_has_entity_name = True\n",
     },
     "config-flow-test-coverage": {
-        "../../scripts/test": "coverage report --include=*/config_flow.py --fail-under=90\n"
+        "quality_scale.yaml": "rules:\n  config-flow-test-coverage:\n    comment: CI fails below 100%.\n",
+        "../../scripts/test": (
+            "run_latest python -m pytest --cov=custom_components.demo\n"
+            "run_latest python -m coverage report --include=*/config_flow.py --fail-under=90\n"
+        ),
     },
-    "test-coverage": {"../../scripts/test": "coverage report --fail-under=80\n"},
+    # Says what CI measures, but CI measures branches too.
+    "test-coverage": {
+        "quality_scale.yaml": "rules:\n  test-coverage:\n    comment: CI fails below 94% of the lines.\n",
+        "../../scripts/test": (
+            "run_latest python -m pytest --cov=custom_components.demo --cov-branch\n"
+            "run_latest python -m coverage report --fail-under=94\n"
+        ),
+    },
     "dependency-transparency": {
         "__init__.py": "import requests_oauthlib\n",
         "manifest.json": json.dumps({**GOOD_MANIFEST, "requirements": ["numpy"]}),
