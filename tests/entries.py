@@ -28,7 +28,7 @@ from custom_components.sound_sentry.const import (
     EVENT_CLASSES,
     SourceType,
 )
-from custom_components.sound_sentry.detection_options import NUMBER_KEYS, release_of
+from custom_components.sound_sentry.detection_options import is_number_key, release_of
 from custom_components.sound_sentry.engine.model import SHIPPED_MODELS, model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.entry_source import unique_id_for
@@ -51,7 +51,7 @@ def options(threshold: float | None = 0.5, **overrides: Any) -> dict[str, Any]:
             CONF_HOLD_S: 1.0,
         }
     stored |= overrides
-    if any(key in stored for key in NUMBER_KEYS):
+    if any(is_number_key(key) for key in stored):
         stored.setdefault(CONF_OVERRIDES_FOR, RELEASES[stored[CONF_MODEL]])
     return stored
 

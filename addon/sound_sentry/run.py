@@ -10,10 +10,12 @@ import urllib.request
 
 import yaml
 
+from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, model_path
+from custom_components.sound_sentry.engine.model_info import ModelInfo, ModelLoadError
+
 OPTIONS = Path("/data/options.json")
 CONFIG = Path("/data/sound-sentry.yaml")
 CLIPS = Path("/share/sound_sentry/clips")
-SOUNDS = ("babycry", "glassbreak", "gunshot")
 
 
 def broker() -> dict[str, object]:
@@ -33,6 +35,15 @@ def broker() -> dict[str, object]:
     }
 
 
+def sounds(model: str) -> tuple[str, ...]:
+    """The sounds a model detects, from its sidecar.
+
+    config.yaml's schema has a `<sound>_threshold` for each sound of the shipped models (the Supervisor's
+    schema is static; tests/integration/test_model_contract.py checks it).
+    """
+    return ModelInfo.load(model_path(model)).events
+
+
 def service_config(options: dict[str, object], mqtt: dict[str, object]) -> dict[str, object]:
     """The service's YAML from the add-on's options."""
     sources = []
@@ -43,7 +54,9 @@ def service_config(options: dict[str, object], mqtt: dict[str, object]) -> dict[
             if option.get(key) is not None
         }
         thresholds = {
-            sound: option[f"{sound}_threshold"] for sound in SOUNDS if option.get(f"{sound}_threshold")
+            sound: option[f"{sound}_threshold"]
+            for sound in sounds(str(option.get("model") or DEFAULT_MODEL))
+            if option.get(f"{sound}_threshold")
         }
         if thresholds:
             source["thresholds"] = thresholds
@@ -60,8 +73,12 @@ def main() -> None:
     options = json.loads(OPTIONS.read_text())
     if not options.get("sources"):
         sys.exit("Add at least one source in the add-on's configuration (name and url).")
+    try:
+        config = service_config(options, broker())
+    except ModelLoadError as err:  # an unknown model name, or a damaged install
+        sys.exit(f"A source's model cannot be read: {err}")
     CONFIG.touch(mode=0o600)
-    CONFIG.write_text(yaml.safe_dump(service_config(options, broker()), sort_keys=False))
+    CONFIG.write_text(yaml.safe_dump(config, sort_keys=False))
     os.execvp("sound-sentry", ["sound-sentry", "serve", "--config", str(CONFIG)])  # noqa: S606, S607 - the image's PATH
 
 

@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - exercised on the minimum Home Assistan
 
 from . import const
 from .const import (
+    ALARM_CLASSES,
     CONF_CAMERA,
     CONF_CHANNELS,
     CONF_CLIP_KEEP_DAYS,
@@ -41,9 +42,7 @@ from .const import (
     DEFAULT_CLIP_KEEP_DAYS,
     DEFAULT_CLIP_MAX,
     DEFAULT_UDP_PORT,
-    DETECTABLE_CLASSES,
     DOMAIN,
-    EVENT_CLASSES,
     LOGGER,
     UDP_SAMPLE_RATES,
     SourceType,
@@ -131,7 +130,7 @@ def _udp_schema(defaults: Mapping[str, Any], *, with_name: bool) -> vol.Schema:
 def _sensitivity_fields(info: ModelInfo, choices: Mapping[str, str]) -> dict[Any, Any]:
     """A select per sound: the model's default, each level its operating curve offers, a custom threshold."""
     fields: dict[Any, Any] = {}
-    for label in EVENT_CLASSES:
+    for label in info.events:
         offered = [SENSITIVITY_DEFAULT, *level_points(info.operating_curve, label), SENSITIVITY_CUSTOM]
         choice = choices.get(label, SENSITIVITY_DEFAULT)
         key = vol.Required(
@@ -158,7 +157,7 @@ def _sensitivity_placeholders(info: ModelInfo) -> dict[str, str]:
         "curve_n": str(curve.n if curve is not None else info.n),
         "hop_s": f"{info.hop_s:g}",
     }
-    for label in EVENT_CLASSES:
+    for label in info.events:
         points = level_points(curve, label)
         for key in LEVEL_KEYS:
             placeholders[f"{label}_{key}"] = f"{points[key].recall:.0%}" if key in points else "-"
@@ -170,19 +169,24 @@ def _sensitivity_placeholders(info: ModelInfo) -> dict[str, str]:
     return placeholders
 
 
-def _choices(user_input: Mapping[str, Any]) -> dict[str, str]:
-    """The sensitivity form's choice per sound."""
-    return {label: str(user_input[f"{CONF_SENSITIVITY_PREFIX}{label}"]) for label in EVENT_CLASSES}
+def _choices(info: ModelInfo, user_input: Mapping[str, Any]) -> dict[str, str]:
+    """The sensitivity form's choice per sound of the model."""
+    return {label: str(user_input[f"{CONF_SENSITIVITY_PREFIX}{label}"]) for label in info.events}
 
 
-def _current_choices(overrides: DetectionOverrides) -> dict[str, str]:
-    """The choice per sound that stored overrides stand for."""
+def _current_choices(info: ModelInfo, overrides: DetectionOverrides) -> dict[str, str]:
+    """The choice per sound of the model that stored overrides stand for."""
     return {
         label: SENSITIVITY_CUSTOM
         if label in overrides.thresholds
         else overrides.levels.get(label, SENSITIVITY_DEFAULT)
-        for label in EVENT_CLASSES
+        for label in info.events
     }
+
+
+def _sounds_to_detect(info: ModelInfo) -> list[str]:
+    """What "Sounds to detect" offers for a model: its sounds, then the smoke and CO alarms (no model)."""
+    return [*info.events, *ALARM_CLASSES]
 
 
 def _custom(choices: Mapping[str, str]) -> list[str]:
@@ -311,7 +315,7 @@ def _model_summary(info: ModelInfo) -> str:
     """
     streams = info.metrics.get("streams", {}).get("no_level_cue", {})
     recall = streams.get("recall", {})
-    recalls = " / ".join(f"{recall[label]:.0%}" if label in recall else "-" for label in EVENT_CLASSES)
+    recalls = " / ".join(f"{recall[label]:.0%}" if label in recall else "-" for label in info.events)
     alarms = streams.get("false_alarms_per_hour", {})
     cpu = info.metrics.get("cpu_ms_per_audio_s", {})
     text = f"hears {recalls} of test cries / glass breaks / gunshots in a room's noise at its defaults"
@@ -323,13 +327,16 @@ def _model_summary(info: ModelInfo) -> str:
 
 
 async def _async_model_placeholders(hass: HomeAssistant) -> dict[str, str]:
-    """Each shipped model's figures, for the model choice's description."""
+    """Each shipped model's figures and the licence of its weights, for the model choice's description."""
     placeholders = {}
     for name in SHIPPED_MODELS:
         try:
-            placeholders[f"model_{name}"] = _model_summary((await async_get_model(hass, name)).info)
+            info = (await async_get_model(hass, name)).info
         except ModelLoadError:
-            placeholders[f"model_{name}"] = "not installed"
+            placeholders[f"model_{name}"] = placeholders[f"licence_{name}"] = "not installed"
+        else:
+            placeholders[f"model_{name}"] = _model_summary(info)
+            placeholders[f"licence_{name}"] = info.licence_text
     return placeholders
 
 
@@ -341,15 +348,17 @@ def _curve_placeholders(info: ModelInfo, thresholds: Mapping[str, float]) -> dic
             "curve_hours": "-",
             "curve_k": "-",
             "curve_n": "-",
-            **{f"curve_{label}": "-" for label in EVENT_CLASSES},
+            "hop_s": f"{info.hop_s:g}",
+            **{f"curve_{label}": "-" for label in info.events},
         }
     return {
         "curve_hours": f"{curve.background_hours:.1f}",
+        "hop_s": f"{info.hop_s:g}",
         "curve_k": str(curve.k),
         "curve_n": str(curve.n),
         **{
             f"curve_{label}": curve.summary(label, float(thresholds.get(label, info.thresholds[label])))
-            for label in EVENT_CLASSES
+            for label in info.events
         },
     }
 
@@ -455,7 +464,7 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
         """How sensitive each sound is: the model's default, a level of false alarms, or a threshold."""
         info = (await async_get_model(self.hass, DEFAULT_MODEL)).info
         if user_input is not None:
-            self._choices = _choices(user_input)
+            self._choices = _choices(info, user_input)
             if _custom(self._choices):
                 return await self.async_step_custom_thresholds()
             return self._async_create_source(info, {})
@@ -484,7 +493,7 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
     def _async_create_source(self, info: ModelInfo, thresholds: Mapping[str, float]) -> ConfigFlowResult:
         """The new entry: every sound on, the default model, only the choices that override it."""
         options = with_overrides(
-            {CONF_MODEL: DEFAULT_MODEL, CONF_ENABLED_CLASSES: list(DETECTABLE_CLASSES)},
+            {CONF_MODEL: DEFAULT_MODEL, CONF_ENABLED_CLASSES: _sounds_to_detect(info)},
             _overrides(self._choices, thresholds),
             info,
         )
@@ -557,31 +566,42 @@ class SoundSentryOptionsFlow(OptionsFlow):
     _choices: dict[str, str]
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Which model listens; each choice shows what it was measured to hear and to cost."""
+        """Which model listens; each choice shows what it was measured to hear and to cost.
+
+        A model that cannot load (its files missing or damaged) is refused here, with the reason, so that
+        the source keeps its model and options; the choice stays in the form.
+        """
+        errors: dict[str, str] = {}
+        placeholders = await _async_model_placeholders(self.hass)
         if user_input is not None:
-            self._model = str(user_input[CONF_MODEL])
-            return await self.async_step_detection()
+            model = str(user_input[CONF_MODEL])
+            try:
+                await async_get_model(self.hass, model)
+            except ModelLoadError as err:
+                LOGGER.error("Sound Sentry cannot load its %s model: %s", model, err)
+                errors[CONF_MODEL] = "model_unavailable"
+                placeholders["error"] = str(err)
+            else:
+                self._model = model
+                return await self.async_step_detection()
+        chosen = user_input[CONF_MODEL] if user_input is not None else self.config_entry.options[CONF_MODEL]
         schema = vol.Schema(
             {
-                vol.Required(
-                    CONF_MODEL, default=self.config_entry.options[CONF_MODEL]
-                ): selector.SelectSelector(
+                vol.Required(CONF_MODEL, default=chosen): selector.SelectSelector(
                     selector.SelectSelectorConfig(options=list(SHIPPED_MODELS), translation_key="model")
                 )
             }
         )
         return self.async_show_form(
-            step_id="init",
-            data_schema=schema,
-            description_placeholders=await _async_model_placeholders(self.hass),
+            step_id="init", data_schema=schema, errors=errors, description_placeholders=placeholders
         )
 
-    def _current(self) -> DetectionOverrides:
-        """The entry's overrides for the chosen model.
+    def _current(self, info: ModelInfo) -> DetectionOverrides:
+        """The entry's overrides for the chosen model (`info`).
 
         Another model starts from its own defaults; a level means the same for any model and stays.
         """
-        overrides = overrides_from_options(self.config_entry.options)
+        overrides = overrides_from_options(self.config_entry.options, info)
         if self._model != self.config_entry.options[CONF_MODEL]:
             return DetectionOverrides(levels=overrides.levels)
         return overrides
@@ -600,18 +620,20 @@ class SoundSentryOptionsFlow(OptionsFlow):
             elif not user_input[CONF_ENABLED_CLASSES]:
                 errors[CONF_ENABLED_CLASSES] = "no_classes"
             else:
-                self._form, self._choices = user_input, _choices(user_input)
+                self._form, self._choices = user_input, _choices(info, user_input)
                 if _custom(self._choices):
                     return await self.async_step_custom_thresholds()
                 return self._async_save(info, {})
-        current = self._current()
+        current = self._current(info)
         settings = resolve_detector_settings(info, current)
         values = {
             CONF_CLIPS: False,
             CONF_CLIP_KEEP_DAYS: DEFAULT_CLIP_KEEP_DAYS,
             CONF_CLIP_MAX: DEFAULT_CLIP_MAX,
             **self.config_entry.options,
-            **{f"{CONF_SENSITIVITY_PREFIX}{label}": c for label, c in _current_choices(current).items()},
+            **{
+                f"{CONF_SENSITIVITY_PREFIX}{label}": c for label, c in _current_choices(info, current).items()
+            },
             CONF_K: settings.k,
             CONF_N: settings.n,
             CONF_HOLD_S: settings.hold_s,
@@ -620,13 +642,16 @@ class SoundSentryOptionsFlow(OptionsFlow):
         schema = vol.Schema(
             {
                 **_sensitivity_fields(
-                    info, {label: values[f"{CONF_SENSITIVITY_PREFIX}{label}"] for label in EVENT_CLASSES}
+                    info, {label: values[f"{CONF_SENSITIVITY_PREFIX}{label}"] for label in info.events}
                 ),
                 vol.Required(
-                    CONF_ENABLED_CLASSES, default=values[CONF_ENABLED_CLASSES]
+                    CONF_ENABLED_CLASSES,
+                    default=[
+                        label for label in values[CONF_ENABLED_CLASSES] if label in _sounds_to_detect(info)
+                    ],
                 ): selector.SelectSelector(
                     selector.SelectSelectorConfig(
-                        options=list(DETECTABLE_CLASSES), multiple=True, translation_key="sound_class"
+                        options=_sounds_to_detect(info), multiple=True, translation_key="sound_class"
                     )
                 ),
                 vol.Required(CONF_K, default=values[CONF_K]): selector.NumberSelector(
@@ -676,7 +701,7 @@ class SoundSentryOptionsFlow(OptionsFlow):
         if user_input is not None:
             thresholds = {label: float(user_input[f"{CONF_THRESHOLD_PREFIX}{label}"]) for label in custom}
             return self._async_save(info, thresholds)
-        current = self._current().thresholds
+        current = self._current(info).thresholds
         defaults = {label: float(current.get(label, info.thresholds[label])) for label in custom}
         return self.async_show_form(
             step_id="custom_thresholds",

@@ -10,11 +10,14 @@ DOMAIN: Final = "sound_sentry"
 LOGGER = logging.getLogger(__package__)
 
 EVENT_CLASSES: Final = ("babycry", "glassbreak", "gunshot")
-"""The model's classes Sound Sentry alerts on (the model's fourth class is background)."""
+"""The model sounds that Home Assistant's texts are written for: the translation keys of strings.json
+(sensors, events, the sensitivity and threshold fields, `sound_class`) and icons.json are static, so this list
+must be too. Everything that serves a source takes its sounds from its model (`ModelInfo.events`); a test
+(tests/integration/test_model_contract.py) fails for a shipped model with a sound missing here."""
 ALARM_CLASSES: Final = ("smoke_alarm", "co_alarm")
 """Smoke (T3) and CO (T4) alarms, heard by their tone pattern without the model (engine/alarm/)."""
 DETECTABLE_CLASSES: Final = (*EVENT_CLASSES, *ALARM_CLASSES)
-"""Everything "Sounds to detect" offers; thresholds apply only to EVENT_CLASSES."""
+"""Every sound with texts (as EVENT_CLASSES, static); a source offers its model's sounds and the alarms."""
 
 
 class SourceType(StrEnum):

@@ -22,24 +22,19 @@ from .const import (
     CONF_OVERRIDES_FOR,
     CONF_SENSITIVITY_PREFIX,
     CONF_THRESHOLD_PREFIX,
-    EVENT_CLASSES,
 )
 from .engine.detection_settings import DetectionOverrides, resolve_detector_settings
 from .engine.detector import DetectorSettings
 from .engine.model_info import ModelInfo
 
-NUMBER_KEYS = (
-    *(f"{CONF_THRESHOLD_PREFIX}{label}" for label in EVENT_CLASSES),
-    CONF_K,
-    CONF_N,
-    CONF_HOLD_S,
-)
-"""The overrides that are numbers chosen for one model release."""
-OVERRIDE_KEYS = (
-    *NUMBER_KEYS,
-    *(f"{CONF_SENSITIVITY_PREFIX}{label}" for label in EVENT_CLASSES),
-    CONF_OVERRIDES_FOR,
-)
+
+def is_number_key(key: str) -> bool:
+    """Whether an option is a number chosen for one model release (a threshold, k, n or hold time)."""
+    return key.startswith(CONF_THRESHOLD_PREFIX) or key in (CONF_K, CONF_N, CONF_HOLD_S)
+
+
+def _is_override_key(key: str) -> bool:
+    return is_number_key(key) or key.startswith(CONF_SENSITIVITY_PREFIX) or key == CONF_OVERRIDES_FOR
 
 
 def release_of(info: ModelInfo) -> dict[str, str]:
@@ -47,20 +42,20 @@ def release_of(info: ModelInfo) -> dict[str, str]:
     return {"name": info.name, "version": info.version}
 
 
-def overrides_from_options(options: Mapping[str, Any]) -> DetectionOverrides:
-    """The entry's overrides (the model's sounds missing from "Sounds to detect" are off)."""
+def overrides_from_options(options: Mapping[str, Any], info: ModelInfo) -> DetectionOverrides:
+    """The entry's overrides of `info`'s model.
+
+    Its sounds (`ModelInfo.events`) missing from "Sounds to detect" are off; a value stored for a sound it
+    does not have stays in the options but applies to nothing.
+    """
+
+    def per_sound(prefix: str) -> dict[str, Any]:
+        return {label: options[key] for label in info.events if (key := f"{prefix}{label}") in options}
+
     return DetectionOverrides(
-        thresholds={
-            label: float(options[key])
-            for label in EVENT_CLASSES
-            if (key := f"{CONF_THRESHOLD_PREFIX}{label}") in options
-        },
-        levels={
-            label: str(options[key])
-            for label in EVENT_CLASSES
-            if (key := f"{CONF_SENSITIVITY_PREFIX}{label}") in options
-        },
-        off=frozenset(label for label in EVENT_CLASSES if label not in options[CONF_ENABLED_CLASSES]),
+        thresholds={label: float(t) for label, t in per_sound(CONF_THRESHOLD_PREFIX).items()},
+        levels={label: str(level) for label, level in per_sound(CONF_SENSITIVITY_PREFIX).items()},
+        off=frozenset(label for label in info.events if label not in options[CONF_ENABLED_CLASSES]),
         k=int(options[CONF_K]) if CONF_K in options else None,
         n=int(options[CONF_N]) if CONF_N in options else None,
         hold_s=float(options[CONF_HOLD_S]) if CONF_HOLD_S in options else None,
@@ -69,12 +64,12 @@ def overrides_from_options(options: Mapping[str, Any]) -> DetectionOverrides:
 
 def detector_settings(options: Mapping[str, Any], info: ModelInfo) -> DetectorSettings:
     """What the entry's detector runs with: the installed model's defaults and the entry's overrides."""
-    return resolve_detector_settings(info, overrides_from_options(options))
+    return resolve_detector_settings(info, overrides_from_options(options, info))
 
 
 def without_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
     """`options` back at the model's defaults (the sounds to detect, the model and clips unchanged)."""
-    return {key: value for key, value in options.items() if key not in OVERRIDE_KEYS}
+    return {key: value for key, value in options.items() if not _is_override_key(key)}
 
 
 def with_overrides(
@@ -105,15 +100,20 @@ def with_overrides(
 
 def outdated_overrides(options: Mapping[str, Any], info: ModelInfo) -> bool:
     """Whether the entry holds numbers chosen for another model release than `info`'s (or an unknown one)."""
-    return overrides_from_options(options).model_bound and options.get(CONF_OVERRIDES_FOR) != release_of(info)
+    numbers = overrides_from_options(options, info).model_bound
+    return numbers and options.get(CONF_OVERRIDES_FOR) != release_of(info)
 
 
 # -- Migration to 1.5: the options of older entries held a copy of every default ------------------------
 
 
+_PAST_SOUNDS = ("babycry", "glassbreak", "gunshot")
+"""The sounds of every release below (history: a new model's sounds come from its sidecar)."""
+
+
 def _defaults(thresholds: tuple[float, float, float], *, k: int, n: int, hold_s: float) -> dict[str, float]:
     """One release's defaults: babycry, glassbreak and gunshot thresholds, k, n, hold."""
-    return {**dict(zip(EVENT_CLASSES, thresholds, strict=True)), CONF_K: k, CONF_N: n, CONF_HOLD_S: hold_s}
+    return {**dict(zip(_PAST_SOUNDS, thresholds, strict=True)), CONF_K: k, CONF_N: n, CONF_HOLD_S: hold_s}
 
 
 PAST_DEFAULTS: Mapping[str, tuple[Mapping[str, float], ...]] = {
@@ -154,9 +154,9 @@ def drop_copied_defaults(options: Mapping[str, Any], release: dict[str, str] | N
             pair = (options.get(CONF_K), options.get(CONF_N))
             return any(pair == (defaults[CONF_K], defaults[CONF_N]) for defaults in past)
         field = key.removeprefix(CONF_THRESHOLD_PREFIX)
-        return any(float(value) == defaults[field] for defaults in past)
+        return any(float(value) == defaults.get(field) for defaults in past)
 
-    new = {key: value for key, value in options.items() if not (key in NUMBER_KEYS and copied(key, value))}
-    if release is not None and overrides_from_options(new).model_bound:
+    new = {key: value for key, value in options.items() if not (is_number_key(key) and copied(key, value))}
+    if release is not None and any(is_number_key(key) for key in new):
         new[CONF_OVERRIDES_FOR] = release
     return new

@@ -141,7 +141,8 @@ async def async_remove_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry)
 def _async_remove_disabled_class_sensors(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
     """A sound taken out of the options loses its binary sensor (rather than leaving it unavailable)."""
     registry = er.async_get(hass)
-    for label in set(DETECTABLE_CLASSES) - set(entry.options[CONF_ENABLED_CLASSES]):
+    sounds = {*DETECTABLE_CLASSES, *entry.runtime_data.model.info.events}
+    for label in sounds - set(entry.options[CONF_ENABLED_CLASSES]):
         unique_id = f"{entry.entry_id}_{label}"
         if entity_id := registry.async_get_entity_id(Platform.BINARY_SENSOR, DOMAIN, unique_id):
             registry.async_remove(entity_id)

@@ -94,6 +94,7 @@ async def test_rtsp_source_creates_entry_with_thresholds(
     assert info.operating_curve is not None
     placeholders = result["description_placeholders"]
     assert placeholders["curve_hours"] == f"{info.operating_curve.background_hours:.1f}"
+    assert placeholders["hop_s"] == f"{info.hop_s:g}"  # k and n count windows of the model's own hop
     for label in EVENT_CLASSES:
         levels = level_points(info.operating_curve, label)
         assert select_options(result, f"sensitivity_{label}") == ["default", *levels, "custom"]
@@ -102,6 +103,7 @@ async def test_rtsp_source_creates_entry_with_thresholds(
     # Custom thresholds: the next step asks for the numbers, with the curve (threshold → alarms/day, recall).
     result = await hass.config_entries.flow.async_configure(flow_id, sensitivity("custom"))
     assert result["step_id"] == "custom_thresholds"
+    assert result["description_placeholders"]["hop_s"] == f"{info.hop_s:g}"
     for label in EVENT_CLASSES:
         assert result["description_placeholders"][f"curve_{label}"] == info.operating_curve.summary(
             label, info.thresholds[label]
@@ -635,6 +637,36 @@ async def test_options_switch_the_model_with_its_own_defaults(
     assert form_defaults(result)["sensitivity_gunshot"] == "custom"
     result = await hass.config_entries.options.async_configure(result["flow_id"], form_defaults(result))
     assert form_defaults(result) == {"threshold_gunshot": 0.42}
+    hass.config_entries.options.async_abort(result["flow_id"])
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_model_that_cannot_load_is_refused_in_the_model_step(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model step shows a model that cannot load as "not installed"; choosing it anyway gives a form
+    error that says why and what to do, the choice stays in the form and the source keeps its model and
+    options; the other model then goes on with what the source had."""
+    monkeypatch.setitem(model.SHIPPED_MODELS, "accurate", "/nonexistent/sound_sentry_mobilenet.onnx")
+    # Nothing answers: the options need no audio.
+    entry = rtsp_entry("rtsp://127.0.0.1:9/stream", clips=True, clip_max=7)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    stored = dict(entry.options)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["description_placeholders"]["model_accurate"] == "not installed"
+    compact = ModelInfo.load(model_path("compact"))
+    assert result["description_placeholders"]["licence_compact"] == compact.licence
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_MODEL: "accurate"})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+    assert result["errors"] == {CONF_MODEL: "model_unavailable"}
+    assert "/nonexistent/sound_sentry_mobilenet.json not found" in result["description_placeholders"]["error"]
+    assert form_defaults(result) == {CONF_MODEL: "accurate"}
+    assert dict(entry.options) == stored
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_MODEL: "compact"})
+    assert result["step_id"] == "detection"
+    assert (form_defaults(result)[CONF_CLIPS], form_defaults(result)[CONF_CLIP_MAX]) == (True, 7)
     hass.config_entries.options.async_abort(result["flow_id"])
     assert await hass.config_entries.async_unload(entry.entry_id)
 
