@@ -40,6 +40,10 @@ def test_every_sound_of_a_shipped_model_has_texts(info: ModelInfo) -> None:
             assert f"threshold_{sound}" in thresholds, (name, sound)
             assert sound in entities["binary_sensor"], (name, sound)
             assert f"{sound}_probability" in entities["sensor"], (name, sound)
+    icons = json.loads((INTEGRATION / "icons.json").read_text())["entity"]
+    for sound in info.events:
+        assert sound in icons["binary_sensor"], sound
+        assert f"{sound}_probability" in icons["sensor"], sound
 
 
 def test_the_add_on_has_a_threshold_option_for_every_sound(info: ModelInfo) -> None:
