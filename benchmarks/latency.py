@@ -53,7 +53,16 @@ import numpy.typing as npt
 import pytest
 
 from benchmarks._common import DATA, ha_version, load_average, model_note, model_path, percentile
-from custom_components.sound_sentry import const
+from benchmarks._common.audio import (
+    OfflineEngine,
+    background_bed,
+    clip_paths,
+    event_scene,
+    read_clip,
+    write_wav,
+)
+from benchmarks._common.entries import flow_defaults, rtsp_entry
+from benchmarks._common.peers import RtspServer
 from custom_components.sound_sentry.const import (
     DOMAIN,
     EVENT_CLASSES,
@@ -64,16 +73,6 @@ from custom_components.sound_sentry.engine.model import DEFAULT_MODEL
 from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.sources import SourceError
 from custom_components.sound_sentry.runtime import SoundSentryRuntime
-from tests.audio import (
-    OfflineEngine,
-    background_bed,
-    clip_paths,
-    event_scene,
-    read_clip,
-    write_wav,
-)
-from tests.entries import flow_defaults, rtsp_entry
-from tests.peers import RtspServer
 
 RATE = 8000
 EVENTS_ENV = "SOUND_SENTRY_BENCH_EVENTS"
@@ -219,9 +218,7 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load this repo's integration."""
 
 
-async def test_latency(
-    hass: HomeAssistant, socket_enabled: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+async def test_latency(hass: HomeAssistant, socket_enabled: None, tmp_path: Path) -> None:
     """Stream the scene through RTSP into Home Assistant and print the latency table."""
     n_events = int(os.environ.get(EVENTS_ENV, "50"))
     seed = int(os.environ.get(SEED_ENV, "0"))
@@ -254,8 +251,6 @@ async def test_latency(
 
     def on_status(connected: bool, error: SourceError | None) -> None:
         statuses.append((time.monotonic(), connected, error))
-
-    monkeypatch.setattr(const, "OPEN_TIMEOUT_S", 5.0)
 
     load_before = load_average()
     server = RtspServer(codec="pcmu", source="file", file=wav).start()

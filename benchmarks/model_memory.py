@@ -57,9 +57,10 @@ def child(config: dict[str, object], windows: int) -> dict[str, float]:
     import numpy as np  # noqa: PLC0415
 
     from benchmarks._common import DATA, pipeline_for, rss_mb  # noqa: PLC0415
+    from benchmarks._common.audio import clip_paths, read_clip  # noqa: PLC0415
     from custom_components.sound_sentry.engine import backends  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.frontend import FrontEnd  # noqa: PLC0415
     from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
-    from tests.audio import clip_paths, read_clip  # noqa: PLC0415
 
     def hwm() -> float:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -98,7 +99,9 @@ def child(config: dict[str, object], windows: int) -> dict[str, float]:
         n_windows += len(pipeline.process(pcm[start : start + 160]).windows)
     cpu = time.process_time() - cpu
     streamed = rss_mb()
-    backend.predict(np.zeros((64, 192, 24), dtype=np.float32))
+    front_end = FrontEnd(info.front_end)  # the model's input: frames x bands of a window
+    window = (front_end.num_frames(info.window_samples), front_end.num_bands)
+    backend.predict(np.zeros((64, *window), dtype=np.float32))
     batched = rss_mb()
     return {
         "base": base,

@@ -24,9 +24,9 @@ import threading
 import time
 
 from benchmarks._common import load_average, open_fds, percentile, thread_count
+from benchmarks._common.peers import RtspServer
 from custom_components.sound_sentry.engine.sources import AudioChunk, RtspSource, SourceError, SourceRunner
 from custom_components.sound_sentry.engine.sources.runner import Backoff
-from tests.peers import RtspServer
 
 WAIT_S = 120.0
 

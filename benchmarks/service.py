@@ -31,14 +31,14 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from benchmarks._common import load_average, model_note, percentile, rss_mb
+from benchmarks._common.audio import write_wav
+from benchmarks._common.peers import Mosquitto
 from benchmarks.decode import real_audio
 from custom_components.sound_sentry.engine.listener import ListenerObserver
 from custom_components.sound_sentry.engine.model import DEFAULT_MODEL, SHIPPED_MODELS, model_path
 from custom_components.sound_sentry.engine.service.config import load_config
 from custom_components.sound_sentry.engine.service.service import SoundSentryService
 from custom_components.sound_sentry.engine.sources import AudioChunk
-from tests.audio import write_wav
-from tests.peers import Mosquitto
 
 WARM_UP_S = 5.0
 

@@ -55,7 +55,7 @@ SOURCES = 4
 
 def soak_audio(seconds: float) -> np.ndarray:
     """Real test-split background with an event clip of each class every 20 s, float32."""
-    from tests.audio import clip_paths, read_clip  # noqa: PLC0415
+    from benchmarks._common.audio import clip_paths, read_clip  # noqa: PLC0415
 
     total = round(seconds * RATE)
     parts, size = [], 0
@@ -75,10 +75,10 @@ def soak_audio(seconds: float) -> np.ndarray:
 
 def engine_soak(hours: float, report_every_h: float) -> None:
     """Part 1: FileSource -> Pipeline for `hours` of audio; print the RSS table."""
+    from benchmarks._common.audio import write_wav  # noqa: PLC0415
     from custom_components.sound_sentry.engine.model import load_model  # noqa: PLC0415
     from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: PLC0415
     from custom_components.sound_sentry.engine.sources import FileSource  # noqa: PLC0415
-    from tests.audio import write_wav  # noqa: PLC0415
 
     path = model_path(os.environ.get(MODEL_ENV, DEFAULT_MODEL))
     loaded = load_model(path)
@@ -137,26 +137,32 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load this repo's integration."""
 
 
-async def test_ha_rss(
-    hass: object, socket_enabled: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Part 2: RSS of a Home Assistant core without, then with, 4 RTSP sources."""
-    from custom_components.sound_sentry import model_store  # noqa: PLC0415
+async def test_ha_rss(hass: object, socket_enabled: None, tmp_path: Path) -> None:
+    """Part 2: RSS of a Home Assistant core without, then with, 4 RTSP sources.
+
+    The integration loads a model once per Home Assistant, on onnxruntime when it is installed, and keeps
+    it in its model store (`DATA_MODELS`) for every source that uses it. So that --ha-backend can choose
+    the runtime (the integration has no option for it), the benchmark loads the entries' model first, with
+    the engine's `load_model(path, backend)`, into that store: the entries then run on it.
+    """
+    from benchmarks._common.audio import write_wav  # noqa: PLC0415
+    from benchmarks._common.entries import TEST_MODEL, flow_defaults, rtsp_entry  # noqa: PLC0415
+    from benchmarks._common.peers import RtspServer  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.model import load_model  # noqa: PLC0415
     from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
-    from tests.audio import write_wav  # noqa: PLC0415
-    from tests.entries import TEST_MODEL, flow_defaults, rtsp_entry  # noqa: PLC0415
-    from tests.peers import RtspServer  # noqa: PLC0415
+    from custom_components.sound_sentry.model_store import DATA_MODELS  # noqa: PLC0415
 
     minutes = float(os.environ.get(MINUTES_ENV, "3"))
-    path = model_path(TEST_MODEL)  # the model of the entries it measures (tests/entries.py)
+    path = model_path(TEST_MODEL)  # the model of the entries it measures (benchmarks/_common/entries.py)
     backend_choice = os.environ.get(BACKEND_ENV, "auto")
-    monkeypatch.setattr(model_store, "BACKEND", backend_choice)
     info = ModelInfo.load(path)
     wav = write_wav(tmp_path / "scene.wav", soak_audio(120.0))
     await hass.async_block_till_done()  # type: ignore[attr-defined]
     baseline = rss_mb()
     threads_baseline = thread_count()
-    backend_name = (await model_store.async_get_model(hass, TEST_MODEL)).backend.name  # type: ignore[arg-type]
+    loaded = await hass.async_add_executor_job(load_model, path, backend_choice)  # type: ignore[attr-defined]
+    hass.data.setdefault(DATA_MODELS, {})[TEST_MODEL] = loaded  # type: ignore[attr-defined]
+    backend_name = loaded.backend.name
     with_model = rss_mb()
     servers = [RtspServer(codec="pcmu", source="file", file=wav).start() for _ in range(SOURCES)]
     entries = []

@@ -39,9 +39,9 @@ def pipeline_part(hours: float) -> None:
 
 
 def files_part(opens: int) -> None:
+    from benchmarks._common.audio import write_wav  # noqa: PLC0415
     from benchmarks.soak import soak_audio  # noqa: PLC0415
     from custom_components.sound_sentry.engine.sources import FileSource  # noqa: PLC0415
-    from tests.audio import write_wav  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         wav = write_wav(Path(tmp) / "short.wav", soak_audio(5.0))

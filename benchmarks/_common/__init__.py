@@ -1,4 +1,7 @@
-"""Small helpers shared by the reliability benchmarks: the model in use, percentiles, process counters."""
+"""The benchmarks' support, the one module they share beside the engine's public API: here the model in
+use, percentiles and process counters; in `audio` real and synthetic audio, in `peers` the RTSP server
+and MQTT broker they run against, in `entries` the config entries of the benchmarks that run Home
+Assistant. The tests use `audio`, `peers` and `entries` too (tests/audio.py, peers.py, entries.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from custom_components.sound_sentry.engine.model_info import ModelInfo
 from custom_components.sound_sentry.engine.pipeline import Pipeline
 from custom_components.sound_sentry.engine.temporal import load_temporal
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("SOUND_SENTRY_DATA") or REPO.parent / "shared" / "data")
 
 

@@ -1,8 +1,9 @@
-"""A real RTSP server on loopback for the tests: GStreamer's GstRtspServer, like a camera (FACTS §3).
+"""A real RTSP server on loopback for the tests, the benchmarks and the demo: GStreamer's GstRtspServer,
+like a camera (FACTS §3). `peers.RtspServer` runs it.
 
 Runs under Debian's /usr/bin/python3 (the gi bindings live only there), never under the test venvs:
 
-    /usr/bin/python3 tests/rtsp_server.py --port 0 --codec pcmu --source tone
+    /usr/bin/python3 benchmarks/_common/rtsp_server.py --port 0 --codec pcmu --source tone
 
 Serves rtsp://127.0.0.1:<port>/stream and prints ``READY <port>`` once it accepts connections. Audio comes
 from an appsrc fed by this script (a 440 Hz tone, silence, or a file decoded once and looped), so every
@@ -24,6 +25,14 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
+
+try:  # GLib 2.80 moved the Unix signal source to GLibUnix (and deprecated GLib's); Debian 12 has 2.74
+    gi.require_version("GLibUnix", "2.0")
+    from gi.repository import GLibUnix
+
+    unix_signal_add = GLibUnix.signal_add
+except (ImportError, ValueError):
+    unix_signal_add = GLib.unix_signal_add
 
 # Encoder and RTP payloader per codec, with the rate the feeder produces by default.
 CODECS = {
@@ -169,7 +178,7 @@ def main() -> None:
 
     loop = GLib.MainLoop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        GLib.unix_signal_add(GLib.PRIORITY_HIGH, signum, loop.quit)
+        unix_signal_add(GLib.PRIORITY_HIGH, signum, loop.quit)
     print(f"READY {server.get_bound_port()}", flush=True)
     loop.run()
 
