@@ -8,9 +8,7 @@ and the entities' listeners.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -66,12 +64,13 @@ class SoundSentryRuntime:
         self.detector_settings = detector
         self.alarm_settings = alarms
         self.clips = clips
-        self._source_factory = source_factory
-        self._source: AudioSource | None = None
-        self._past_counters: Counter[str] = Counter()
+        self.issue_id = f"source_down_{entry_id}"
+        """The repair issue of this source, if it has been down too long."""
+        self.auth_issue_id = f"camera_invalid_auth_{entry_id}"
+        """The repair issue of a camera entity whose stream refuses the credentials its camera gave."""
         self.monitor = SourceMonitor(
             entry_id,
-            self._build_source,
+            source_factory,
             model,
             title=title,
             detector=detector,
@@ -136,22 +135,9 @@ class SoundSentryRuntime:
         return self.monitor.windows_classified
 
     @property
-    def issue_id(self) -> str:
-        """The repair issue of this source, if it has been down too long."""
-        return f"source_down_{self.entry_id}"
-
-    @property
-    def auth_issue_id(self) -> str:
-        """The repair issue of a camera entity whose stream refuses the credentials its camera gave."""
-        return f"camera_invalid_auth_{self.entry_id}"
-
-    @property
     def counters(self) -> dict[str, int]:
-        """Datagram counters of a UDP source (received, dropped_foreign, dropped_malformed) since start."""
-        total = Counter(self._past_counters)
-        if (current := getattr(self._source, "counters", None)) is not None:
-            total.update(asdict(current))
-        return dict(total)
+        """Datagram counters of a UDP source since start (`SourceMonitor.counters`)."""
+        return self.monitor.counters
 
     @callback
     def clip_id(self, event: DetectionEvent) -> str | None:
@@ -173,13 +159,6 @@ class SoundSentryRuntime:
         return lambda: self._event_listeners.remove(listener)
 
     # -- source thread ----------------------------------------------------------------------------
-
-    def _build_source(self) -> AudioSource:
-        """A fresh source for each connection; keeps the counters of the ones before."""
-        if (counters := getattr(self._source, "counters", None)) is not None:
-            self._past_counters.update(asdict(counters))
-        self._source = self._source_factory()
-        return self._source
 
     def _on_update(self, update: MonitorUpdate) -> None:
         self.hass.loop.call_soon_threadsafe(self._async_update, update)

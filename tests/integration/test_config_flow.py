@@ -737,21 +737,21 @@ async def test_refused_credentials_are_not_retried_at_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """After a 401 the source waits for reauth (or an hour), not the usual seconds: no account lockout."""
-    from custom_components.sound_sentry.runtime import SoundSentryRuntime
+    from custom_components.sound_sentry.engine.monitor import SourceMonitor
 
     from .conftest import RUNNER_LOGGER, wait_for
 
     caplog.set_level(logging.DEBUG, logger=RUNNER_LOGGER)
 
     attempts = 0
-    build_source = SoundSentryRuntime._build_source
+    build_source = SourceMonitor._build_source
 
-    def counting_build_source(self: SoundSentryRuntime) -> object:
+    def counting_build_source(self: SourceMonitor) -> object:
         nonlocal attempts
         attempts += 1
         return build_source(self)
 
-    monkeypatch.setattr(SoundSentryRuntime, "_build_source", counting_build_source)
+    monkeypatch.setattr(SourceMonitor, "_build_source", counting_build_source)
     server = rtsp_server(codec="pcmu", user="parent", password=PASSWORD)
     entry = rtsp_entry(server.url(), username="parent", password="old-password")
     entry.add_to_hass(hass)

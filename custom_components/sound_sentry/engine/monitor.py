@@ -8,9 +8,9 @@ is back). The adapters only turn its updates into entities, topics and repairs.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 import logging
 import threading
@@ -128,6 +128,9 @@ class SourceMonitor:
         self.entities: tuple[EntitySpec, ...] = source_entities(model.info, self.labels)
         """The source's entities, as every front end shows them (`entities.py`)."""
         self._on_update = on_update
+        self._source_factory = source_factory
+        self._source: AudioSource | None = None
+        self._past_counters: Counter[str] = Counter()
         self._cleared = StateUpdate(active=dict.fromkeys(self.labels, False), level_dbfs=None, peaks=None)
         self.state = self._cleared
         self.availability = AvailabilityUpdate(connected=False, error=None, outage_since=None)
@@ -140,7 +143,7 @@ class SourceMonitor:
         """Windows classified since `start()`, over every connection."""
         self.listener = Listener.for_model(
             name,
-            source_factory,
+            self._build_source,
             model,
             detector=detector,
             alarms=alarms,
@@ -167,7 +170,25 @@ class SourceMonitor:
         with self._history_lock:
             return list(self._history)
 
+    @property
+    def counters(self) -> dict[str, int]:
+        """Datagram counters of a UDP source since `start()`, over every connection (empty for others).
+
+        received, dropped_foreign, dropped_malformed (`UdpCounters`).
+        """
+        total = Counter(self._past_counters)
+        if (current := getattr(self._source, "counters", None)) is not None:
+            total.update(asdict(current))
+        return dict(total)
+
     # -- source thread ----------------------------------------------------------------------------
+
+    def _build_source(self) -> AudioSource:
+        """A fresh source for each connection; keeps the counters of the ones before."""
+        if (counters := getattr(self._source, "counters", None)) is not None:
+            self._past_counters.update(asdict(counters))
+        self._source = self._source_factory()
+        return self._source
 
     def _output(self, output: PipelineOutput) -> None:
         self.windows_classified += len(output.windows)
