@@ -35,6 +35,7 @@ async def async_get_config_entry_diagnostics(
             "name": info.name,
             "version": info.version,
             "sha256": info.sha256,
+            "licence": info.licence_text,
             "backend": runtime.model.backend.name,
         },
         "source": {

@@ -39,6 +39,7 @@ async def test_diagnostics_are_redacted(
     assert USER not in text
     assert diagnostics["source"]["connected"] is True
     assert diagnostics["model"]["backend"] in ("onnxruntime", "numpy")
+    assert diagnostics["model"]["licence"] == entry.runtime_data.model.info.licence  # as the sidecar says
     window = diagnostics["recent_windows"][0]
     assert set(window["probabilities"]) == {"background", "babycry", "glassbreak", "gunshot"}
     assert window["dbfs"] < 0

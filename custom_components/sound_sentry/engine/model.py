@@ -65,5 +65,11 @@ def load_model(path: Path | str, backend: BackendChoice = "auto") -> LoadedModel
             f"temporal stage {info.temporal.path} reads {temporal.input_size} features per window, but "  # type: ignore[union-attr]
             f"{path} gives {loaded.embedding_size} + {len(info.labels)}: the files are from different versions"
         )
-    _LOGGER.info("Loaded %s %s with the %s backend", info.name, info.version, loaded.name)
+    _LOGGER.info(
+        "Loaded %s %s with the %s backend; licence of its weights: %s",
+        info.name,
+        info.version,
+        loaded.name,
+        info.licence_text,
+    )
     return LoadedModel(info=info, backend=loaded, temporal=temporal)
