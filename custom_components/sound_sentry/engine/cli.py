@@ -53,6 +53,7 @@ import numpy.typing as npt
 
 from .alarm import AlarmSettings
 from .backends import ModelLoadError
+from .detection_settings import DetectionOverrides, resolve_detector_settings
 from .detector import DetectorSettings
 from .events import AlarmEvent, DetectionEvent, SoundEvent, event_data
 from .listener import Listener
@@ -126,13 +127,14 @@ def scan_chunks(pipeline: Pipeline, chunks: Iterable[npt.ArrayLike]) -> Iterator
 
 
 def _thresholds(pairs: Iterable[str], info: ModelInfo) -> dict[str, float]:
-    thresholds = dict(info.thresholds)
+    """The --threshold overrides, checked against the model's sounds."""
+    thresholds: dict[str, float] = {}
     for pair in pairs:
         label, equals, value = pair.partition("=")
         if not equals:
             raise CliError(f"--threshold {pair}: expected CLASS=P, e.g. babycry=0.7")
-        if label not in thresholds:
-            raise CliError(f"--threshold {pair}: class must be one of {', '.join(thresholds)}")
+        if label not in info.events:
+            raise CliError(f"--threshold {pair}: class must be one of {', '.join(info.events)}")
         try:
             probability = float(value)
         except ValueError:
@@ -155,8 +157,9 @@ def _build_pipeline(args: argparse.Namespace) -> Pipeline:
         raise CliError(f"model file {model} not found: {hint}")
     loaded = load_model(model, args.backend)
     info = loaded.info
-    settings = DetectorSettings(
-        thresholds=_thresholds(args.threshold, info), k=info.k, n=info.n, hold_s=info.hold_s
+    # One resolution of defaults and overrides for every front end (engine/detection_settings.py).
+    settings = resolve_detector_settings(
+        info, DetectionOverrides(thresholds=_thresholds(args.threshold, info))
     )
     alarms = None if args.no_alarms else AlarmSettings(sample_rate_hz=info.sample_rate_hz)
     return Pipeline.for_model(loaded, hop_s=args.hop_s, detector=settings, alarms=alarms)
