@@ -1,8 +1,8 @@
-"""Helpers for `scripts/develop`: install the pinned frontend; onboard a fresh config once and add the
-demo camera to Sound Sentry through its config flow, as a user would.
+"""Helpers for `scripts/develop`: install the pinned frontend; prepare a fresh config's storage; onboard it
+once and add the demo camera to Sound Sentry through its config flow, as a user would.
 
     python scripts/dev_home_assistant.py install-frontend
-    python scripts/dev_home_assistant.py http-config CONFIG_DIR PORT
+    python scripts/dev_home_assistant.py prepare-config CONFIG_DIR PORT
     python scripts/dev_home_assistant.py onboard CONFIG_DIR BASE_URL [DEMO_RTSP_URL]
 
 BASE_URL is Home Assistant's, e.g. http://127.0.0.1:8123. Without DEMO_RTSP_URL (or with an empty one)
@@ -21,6 +21,8 @@ import sys
 import aiohttp
 
 DEMO_USER, DEMO_PASSWORD = "demo", "sound-sentry-demo"
+INSTALLATION_METHOD_ISSUE = "deprecated_method"
+"""Home Assistant's repair for its Core installation method (homeassistant/components/homeassistant)."""
 
 
 def install_frontend() -> None:
@@ -39,39 +41,70 @@ def install_frontend() -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *wanted], check=True)
 
 
-def write_http_config(config: Path, port: int) -> None:
-    """Listen on 127.0.0.1:`port` from the first start, without a trial to confirm in the UI.
+def _write_store(config: Path, key: str, version: int, minor_version: int, data: object) -> None:
+    """Write one of Home Assistant's storage files (.storage/`key`), unless the config has it already."""
+    path = config / ".storage" / key
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = {"version": version, "minor_version": minor_version, "key": key, "data": data}
+    path.write_text(json.dumps(store, indent=2))
 
-    Since 2026.x Home Assistant keeps its HTTP settings in storage: settings from YAML are a pending
-    trial that the user must confirm in a dialog within 5 minutes, or Home Assistant reverts them and
-    restarts. A fresh config gets them as its confirmed ("stable") settings instead, completed with
-    Home Assistant's own defaults by its own schema.
+
+def prepare_config(config: Path, port: int) -> None:
+    """A fresh config's storage, written before Home Assistant first starts, each in Home Assistant's own
+    format (its constants and schema), so that the demo's log and Settings show only what matters:
+
+    - HTTP on 127.0.0.1:`port` from the first start, without a trial to confirm in the UI. Since 2026.x
+      Home Assistant keeps its HTTP settings in storage: settings from YAML are a pending trial that the
+      user must confirm in a dialog within 5 minutes, or Home Assistant reverts them and restarts.
+    - Onboarding's "core config" step done: finishing it sets up Google Translate, Met.no (the weather,
+      which fails without the internet), Radio Browser and a shopping list, none of which the demo uses.
+      The location it would ask for is in the demo's configuration.yaml.
+    - Home Assistant's repair "Unsupported installation method" ignored, as the user would in its dialog:
+      the demo runs Home Assistant Core in a venv, which Home Assistant does not support since 2025.12.
     """
+    from homeassistant.components import onboarding
     from homeassistant.components.http.config import (
         HTTP_STORAGE_SCHEMA,
         STORAGE_KEY,
         STORAGE_MINOR_VERSION,
         STORAGE_VERSION,
     )
+    from homeassistant.components.onboarding.const import STEP_CORE_CONFIG
+    from homeassistant.const import __version__ as ha_version
+    from homeassistant.helpers import issue_registry
     from homeassistant.util import dt as dt_util
 
-    path = config / ".storage" / STORAGE_KEY
-    if path.exists():
-        return
+    now = dt_util.utcnow()
     stable = HTTP_STORAGE_SCHEMA({"server_host": ["127.0.0.1"], "server_port": port})
-    stable |= {"created_at": dt_util.utcnow().isoformat(), "error": None, "error_message": None}
-    data = {"stable": stable, "pending": None, "yaml_migration_done": True}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "version": STORAGE_VERSION,
-                "minor_version": STORAGE_MINOR_VERSION,
-                "key": STORAGE_KEY,
-                "data": data,
-            },
-            indent=2,
-        )
+    stable |= {"created_at": now.isoformat(), "error": None, "error_message": None}
+    http = {"stable": stable, "pending": None, "yaml_migration_done": True}
+    _write_store(config, STORAGE_KEY, STORAGE_VERSION, STORAGE_MINOR_VERSION, http)
+    steps = {"done": [STEP_CORE_CONFIG]}
+    _write_store(config, onboarding.STORAGE_KEY, onboarding.STORAGE_VERSION, 1, steps)
+    ignored = issue_registry.IssueEntry(
+        active=False,
+        breaks_in_ha_version=None,
+        created=now,
+        data=None,
+        dismissed_version=ha_version,
+        domain="homeassistant",
+        is_fixable=False,
+        is_persistent=False,
+        issue_domain=None,
+        issue_id=INSTALLATION_METHOD_ISSUE,
+        learn_more_url=None,
+        severity=None,
+        translation_key=None,
+        translation_placeholders=None,
+    )
+    _write_store(
+        config,
+        issue_registry.STORAGE_KEY,
+        issue_registry.STORAGE_VERSION_MAJOR,
+        issue_registry.STORAGE_VERSION_MINOR,
+        {"issues": [ignored.to_json()]},
     )
 
 
@@ -101,32 +134,6 @@ async def _login(session: aiohttp.ClientSession, base: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {(await response.json())['access_token']}"}
 
 
-CLOUD_DOMAINS = {"met", "radio_browser", "google_translate", "shopping_list"}
-"""What onboarding adds that needs the internet (this demo runs without it): removed again."""
-
-
-async def remove_cloud_entries(
-    session: aiohttp.ClientSession, base: str, headers: dict[str, str], *, just_onboarded: bool
-) -> None:
-    """Remove the internet-only entries onboarding creates, so the demo log shows only what matters.
-
-    Onboarding adds them in the background after it answers: right after it, look for up to 15 seconds.
-    """
-    removed: set[str] = set()
-    for _ in range(30 if just_onboarded else 1):
-        async with session.get(f"{base}/api/config/config_entries/entry", headers=headers) as response:
-            entries = await response.json()
-        for entry in entries:
-            if entry["domain"] in CLOUD_DOMAINS:
-                url = f"{base}/api/config/config_entries/entry/{entry['entry_id']}"
-                async with session.delete(url, headers=headers) as response:
-                    response.raise_for_status()
-                removed.add(entry["domain"])
-        if removed == CLOUD_DOMAINS:
-            return
-        await asyncio.sleep(0.5)
-
-
 async def add_demo_camera(
     session: aiohttp.ClientSession, base: str, headers: dict[str, str], url: str
 ) -> None:
@@ -149,13 +156,13 @@ async def add_demo_camera(
 
 
 async def onboard(config: Path, base: str, demo_url: str) -> None:
-    """Create the demo owner and finish onboarding once; add the demo camera to Sound Sentry."""
+    """Create the demo owner and finish onboarding once (on a config from `prepare_config`); add the demo
+    camera to Sound Sentry."""
     async with aiohttp.ClientSession() as session:
         await _wait_for_api(session, base)
         async with session.get(f"{base}/api/onboarding") as response:
             steps = {step["step"]: step["done"] for step in await response.json()}
-        just_onboarded = not steps.get("user", True)
-        if just_onboarded:
+        if not steps.get("user", True):
             user = {"client_id": f"{base}/", "name": "Demo", "username": DEMO_USER,
                     "password": DEMO_PASSWORD, "language": "en"}  # fmt: skip
             async with session.post(f"{base}/api/onboarding/users", json=user) as response:
@@ -166,8 +173,7 @@ async def onboard(config: Path, base: str, demo_url: str) -> None:
                 response.raise_for_status()
                 token = (await response.json())["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
-            for step, body in (
-                ("core_config", {}),
+            for step, body in (  # core_config is done already (prepare_config)
                 ("analytics", {}),
                 ("integration", {"client_id": f"{base}/", "redirect_uri": f"{base}/?auth_callback=1"}),
             ):
@@ -176,9 +182,8 @@ async def onboard(config: Path, base: str, demo_url: str) -> None:
                 ) as response:
                     if response.status not in (200, 403):  # 403: step already done
                         response.raise_for_status()
-        headers = await _login(session, base)
-        await remove_cloud_entries(session, base, headers, just_onboarded=just_onboarded)
         if demo_url:
+            headers = await _login(session, base)
             await add_demo_camera(session, base, headers, demo_url)
     print(
         f"\n  Sound Sentry demo: open {base} and log in as '{DEMO_USER}' / '{DEMO_PASSWORD}'"
@@ -191,8 +196,8 @@ async def onboard(config: Path, base: str, demo_url: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["install-frontend"]:
         install_frontend()
-    elif sys.argv[1:2] == ["http-config"]:
-        write_http_config(Path(sys.argv[2]), int(sys.argv[3]))
+    elif sys.argv[1:2] == ["prepare-config"]:
+        prepare_config(Path(sys.argv[2]), int(sys.argv[3]))
     elif sys.argv[1:2] == ["onboard"]:
         asyncio.run(onboard(Path(sys.argv[2]), sys.argv[3], (sys.argv[4:5] or [""])[0]))
     else:
