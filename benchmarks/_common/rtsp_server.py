@@ -130,6 +130,8 @@ def main() -> None:
     encoder, default_rate = CODECS[args.codec]
     rate = args.rate or default_rate
     factory = GstRtspServer.RTSPMediaFactory()
+    feeders: list[Feeder] = []  # every client's feeder, alive as long as its media
+    medias: list[GstRtspServer.RTSPMedia] = []
     if args.source == "video":
         factory.set_launch(VIDEO_LAUNCH)
     else:
@@ -146,11 +148,11 @@ def main() -> None:
             f"( appsrc name=feed is-live=true format=time max-bytes={rate // 5} caps={caps} "
             f"! audioconvert ! audioresample ! {encoder} )"
         )
-        feeders = []  # keep every client's feeder alive with its media
 
         def on_media_configure(_factory: object, media: GstRtspServer.RTSPMedia) -> None:
             appsrc = media.get_element().get_by_name_recurse_up("feed")
             feeders.append(Feeder(appsrc, pcm, rate, args.stall_after_s))
+            medias.append(media)
 
         factory.connect("media-configure", on_media_configure)
 
@@ -181,6 +183,10 @@ def main() -> None:
         unix_signal_add(GLib.PRIORITY_HIGH, signum, loop.quit)
     print(f"READY {server.get_bound_port()}", flush=True)
     loop.run()
+    # Stop the clients' pipelines first: their streaming threads call the feeders (need-data), which in a
+    # Python tearing itself down fail ("NameError: name 'round' is not defined") into the log.
+    for media in medias:
+        media.unprepare()
 
 
 if __name__ == "__main__":
