@@ -12,7 +12,7 @@ from .engine.backends import BackendChoice
 from .engine.model import LoadedModel, load_model, model_path
 
 BACKEND: BackendChoice = "auto"
-"""The runtime: onnxruntime when it is installed, else the NumPy one (benchmarks choose one here)."""
+"""The runtime: onnxruntime when it is installed, else the NumPy one."""
 
 DATA_MODELS: HassKey[dict[str, LoadedModel]] = HassKey(f"{DOMAIN}_models")
 _DATA_LOCK: HassKey[asyncio.Lock] = HassKey(f"{DOMAIN}_model_lock")

@@ -38,7 +38,7 @@ from tests.peers import RtspServer, http_server
 type ServerFactory = Callable[..., RtspServer]
 
 CODECS = ["pcmu", "pcma", "aac", "opus", "l16"]
-TONE_HZ = 440.0  # what tests/rtsp_server.py sends
+TONE_HZ = 440.0  # what benchmarks/_common/rtsp_server.py sends
 TONE_RMS = 0.3 * 32767 / np.sqrt(2)
 SHORT = {"open_timeout_s": 5.0, "read_timeout_s": 3.0}
 # Lossy encoders add priming and pad the last frame (AAC: 2 x 1024 samples at 16 kHz = 0.128 s);
