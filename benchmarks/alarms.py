@@ -5,8 +5,10 @@
 
 1. Detection: synthetic alarms (tests/audio.py: T3 piezo, T4 piezo, T3 520 Hz square wave; frequency,
    timing within the standards' 10%, jitter and warble varied per alarm; and piezos whose beep splits into
-   several lines, T3 and T4, the strongest holding 25-35% of the band, and T3 piezos that warble +-3-8% at
-   5-12 Hz), three cycles in real background
+   several lines, T3 and T4, the strongest holding 25-35% of the band, T3 piezos that warble +-3-8% at
+   5-12 Hz, and *split beeps*: T3 piezos whose beep is 3-5 lines between 2.0 and 3.6 kHz, irregularly
+   spaced, their levels changing from beep to beep, as a recorded First Alert alarm's, `split_beep_alarm`,
+   in rooms of RT60 0.3-0.8 s on the reverb path), three cycles in real background
    (test-split background clips of ../shared/data, every source, back to back) at 0..20 dB SNR; each
    plain, in a room (reverb RT60 0.2-0.6 s), and through a PCMU (G.711, band-limited at 3.4 kHz as
    cameras do) or AAC (16 kHz) round trip with PyAV. Detected = its own alarm turns on (and no other);
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import statistics
 import tempfile
@@ -32,17 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks._common import DATA, load_average, model_note, model_path, percentile
-from custom_components.sound_sentry.engine.alarm import (
-    CO_ALARM,
-    SMOKE_ALARM,
-    AlarmPatternDetector,
-    AlarmSettings,
-    PatternMatcher,
-    ToneTracker,
-)
-from custom_components.sound_sentry.engine.model import load_model
-from custom_components.sound_sentry.engine.pipeline import Pipeline
-from tests.audio import (
+from benchmarks._common.audio import (
     RATE_HZ,
     T3_520,
     T3_PIEZO,
@@ -58,16 +50,85 @@ from tests.audio import (
     varied_alarm,
     warbling_alarm,
 )
+from custom_components.sound_sentry.engine.alarm import (
+    CO_ALARM,
+    SMOKE_ALARM,
+    AlarmPatternDetector,
+    AlarmSettings,
+    PatternMatcher,
+    ToneTracker,
+)
+from custom_components.sound_sentry.engine.model import load_model
+from custom_components.sound_sentry.engine.pipeline import Pipeline
 from training.audio_paths import extra_data_dir
 
+
+def split_beep_alarm(base: AlarmSound, rng: np.random.Generator) -> AlarmSound:
+    """`base` (a piezo pattern) as a recorded First Alert alarm sounds: its beep split into 3-5 lines
+    between 2.0 and 3.6 kHz (that one's at about 2.2 / 2.6 / 3.0 / 3.5 kHz), irregularly spaced (300-550 Hz
+    apart), of unequal levels (up to 10 dB apart); `split_beep_signal` changes the levels from beep to
+    beep. Timing as `varied_alarm`'s; its `frequency_hz` is the strongest line."""
+    sound = varied_alarm(base, rng)
+    while True:
+        frequencies = [rng.uniform(2000.0, 2400.0)]
+        while frequencies[-1] < 3600.0:
+            frequencies.append(frequencies[-1] + rng.uniform(300.0, 550.0))
+        frequencies = [hz for hz in frequencies if hz <= 3600.0]
+        if 3 <= len(frequencies) <= 5:
+            break
+    powers = 10 ** (rng.uniform(-10.0, 0.0, len(frequencies)) / 10)
+    return replace(
+        sound,
+        frequency_hz=frequencies[int(np.argmax(powers))],
+        lines=tuple((hz, float(p)) for hz, p in zip(frequencies, powers, strict=True)),
+    )
+
+
+SPLIT_BEEP_SWAY_DB = 6.0
+"""Each line of a split beep is up to this much louder or quieter from one beep to the next."""
+
+
+def split_beep_signal(sound: AlarmSound, cycles: int, *, seed: int = 0) -> npt.NDArray[np.float32]:
+    """`alarm_signal` of `sound` (a `split_beep_alarm`), each beep's lines `SPLIT_BEEP_SWAY_DB` louder or
+    quieter at random, as the recorded alarm's change from beep to beep."""
+    rng = np.random.default_rng(seed)
+    beeps = []
+    for _ in range(cycles):
+        for tone in range(sound.tones):
+            gap_s = sound.pause_s if tone == sound.tones - 1 else sound.off_s
+            sway = 10 ** (rng.uniform(-SPLIT_BEEP_SWAY_DB, SPLIT_BEEP_SWAY_DB, len(sound.lines)) / 10)
+            lines = tuple((hz, power * float(s)) for (hz, power), s in zip(sound.lines, sway, strict=True))
+            beep = replace(sound, tones=1, pause_s=gap_s, lines=lines)
+            beeps.append(alarm_signal(beep, 1, seed=int(rng.integers(1 << 30))))
+    return np.concatenate(beeps)
+
+
+@dataclass(frozen=True)
+class AlarmFamily:
+    """One kind of synthetic alarm the detection tables measure."""
+
+    base: AlarmSound
+    label: str
+    """The alarm it must turn on."""
+    vary: Callable[[AlarmSound, np.random.Generator], AlarmSound]
+    """`base` as one real alarm of the kind sounds."""
+    signal: Callable[..., npt.NDArray[np.float32]] = alarm_signal
+    """(sound, cycles, seed=...) -> its PCM."""
+    rt60_s: tuple[float, float] = (0.2, 0.6)
+    """The room's reverb time on the `reverb` path, drawn from this range."""
+
+
 SNRS_DB = (0, 5, 10, 15, 20)
-SOUNDS: dict[str, tuple[AlarmSound, str, Callable[[AlarmSound, np.random.Generator], AlarmSound]]] = {
-    "T3 piezo": (T3_PIEZO, SMOKE_ALARM, varied_alarm),
-    "T4 piezo": (T4_PIEZO, CO_ALARM, varied_alarm),
-    "T3 520 Hz": (T3_520, SMOKE_ALARM, varied_alarm),
-    "T3 multi-line": (T3_PIEZO, SMOKE_ALARM, multi_line_alarm),
-    "T4 multi-line": (T4_PIEZO, CO_ALARM, multi_line_alarm),
-    "T3 warbling": (T3_PIEZO, SMOKE_ALARM, warbling_alarm),
+SOUNDS = {
+    "T3 piezo": AlarmFamily(T3_PIEZO, SMOKE_ALARM, varied_alarm),
+    "T4 piezo": AlarmFamily(T4_PIEZO, CO_ALARM, varied_alarm),
+    "T3 520 Hz": AlarmFamily(T3_520, SMOKE_ALARM, varied_alarm),
+    "T3 multi-line": AlarmFamily(T3_PIEZO, SMOKE_ALARM, multi_line_alarm),
+    "T4 multi-line": AlarmFamily(T4_PIEZO, CO_ALARM, multi_line_alarm),
+    "T3 warbling": AlarmFamily(T3_PIEZO, SMOKE_ALARM, warbling_alarm),
+    "T3 split beep": AlarmFamily(
+        T3_PIEZO, SMOKE_ALARM, split_beep_alarm, signal=split_beep_signal, rt60_s=(0.3, 0.8)
+    ),
 }
 PATHS = ("plain", "reverb", "PCMU", "AAC")
 CYCLES = 3
@@ -154,16 +215,17 @@ def detection(per_cell: int, seed: int, explain: bool = False, kinds: list[str] 
     delays: dict[str, list[float]] = {name: [] for name in kinds or SOUNDS}
     lead_s = 2.0
     sounds = {name: SOUNDS[name] for name in kinds or SOUNDS}
-    for name, (base, label, vary) in sounds.items():
+    for name, family in sounds.items():
+        label = family.label
         for path in PATHS:
             for snr in SNRS_DB:
                 cell = cells.setdefault((name, path, snr), Cell())
                 for _ in range(per_cell):
-                    sound = vary(base, rng)
-                    signal = alarm_signal(sound, CYCLES, seed=int(rng.integers(1 << 30)))
+                    sound = family.vary(family.base, rng)
+                    signal = family.signal(sound, CYCLES, seed=int(rng.integers(1 << 30)))
                     if path == "reverb":
                         signal = room_reverb(
-                            signal, rt60_s=float(rng.uniform(0.2, 0.6)), seed=int(rng.integers(1 << 30))
+                            signal, rt60_s=float(rng.uniform(*family.rt60_s)), seed=int(rng.integers(1 << 30))
                         )
                     bed = background_stream(DATA, 40.0, rng)
                     offset = int(rng.integers(0, max(1, bed.size - 30 * RATE_HZ)))
@@ -177,10 +239,11 @@ def detection(per_cell: int, seed: int, explain: bool = False, kinds: list[str] 
                     if explain and (on_s is None or on_s - lead_s > 2 * sound.cycle_s + 1.0):
                         # Which tones it heard near the alarm's pitch (times from the first tone's onset).
                         band = 0 if sound.square else 1
+                        lines = [hz for hz, _ in sound.lines] or [sound.frequency_hz]
                         heard = [
                             f"{onset - lead_s:.2f}+{length:.2f}@{hz:.0f}"
                             for index, onset, length, hz in tones
-                            if index == band and abs(hz - sound.frequency_hz) < 0.06 * sound.frequency_hz
+                            if index == band and 0.94 * min(lines) < hz < 1.06 * max(lines)
                         ]
                         print(
                             f"  {'late %.1f s' % (on_s - lead_s) if on_s else 'missed'}: {name}, {path}, {snr} dB, "
@@ -208,7 +271,7 @@ def detection(per_cell: int, seed: int, explain: bool = False, kinds: list[str] 
     print("| alarm | cycle s | detected | median s | p95 s | max s |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, d in delays.items():
-        base = SOUNDS[name][0]
+        base = SOUNDS[name].base
         if not d:
             print(f"| {name} | {base.cycle_s:.1f} | 0 | | | |")
             continue

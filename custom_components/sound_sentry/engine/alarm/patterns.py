@@ -28,6 +28,8 @@ class CycleHeard:
     """What to report: `frequency_hz`, or the fundamental of a square wave heard in the piezo band."""
     several_lines: bool = False
     """Its tones are beeps of several lines."""
+    lines_hz: tuple[float, ...] = ()
+    """Beeps of several lines: the lines of its last tone (each of its tones shares two with it)."""
 
 
 @dataclass(slots=True)
@@ -40,6 +42,8 @@ class _Alarm:
     """The alarm's tone (a square wave's fundamental)."""
     heard_hz: tuple[float, ...] = ()
     """The frequencies whose cycles keep it on (a square wave's fundamental and a harmonic)."""
+    lines_hz: tuple[float, ...] = ()
+    """Beeps of several lines: the lines whose cycles keep it on (two of them shared)."""
     cycles: int = 0
     last_group_s: float = 0.0
 
@@ -64,6 +68,7 @@ def _joined(tones: list[Tone], within_s: float, gap_s: float) -> list[Tone]:
                 last.frequency_hz,
                 last.sounding_s + tone.sounding_s,
                 last.several_lines,
+                last.lines_hz,
             )
         else:
             joined.append(tone)
@@ -114,14 +119,23 @@ class PatternMatcher:
             pattern.on_s / 2, pattern.on_s * (1 - settings.timing_tolerance) - 2 * settings.timing_slack_s
         )
 
-    def _same_pitch(self, index: int, frequency_hz: float, several_lines: bool) -> float:
-        """How far (Hz) tones of one alarm heard in band `index` may differ from `frequency_hz`."""
-        fraction = (
-            self.settings.lines_match_tolerance
-            if several_lines
-            else self.settings.bands[index].match_tolerance
-        )
-        return fraction * frequency_hz + self._bin_hz / 8
+    def _one_alarm(self, index: int, a: Tone | CycleHeard, b: Tone | CycleHeard) -> bool:
+        """Whether two tones (or cycles) heard in band `index` can be one alarm's.
+
+        One line each: at the same pitch, within the band's `match_tolerance`. Several lines each: at
+        least two of them at the same frequencies (`lines_match_tolerance`), whatever their levels.
+        """
+        if a.several_lines != b.several_lines:
+            return False
+        if a.several_lines:
+            return self._shared_lines(a.lines_hz, b.lines_hz) >= 2
+        tolerance = self.settings.bands[index].match_tolerance * a.frequency_hz + self._bin_hz / 8
+        return abs(a.frequency_hz - b.frequency_hz) <= tolerance
+
+    def _shared_lines(self, a_hz: tuple[float, ...], b_hz: tuple[float, ...]) -> int:
+        """How many of the lines `a_hz` lie within `lines_match_tolerance` (plus 1/8 bin) of one of `b_hz`."""
+        fraction = self.settings.lines_match_tolerance
+        return sum(any(abs(a - b) <= fraction * a + self._bin_hz / 8 for b in b_hz) for a in a_hz)
 
     def _within(self, actual: float, nominal: float) -> bool:
         settings = self.settings
@@ -130,17 +144,12 @@ class PatternMatcher:
     def _match(self, index: int, tone: Tone) -> list[AlarmEvent]:
         """Match the tone that just ended: does it complete a cycle, and do two cycles start an alarm."""
         settings = self.settings
-        tolerance = self._same_pitch(index, tone.frequency_hz, tone.several_lines)
         heard = self.tones[index]
         # Keep what two cycles of the slowest pattern, and the tone before them, can still need.
         horizon = tone.offset_s - 3 * max(pattern.cycle_s for pattern in PATTERNS)
         while heard and heard[0].offset_s < horizon:
             heard.pop(0)
-        same = [
-            t
-            for t in heard
-            if abs(t.frequency_hz - tone.frequency_hz) <= tolerance and t.several_lines == tone.several_lines
-        ]
+        same = [t for t in heard if self._one_alarm(index, t, tone)]
         decided_s = tone.offset_s + settings.n_fft / 2 / settings.sample_rate_hz  # the spectrum's end
         events = self._end_alarms(decided_s)  # an alarm that ended before this tone
         for pattern in self.patterns:
@@ -184,6 +193,7 @@ class PatternMatcher:
                         frequency,
                         reported,
                         tone.several_lines,
+                        tone.lines_hz,
                     ),
                     before,
                     decided_s,
@@ -231,9 +241,10 @@ class PatternMatcher:
         """A whole cycle of `pattern` was heard (its tones; the pause before it if `before` ends it)."""
         alarm = self._alarms[pattern.label]
         tolerance = self.settings.keep_on_tolerance * heard.frequency_hz + self._bin_hz
-        same_pitch = self._same_pitch(heard.band, heard.frequency_hz, heard.several_lines)
         if alarm.active:
-            if any(abs(heard.frequency_hz - f) <= tolerance for f in alarm.heard_hz):
+            if any(abs(heard.frequency_hz - f) <= tolerance for f in alarm.heard_hz) or (
+                self._shared_lines(heard.lines_hz, alarm.lines_hz) >= 2
+            ):
                 alarm.cycles += 1
                 alarm.last_group_s = time_s
             return []
@@ -244,7 +255,7 @@ class PatternMatcher:
                 if before is not None
                 and g.band == heard.band
                 and g.onsets_s[-1] == before.onset_s
-                and abs(g.frequency_hz - heard.frequency_hz) <= same_pitch
+                and self._one_alarm(heard.band, g, heard)
                 and self._within(heard.onsets_s[0] - g.onsets_s[0], pattern.cycle_s)
                 and self._repeats(g, heard)
                 and self._alone(pattern, g, heard)
@@ -256,6 +267,7 @@ class PatternMatcher:
             return []
         alarm.active, alarm.frequency_hz, alarm.cycles = True, heard.reported_hz, 2
         alarm.heard_hz = (heard.frequency_hz, alarm.frequency_hz)
+        alarm.lines_hz = heard.lines_hz
         alarm.last_group_s, alarm.groups = time_s, []
         return [self._event(pattern.label, True, time_s, alarm)]
 
@@ -280,11 +292,10 @@ class PatternMatcher:
         if pattern.on_s < self.settings.other_tone_s:
             return True
         start_s, end_s = previous.onsets_s[-1], heard.onsets_s[0]
-        same_pitch = self._same_pitch(heard.band, heard.frequency_hz, heard.several_lines)
         return not any(
             start_s <= t.onset_s < end_s
             and t.duration_s >= max(self.settings.other_tone_s, self._shortest(pattern))
-            and abs(t.frequency_hz - heard.frequency_hz) > same_pitch
+            and not self._one_alarm(heard.band, t, heard)
             for t in self.tones[heard.band]
         )
 

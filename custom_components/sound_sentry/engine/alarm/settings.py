@@ -153,9 +153,14 @@ class AlarmSettings:
     """...when their peak stands this far above the band's median bin (a narrow line, not noise)..."""
     max_lines: int = 5
     """...the loudest this many."""
+    line_presence: float = 1 / 3
+    """A beep of several lines has the lines that peaked in at least this fraction of its spectra of
+    several lines (not a noise's peak that came and went)."""
     lines_match_tolerance: float = 0.015
-    """Beeps of several lines of one alarm differ by at most this fraction in their lines' centre (the
-    room fades each line differently; a single line's pitch is held to its band's `match_tolerance`)."""
+    """Beeps of several lines are one alarm's when at least two of their lines lie within this fraction
+    of each other: the alarm's lines hold their frequencies, but their levels change from beep to beep
+    and the room fades each differently, so neither their centre nor the loudest is steady (a single
+    line's pitch is held to its band's `match_tolerance`)."""
     max_tone_s: float = 1.5
     """A tone longer than this is a continuous sound, not a pattern's tone."""
     end_after_cycles: float = 2.0

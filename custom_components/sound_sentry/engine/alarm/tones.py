@@ -30,7 +30,10 @@ class Tone:
     sounding_s: float = -1.0
     """How long it sounded: less than its span when pieces of it were joined (default: its span)."""
     several_lines: bool = False
-    """A beep of several lines (its frequency is their centre, which the room moves a little)."""
+    """A beep of several lines (its frequency is their centre, which moves with the lines' levels)."""
+    lines_hz: tuple[float, ...] = ()
+    """A beep of several lines: the lines heard in at least `line_presence` of its spectra, in Hz, in
+    order (the alarm's: they hold their frequencies while the room and the drive change their levels)."""
 
     def __post_init__(self) -> None:
         """Default `sounding_s`: the tone's span."""
@@ -58,6 +61,10 @@ class _OpenTone:
     """How many of its spectra were of several lines."""
     ends_several: bool = False
     """Whether its last spectrum was of several lines."""
+    line_counts: npt.NDArray[np.int64] | None = None
+    """Per bin of the piezo reference band: in how many of its spectra a line peaked there..."""
+    line_hz_sums: npt.NDArray[np.float64] | None = None
+    """...and the sum of those lines' frequencies (their mean is the line's frequency)."""
 
 
 _LOBE = np.arange(-2, 3)
@@ -179,7 +186,7 @@ class ToneTracker:
         self._frames_done += count
         self._samples = self._samples[count * self._hop :].copy()
         tones: list[tuple[int, Tone]] = []
-        frequency, tone, share, several = self._features(power)
+        frequency, tone, share, several, lines = self._features(power)
         settings = self.settings
         loud = tone >= self._gate
         end = -self._bridge_frames - 1
@@ -199,6 +206,7 @@ class ToneTracker:
                 tone[:, index],
                 share[:, index],
                 several=several[:, index],
+                lines=lines if index == self._piezo else None,
                 first=first,
             )
             tones.extend((index, ended_tone) for ended_tone in ended)
@@ -211,11 +219,16 @@ class ToneTracker:
     def _features(
         self, power: npt.NDArray[np.float32]
     ) -> tuple[
-        npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.bool_],
+        tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]],
     ]:
         """Per spectrum (rows) and band (columns): the peak's frequency, its tone's power, its share, lines.
 
-        Lines: whether the tone is a beep of several lines (`_lines`). The peak is the loudest bin the band searches, refined between bins by a parabola through the log
+        Lines: whether the tone is a beep of several lines, and the piezo band's lines (`_lines`). The
+        peak is the loudest bin the band searches, refined between bins by a parabola through the log
         powers; its tone is the power of each harmonic's 5-bin lobe (clipped at Nyquist; a harmonic above
         it adds nothing); its share is the tone over the band's reference power (at most 1). Both bands
         at once: per-call overhead, not arithmetic, is most of the cost.
@@ -239,22 +252,27 @@ class ToneTracker:
         lobes = np.where(bins <= top, power[rows, np.minimum(bins[:, :, None] + _LOBE, top)].sum(axis=2), 0.0)
         tone = np.add.reduceat(lobes.astype(np.float64), self._harmonic_starts, axis=1)
         several = np.zeros(frequency.shape, dtype=bool)
-        several[:, self._piezo] = self._lines(power, frequency, tone)
-        return frequency, tone, np.minimum(tone / (reference + 1e-20), 1.0), several
+        several[:, self._piezo], lines = self._lines(power, frequency, tone)
+        return frequency, tone, np.minimum(tone / (reference + 1e-20), 1.0), several, lines
 
     def _lines(
         self,
         power: npt.NDArray[np.float32],
         frequency: npt.NDArray[np.float64],
         tone: npt.NDArray[np.float64],
-    ) -> npt.NDArray[np.bool_]:
+    ) -> tuple[npt.NDArray[np.bool_], tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]]:
         """A piezo beep of several spectral lines: its tone is all of them, its frequency their centre.
 
         Lines are the 5-bin lobes that are the loudest within 4 bins either side, in the piezo band's
         reference band, each at most `line_floor_db` below the loudest and its peak bin at least
         `line_contrast_db` above the band's median bin (narrow, not noise); the `max_lines` loudest
-        count. Where two or more are found and their power-weighted centre lies in the searched band,
-        the piezo column of `frequency` and `tone` (updated in place) is theirs; returns where.
+        count. Where two or more are found, and their power-weighted centre or two of them lie in the
+        searched band, the piezo column of `frequency` and `tone` (updated in place) is theirs. (Two in
+        the band: a beep whose lowest line, below the band, is loudest, as one recorded alarm's at
+        2.2 / 2.6 / 3.0 / 3.5 kHz may be; any two anywhere would also join a background's line below the
+        band to a single-line alarm's, and cut its tones.) Returns where, and the lines: per spectrum and
+        bin of the reference band, whether a line peaks there (in those spectra only), and its frequency
+        (refined by a parabola).
         """
         settings = self.settings
         _, _, _, ref_low, ref_high = self._bands[self._piezo]
@@ -274,7 +292,7 @@ class ToneTracker:
         counts = line.sum(axis=1)
         several: npt.NDArray[np.bool_] = counts >= 2
         if not several.any():
-            return several
+            return several, (several[:, None] & line, np.zeros(band.shape))
         if (counts > settings.max_lines).any():
             ranked = -np.sort(-np.where(line, lobe, 0.0), axis=1)[
                 :, settings.max_lines - 1 : settings.max_lines
@@ -287,17 +305,18 @@ class ToneTracker:
         offset[:, 1:-1] = np.where(
             curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1), 0.0
         )
-        hz = (ref_low + np.arange(size) + np.clip(offset, -0.5, 0.5)) * self._bin_hz
+        hz = ((ref_low + np.arange(size) + np.clip(offset, -0.5, 0.5)) * self._bin_hz).astype(np.float64)
         weights = np.where(line, lobe, 0.0)
         total = weights.sum(axis=1)
         centre_hz = (weights * hz).sum(axis=1) / np.maximum(total, 1e-30)
         band_limits = self.settings.piezo
-        use: npt.NDArray[np.bool_] = (
-            several & (centre_hz >= band_limits.low_hz) & (centre_hz <= band_limits.high_hz)
+        searched = (hz >= band_limits.low_hz) & (hz <= band_limits.high_hz)
+        several &= ((line & searched).sum(axis=1) >= 2) | (
+            (centre_hz >= band_limits.low_hz) & (centre_hz <= band_limits.high_hz)
         )
-        frequency[use, self._piezo] = centre_hz[use]
-        tone[use, self._piezo] = total[use]
-        return use
+        frequency[several, self._piezo] = centre_hz[several]
+        tone[several, self._piezo] = total[several]
+        return several, (several[:, None] & line, hz)
 
     def _tones_in(
         self,
@@ -307,9 +326,13 @@ class ToneTracker:
         share: npt.NDArray[np.float64],
         *,
         several: npt.NDArray[np.bool_],
+        lines: tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]] | None,
         first: int,
     ) -> list[Tone]:
-        """Cut this band's spectra into tones; return those that ended here."""
+        """Cut this band's spectra into tones; return those that ended here.
+
+        `lines`: the piezo band's (`_lines`), counted per tone; None for the other band.
+        """
         band = self.settings.bands[index]
         settings = self.settings
         kept = self._release_frames - 1
@@ -356,6 +379,13 @@ class ToneTracker:
                 tone_open.powers.extend(tone[start:stop].tolist())
                 tone_open.several_lines += int(several[start:stop].sum())
                 tone_open.ends_several = bool(several[stop - 1])
+                if lines is not None and several[start:stop].any():
+                    line, hz = lines[0][start:stop], lines[1][start:stop]
+                    if tone_open.line_counts is None or tone_open.line_hz_sums is None:
+                        tone_open.line_counts = np.zeros(line.shape[1], dtype=np.int64)
+                        tone_open.line_hz_sums = np.zeros(line.shape[1])
+                    tone_open.line_counts += line.sum(axis=0)
+                    tone_open.line_hz_sums += np.where(line, hz, 0.0).sum(axis=0)
                 if tone_open.stop - tone_open.start > self._max_tone_frames:
                     ended.extend(self._close(tone_open))  # a continuous sound, not an alarm's tone
                     tone_open = None
@@ -403,9 +433,37 @@ class ToneTracker:
         if not tone.strong:
             return []
         several_lines = 2 * tone.several_lines > len(tone.frequencies)
+        lines_hz: tuple[float, ...] = ()
         if several_lines:  # their centre, over the whole beep (the room fades one line or another)
             frequency = float(np.average(tone.frequencies, weights=tone.powers))
+            lines_hz = self._tone_lines(tone)
         else:
             frequency = statistics.median(tone.frequencies)
-        finished = Tone(self._time(tone.start), self._time(tone.stop), frequency, several_lines=several_lines)
-        return [finished]
+        return [
+            Tone(
+                self._time(tone.start),
+                self._time(tone.stop),
+                frequency,
+                several_lines=several_lines,
+                lines_hz=lines_hz,
+            )
+        ]
+
+    def _tone_lines(self, tone: _OpenTone) -> tuple[float, ...]:
+        """The lines of a beep of several lines: those that peaked in `line_presence` of its spectra.
+
+        Counted in its spectra of several lines; a line that falls between two bins peaks in one or the
+        other, so counts in neighbouring bins are one line's.
+        """
+        counts, sums = tone.line_counts, tone.line_hz_sums
+        if counts is None or sums is None:
+            return ()
+        needed = self.settings.line_presence * tone.several_lines
+        lines: list[float] = []
+        bins = counts.nonzero()[0].tolist()
+        runs = np.split(bins, (np.diff(bins) > 1).nonzero()[0] + 1) if bins else []
+        for run in runs:
+            count = int(counts[run].sum())
+            if count >= needed:
+                lines.append(float(sums[run].sum()) / count)
+        return tuple(lines)
