@@ -9,6 +9,7 @@ VENV_LATEST_HOST="$CACHE/venv-latest" # HA 2026.10.4 on a host python3.14, when 
 VENV_DEVELOP_HOST="$CACHE/venv-develop" # scripts/develop's own HA (the same lock), on a host python3.14
 VENV_BROWSER="$CACHE/venv-browser"    # pytest + Playwright for tests/browser, on the host's Python 3.13
 SHARED="$(cd "$REPO/.." && pwd)/shared"
+DEBIAN_PYTHON=/usr/bin/python3        # Debian 12's own (3.11): scripts/test_readme_service runs on it
 
 # Debian packages the tests need beside the Python ones: the GStreamer RTSP test server (FACTS §3), and
 # libturbojpeg, which Home Assistant's camera loads through PyTurboJPEG (as Home Assistant OS ships it).
@@ -26,17 +27,22 @@ host_python314() {
   return 0
 }
 
-# Python 3.13 for the minimum environment.
-host_python313() {
-  local py
-  for py in "$(command -v python3.13 || true)" "$HOME/.pyenv/versions/3.13.0/bin/python" \
-            /root/.pyenv/versions/3.13.0/bin/python; do
-    if [ -n "$py" ] && [ -x "$py" ] && "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+# `host_python 3.13 3.13.0`: a python3.13 on PATH, else pyenv's 3.13.0; fails when neither is a 3.13.
+host_python() {
+  local minor="$1" pyenv_version="$2" py
+  for py in "$(command -v "python$minor" || true)" "$HOME/.pyenv/versions/$pyenv_version/bin/python" \
+            "/root/.pyenv/versions/$pyenv_version/bin/python"; do
+    if [ -n "$py" ] && [ -x "$py" ] && [ "$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$minor" ]; then
       echo "$py"; return 0
     fi
   done
   return 1
 }
+
+# Python 3.13 for the minimum environment.
+host_python313() { host_python 3.13 3.13.0; }
+# Python 3.12 (Ubuntu 24.04's version) for the README's service commands (scripts/test_readme_service).
+host_python312() { host_python 3.12 3.12.1; }
 
 # The folders outside the checkout and ../shared of the files that the arguments name (FILE or
 # --option=FILE; a relative one from the repo root), one a line, parents first: what the forky rootfs
