@@ -271,8 +271,8 @@ class ToneTracker:
         the band: a beep whose lowest line, below the band, is loudest, as one recorded alarm's at
         2.2 / 2.6 / 3.0 / 3.5 kHz may be; any two anywhere would also join a background's line below the
         band to a single-line alarm's, and cut its tones.) Returns where, and the lines: per spectrum and
-        bin of the reference band, whether a line peaks there (in those spectra only), and its frequency
-        (refined by a parabola).
+        bin of the reference band, whether a line peaks there (to be counted only where several do), and
+        its frequency (refined by a parabola).
         """
         settings = self.settings
         _, _, _, ref_low, ref_high = self._bands[self._piezo]
@@ -292,7 +292,7 @@ class ToneTracker:
         counts = line.sum(axis=1)
         several: npt.NDArray[np.bool_] = counts >= 2
         if not several.any():
-            return several, (several[:, None] & line, np.zeros(band.shape))
+            return several, (line, np.zeros(band.shape))
         if (counts > settings.max_lines).any():
             ranked = -np.sort(-np.where(line, lobe, 0.0), axis=1)[
                 :, settings.max_lines - 1 : settings.max_lines
@@ -305,18 +305,20 @@ class ToneTracker:
         offset[:, 1:-1] = np.where(
             curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1), 0.0
         )
-        hz = ((ref_low + np.arange(size) + np.clip(offset, -0.5, 0.5)) * self._bin_hz).astype(np.float64)
+        hz = ((ref_low + np.arange(size) + np.clip(offset, -0.5, 0.5)) * self._bin_hz).astype(
+            np.float64, copy=False
+        )
         weights = np.where(line, lobe, 0.0)
         total = weights.sum(axis=1)
         centre_hz = (weights * hz).sum(axis=1) / np.maximum(total, 1e-30)
         band_limits = self.settings.piezo
-        searched = (hz >= band_limits.low_hz) & (hz <= band_limits.high_hz)
-        several &= ((line & searched).sum(axis=1) >= 2) | (
-            (centre_hz >= band_limits.low_hz) & (centre_hz <= band_limits.high_hz)
-        )
+        outside = several & ((centre_hz < band_limits.low_hz) | (centre_hz > band_limits.high_hz))
+        if outside.any():
+            _, low, high, _, _ = self._bands[self._piezo]
+            several[outside] = line[outside, low - ref_low : high - ref_low].sum(axis=1) >= 2
         frequency[several, self._piezo] = centre_hz[several]
         tone[several, self._piezo] = total[several]
-        return several, (several[:, None] & line, hz)
+        return several, (line, hz)
 
     def _tones_in(
         self,
@@ -380,7 +382,8 @@ class ToneTracker:
                 tone_open.several_lines += int(several[start:stop].sum())
                 tone_open.ends_several = bool(several[stop - 1])
                 if lines is not None and several[start:stop].any():
-                    line, hz = lines[0][start:stop], lines[1][start:stop]
+                    line = lines[0][start:stop] & several[start:stop, None]
+                    hz = lines[1][start:stop]
                     if tone_open.line_counts is None or tone_open.line_hz_sums is None:
                         tone_open.line_counts = np.zeros(line.shape[1], dtype=np.int64)
                         tone_open.line_hz_sums = np.zeros(line.shape[1])
