@@ -650,16 +650,18 @@ def best_recall(
     return best
 
 
-def choose_detection(info: ModelInfo, val: dict[str, EvaluationSet]) -> tuple[dict[str, Any], dict[str, Any]]:
+def choose_detection(
+    val: dict[str, EvaluationSet], tracks: dict[str, Tracks]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per-class thresholds (1 of 1 window, hold 2 s) on the val streams, and the operating curve.
 
+    `tracks`: the stage's probabilities over each construction's streams (`class_tracks`).
     A class's threshold allows at most 1 false alarm per hour in each construction; among those, the
     highest threshold whose recall (both constructions pooled) is within 1 point of the best.
     The curve: per threshold, false alarms per day (both constructions pooled) and recall.
     """
     k, n = 1, 1
     detection_base = {"k": k, "n": n, "hold_s": HOLD_S}
-    tracks = {c: class_tracks(info, val[c]) for c in val}
     thresholds: dict[str, float] = {}
     curve: dict[str, list[dict[str, float]]] = {}
     for index, label in enumerate(LABELS[1:], start=1):

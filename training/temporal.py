@@ -421,14 +421,12 @@ def main() -> None:
         cache=stream_cache,
         clips=streams.clip_sets("val", hold_out) if hold_out else None,
     )
-    detection, curve = streams.choose_detection(info, val)
+    val_tracks = {c: streams.class_tracks(info, val[c]) for c in val}
+    detection, curve = streams.choose_detection(val, val_tracks)
     print(f"defaults chosen on val streams: {json.dumps(detection)}")
     for construction, evaluation in val.items():
-        print(
-            streams.format_metrics(
-                f"val streams, {construction}", streams.stream_metrics(info, evaluation, detection)
-            )
-        )
+        metrics = streams.stream_metrics(info, evaluation, detection, val_tracks[construction])
+        print(streams.format_metrics(f"val streams, {construction}", metrics))
     if args.fold:
         held = streams.evaluation_sets(
             extractor,
