@@ -28,7 +28,7 @@ figures of docs/taught-sounds.md come from here.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 import time
@@ -77,6 +77,16 @@ SEED = 20261207
 BEST_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
 """Thresholds tried for the head's best case: the highest recall at <= 1 false alarm per hour."""
 Array = npt.NDArray[np.float32]
+Figures = tuple[float, float, float]
+"""Recall and false alarms per hour at the level's threshold (0, 0 if refused), then the best case's recall."""
+
+
+@dataclass(frozen=True)
+class Taught:
+    """One draw of examples taught and scored: its `Figures` per construction, and whether it was refused."""
+
+    figures: dict[str, Figures]
+    refused: bool
 
 
 @dataclass
@@ -141,33 +151,38 @@ def onsets(track_: Track, scores: npt.NDArray[np.float64], threshold: float) -> 
     return out
 
 
-def recall(event_tracks: Sequence[Track], score: object, threshold: float) -> float:
+Score = Callable[[Track], npt.NDArray[np.float64]]
+"""Per-window scores of a track, which the detector compares with a threshold."""
+
+
+def recall(event_tracks: Sequence[Track], score: Score, threshold: float) -> float:
     """Share of placed events during which the detector turned on (`score`: Track -> window scores)."""
     heard = total = 0
     for t in event_tracks:
-        found = onsets(t, score(t), threshold)  # type: ignore[operator]
+        found = onsets(t, score(t), threshold)
         for onset, end in t.events:
             total += 1
             heard += any(onset <= s <= end + streams.EVENT_SLACK_S for s in found)
     return heard / max(1, total)
 
 
-def alarms_per_hour(background: Sequence[Track], score: object, threshold: float) -> float:
+def alarms_per_hour(background: Sequence[Track], score: Score, threshold: float) -> float:
     """False alarms per hour of background."""
-    count = sum(len(onsets(t, score(t), threshold)) for t in background)  # type: ignore[operator]
+    count = sum(len(onsets(t, score(t), threshold)) for t in background)
     return count / sum(t.hours for t in background)
 
 
 def level_baseline(events: Sequence[Track], background: Sequence[Track]) -> tuple[float, float, float]:
     """(level, recall, FA/h) of the lowest level rule with <= 1 false alarm per hour on `background`."""
 
-    def rule(t: Track, level: float = 0.0) -> npt.NDArray[np.float64]:
-        return (t.dbfs >= level).astype(np.float64)
+    for level in np.arange(-60.0, 1.0, 1.0).tolist():
 
-    for level in np.arange(-60.0, 1.0, 1.0):
-        fa = alarms_per_hour(background, lambda t, lv=level: rule(t, lv), 0.5)
+        def above(t: Track, level: float = level) -> npt.NDArray[np.float64]:
+            return (t.dbfs >= level).astype(np.float64)
+
+        fa = alarms_per_hour(background, above, 0.5)
         if fa <= 1.0:
-            return float(level), recall(events, lambda t, lv=level: rule(t, lv), 0.5), fa
+            return level, recall(events, above, 0.5), fa
     return 0.0, 0.0, 0.0
 
 
@@ -246,13 +261,10 @@ def main() -> None:
                 chosen = [examples[i] for i in rng.choice(POOL, size=shots, replace=False)]
                 results.append(teach_and_score(name, chosen, bank, events, background))
             row[str(shots)] = {
-                construction: tuple(
-                    float(np.median([r[construction][i] for r in results]))  # type: ignore[index]
-                    for i in range(3)
-                )
+                construction: median_figures([r.figures[construction] for r in results])
                 for construction in streams.CONSTRUCTIONS
             }
-            row[f"refused {shots}"] = sum(r["refused"] for r in results)  # type: ignore[misc]
+            row[f"refused {shots}"] = sum(r.refused for r in results)
         row["level"] = {c: level_baseline(events[c], background[c]) for c in streams.CONSTRUCTIONS}
         rows[name] = row
         print(f"{name}: {format_row(row)}", flush=True)
@@ -267,20 +279,20 @@ def teach_and_score(
     bank: BackgroundBank,
     events: dict[str, list[Track]],
     background: dict[str, list[Track]],
-) -> dict[str, object]:
-    """Teach from `examples`; (recall, FA/h) per construction at the level's threshold (0, 0 if refused)."""
+) -> Taught:
+    """Teach from `examples` and score the head in each construction (a refused one only at its best)."""
     try:
         sound = learn(name, examples, bank)
-        refused = 0
+        refused = False
     except TeachError:
         sound = fit_sound(name, [e.positives() for e in examples], bank)
-        refused = 1
+        refused = True
     threshold = sound.thresholds[LEVEL]
 
     def score(t: Track) -> npt.NDArray[np.float64]:
         return sound.probabilities(t.embeddings)
 
-    out: dict[str, object] = {"refused": refused}
+    figures: dict[str, Figures] = {}
     for c in streams.CONSTRUCTIONS:
         at_level = (
             (0.0, 0.0)
@@ -295,11 +307,17 @@ def teach_and_score(
             ),
             default=0.0,
         )
-        out[c] = (*at_level, best)
-    return out
+        figures[c] = (*at_level, best)
+    return Taught(figures, refused)
 
 
-def cell(figures: tuple[float, float, float], refused: int = 0) -> str:
+def median_figures(figures: Sequence[Figures]) -> Figures:
+    """Each figure's median over draws (or categories)."""
+    recall_, alarms, best = (float(np.median(column)) for column in zip(*figures, strict=True))
+    return recall_, alarms, best
+
+
+def cell(figures: Figures, refused: int = 0) -> str:
     """Recall @ false alarms per hour at the level's threshold, then the best case at <= 1 per hour."""
     at_level = "refused" if refused and not figures[0] else f"{figures[0]:.0%} @ {figures[1]:.1f}/h"
     return f"{at_level} (best {figures[2]:.0%})"
@@ -334,12 +352,7 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
             lines.append(
                 f"| {name} | {construction} | " + " | ".join(cells) + f" | {rec:.0%} (>= {level:.0f} dBFS) |"
             )
-        medians = [
-            cell(
-                tuple(float(np.median([r[str(s)][construction][i] for r in rows.values()])) for i in range(3))  # type: ignore[arg-type]
-            )
-            for s in SHOTS
-        ]
+        medians = [cell(median_figures([r[str(s)][construction] for r in rows.values()])) for s in SHOTS]
         level_median = np.median([r["level"][construction][1] for r in rows.values()])
         lines.append(f"| **median** | {construction} | " + " | ".join(medians) + f" | {level_median:.0%} |")
     return "\n".join(lines)
