@@ -69,6 +69,19 @@ def flow_defaults(info: ModelInfo) -> dict[str, Any]:
     }
 
 
+def _entry(title: str, data: dict[str, Any], entry_options: dict[str, Any]) -> MockConfigEntry:
+    """An entry as the config flow creates it: its unique id from its data, the flow's version."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=title,
+        unique_id=unique_id_for(data),
+        data=data,
+        options=entry_options,
+        version=SoundSentryConfigFlow.VERSION,
+        minor_version=SoundSentryConfigFlow.MINOR_VERSION,
+    )
+
+
 def rtsp_entry(
     url: str,
     *,
@@ -85,15 +98,7 @@ def rtsp_entry(
         CONF_PASSWORD: password,
         CONF_TRANSPORT: "tcp",
     }
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=title,
-        unique_id=unique_id_for(data),
-        data=data,
-        options=options(**option_overrides),
-        version=SoundSentryConfigFlow.VERSION,
-        minor_version=SoundSentryConfigFlow.MINOR_VERSION,
-    )
+    return _entry(title, data, options(**option_overrides))
 
 
 def udp_entry(
@@ -108,12 +113,4 @@ def udp_entry(
         CONF_SAMPLE_BITS: 16,
         CONF_CHANNELS: 1,
     }
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=title,
-        unique_id=unique_id_for(data),
-        data=data,
-        options=options(**option_overrides),
-        version=SoundSentryConfigFlow.VERSION,
-        minor_version=SoundSentryConfigFlow.MINOR_VERSION,
-    )
+    return _entry(title, data, options(**option_overrides))
