@@ -1,8 +1,9 @@
 """Build the background bank that taught sounds learn against: `scripts/run python -m training.bank`.
 
 The bank (`engine/taught.py`) is a network's embeddings of a few thousand windows of ordinary home
-background, written beside the model as `<model stem>.bank.npz` (float16, a few MB; it is to ship with the
-model once taught sounds reach the integration; `benchmarks.few_shot` builds its own). It comes from
+background, written beside the model as `<model stem>.bank.npz` (`engine.taught.bank_path`; float16, a few MB),
+where it ships with the model: rebuild it whenever the model changes (`load_bank` refuses a bank of
+another release). `benchmarks.few_shot` builds its own. It comes from
 the `train` and `val` splits of ../shared/data, so that the `test` split and ESC-50 stay unseen by it:
 
 - every background source except ESC-50 (whose categories `benchmarks.few_shot` teaches and scores on)
@@ -16,13 +17,12 @@ the `train` and `val` splits of ../shared/data, so that the `test` split and ESC
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
 from custom_components.sound_sentry.engine.level import DEFAULT_MIN_LEVEL_DBFS
 from custom_components.sound_sentry.engine.model import LoadedModel, load_model, model_path
-from custom_components.sound_sentry.engine.taught import BackgroundBank, example_windows, normalise
+from custom_components.sound_sentry.engine.taught import BackgroundBank, bank_path, example_windows, normalise
 from training.audio import Clip, load_audio, read_clips
 from training.evaluate import sound_kind
 
@@ -44,11 +44,6 @@ def bank_clips() -> list[Clip]:
         and c.source not in TEACHABLE
         and sound_kind(c) not in TEACHABLE
     ]
-
-
-def bank_path(model: Path) -> Path:
-    """Where a model's bank ships: beside it."""
-    return model.with_name(model.stem + ".bank.npz")
 
 
 def build(model: LoadedModel) -> BackgroundBank:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from custom_components.sound_sentry.engine.taught import (
     example_windows,
     learn,
 )
+from tests.audio import write_wav
 
 DIM = 32
 
@@ -120,3 +122,39 @@ def test_examples_are_windowed_as_a_live_source_sees_them() -> None:
     assert one.dbfs[0] == pytest.approx(20 * np.log10(0.3 / np.sqrt(2)) + 10 * np.log10(0.25), abs=0.5)
     longer = example_windows(model, np.tile(short, 10))  # 5 s: windows at 0, 1, 2, 3 s
     assert len(longer.dbfs) == int((5.0 - model.info.window_samples / rate) / model.info.hop_s) + 1
+
+
+def test_the_accurate_model_ships_its_bank_and_the_compact_model_has_none() -> None:
+    accurate = load_model(model_path("accurate"), "numpy").info
+    bank = taught.load_bank(accurate)
+    assert (bank.model, bank.version, bank.hop_s) == (accurate.name, accurate.version, accurate.hop_s)
+    assert 1000 <= len(bank.embeddings) <= 10_000
+    np.testing.assert_allclose(np.linalg.norm(bank.embeddings, axis=1), 1.0, atol=1e-2)
+    assert taught.teachable(accurate)
+    compact = load_model(model_path("compact"), "numpy").info
+    assert not taught.teachable(compact)
+    with pytest.raises(TeachError) as caught:
+        taught.load_bank(compact)
+    assert caught.value.reason == "no_bank"
+
+
+def test_a_bank_of_another_release_is_refused(tmp_path: Path) -> None:
+    info = load_model(model_path("accurate"), "numpy").info
+    onnx = tmp_path / "copy.onnx"
+    BackgroundBank(
+        embeddings=np.zeros((2, DIM), np.float32), model=info.name, version="0.0.1", hop_s=1.0
+    ).save(taught.bank_path(onnx))
+    with pytest.raises(TeachError) as caught:
+        taught.load_bank(replace(info, path=onnx))
+    assert (caught.value.reason, caught.value.placeholders["version"]) == ("bank_mismatch", info.version)
+
+
+def test_an_example_file_is_decoded_to_8_khz_mono(tmp_path: Path) -> None:
+    rate = 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+    path = tmp_path / "tone.wav"
+    write_wav(path, tone, rate)
+    samples = taught.read_example(path)
+    assert samples.dtype == np.float32
+    assert abs(samples.size - 8000) < 200
+    assert float(np.abs(samples).max()) == pytest.approx(0.5, abs=0.05)

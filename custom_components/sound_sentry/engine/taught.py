@@ -19,6 +19,10 @@ measures how well that holds on background the bank does not contain.
 Examples that cannot teach anything are refused with a `TeachError` whose `reason` is a translation key:
 too few, silent, clipped, or explained by ordinary background (left out in turn, too few examples clear
 the threshold that the others set).
+
+The bank ships beside its model as `<model stem>.bank.npz` (`bank_path`; only the accurate model has
+one) and names the model release it was built with: `load_bank` refuses a missing bank or another
+release's. `taught_embeddings` is the one place that says which network output a head reads.
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ import numpy.typing as npt
 from .detection_settings import SENSITIVITY_LEVELS
 from .frontend import FrontEnd
 from .level import DEFAULT_MIN_LEVEL_DBFS, SILENCE_DBFS, level_dbfs
+from .sources import FileSource
 
 if TYPE_CHECKING:
     from .model import LoadedModel
+    from .model_info import ModelInfo
 
 Array = npt.NDArray[np.float32]
 
@@ -55,6 +61,8 @@ TAIL_SHARE = 0.02
 DEFAULT_LEVEL = "balanced"
 MIN_HEARD_SHARE = 0.5
 """Left out in turn, at least this share of the examples must clear the threshold the others set."""
+BANK_SUFFIX = ".bank.npz"
+"""A model's bank is its file with this suffix instead of `.onnx`, beside it."""
 
 
 class TeachError(ValueError):
@@ -98,8 +106,20 @@ def example_windows(model: LoadedModel, samples: npt.NDArray[np.float32]) -> Exa
     front_end = FrontEnd(info.front_end)
     windows = [samples[start : start + size] for start in starts]
     features = np.stack([front_end.features(w) for w in windows])
-    _probabilities, embeddings = model.backend.embed(features)
-    return ExampleWindows(embeddings=embeddings, dbfs=np.array([level_dbfs(w) for w in windows], np.float64))
+    return ExampleWindows(
+        embeddings=taught_embeddings(*model.backend.embed(features)),
+        dbfs=np.array([level_dbfs(w) for w in windows], np.float64),
+    )
+
+
+def taught_embeddings(probabilities: Array, embeddings: Array) -> Array:
+    """What a taught head reads of a batch of windows, from the network's outputs (`ModelBackend.embed`).
+
+    The one place that chooses the embedding: examples, the bank and the live pipeline all go through
+    it, so the live pipeline scores taught sounds without running the network again.
+    """
+    del probabilities  # the heads read the classifier's input, not its three-sound output
+    return embeddings
 
 
 def check_samples(samples: npt.NDArray[np.float32], name: str) -> None:
@@ -146,6 +166,54 @@ class BackgroundBank:
             version=self.version,
             hop_s=self.hop_s,
         )
+
+
+def bank_path(model_file: Path) -> Path:
+    """Where a model's bank ships: beside its .onnx file, `<stem>.bank.npz`."""
+    return model_file.with_name(model_file.stem + BANK_SUFFIX)
+
+
+def teachable(info: ModelInfo) -> bool:
+    """Whether sounds can be taught on this model: it ships with a bank (the accurate model does)."""
+    return bank_path(info.path).is_file()
+
+
+def load_bank(info: ModelInfo) -> BackgroundBank:
+    """The bank of the model `info` describes (blocking; a few ms).
+
+    Raises TeachError `no_bank` where the model has none (the compact model: sounds are taught on the
+    accurate one), `bank_mismatch` where the bank was built with another release of the model.
+    """
+    path = bank_path(info.path)
+    if not path.is_file():
+        raise TeachError(
+            "no_bank", f"{info.name} {info.version} has no background bank ({path.name})", model=info.name
+        )
+    try:
+        bank = BackgroundBank.load(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise TeachError(
+            "no_bank", f"the background bank {path.name} cannot be read ({err})", model=info.name
+        ) from err
+    if (bank.model, bank.version) != (info.name, info.version):
+        raise TeachError(
+            "bank_mismatch",
+            f"the background bank {path.name} is for {bank.model} {bank.version}, not {info.name} "
+            f"{info.version}: rebuild it (python -m training.bank)",
+            model=info.name,
+            version=info.version,
+        )
+    return bank
+
+
+def read_example(path: Path | str) -> Array:
+    """An example's audio from any file PyAV opens (WAV, MP3, FLAC...): 8 kHz mono float32 in [-1, 1].
+
+    Decoded like a file source (`FileSource`); raises SourceError for a file that cannot be decoded.
+    """
+    with FileSource(path) as source:
+        chunks = [chunk.astype(np.float32) / 32768.0 for chunk in source]  # int16 PCM
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
 @dataclass(frozen=True)
