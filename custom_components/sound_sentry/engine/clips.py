@@ -232,14 +232,19 @@ class ClipRecorder:
 
 def write_clip(clip: Clip, path: Path) -> None:
     """Write a clip as a 16-bit mono WAV via a hidden temporary name: `path` is never half-written."""
+    write_wav(path, clip.pcm, clip.sample_rate_hz)
+
+
+def write_wav(path: Path, pcm: npt.NDArray[np.int16], sample_rate_hz: int) -> None:
+    """Write int16 mono PCM as a WAV via a hidden temporary name: `path` is never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         with wave.open(str(temporary), "wb") as file:
             file.setnchannels(1)
             file.setsampwidth(2)
-            file.setframerate(clip.sample_rate_hz)
-            file.writeframes(clip.pcm.astype("<i2").tobytes())
+            file.setframerate(sample_rate_hz)
+            file.writeframes(pcm.astype("<i2").tobytes())
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)

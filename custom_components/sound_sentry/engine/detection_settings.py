@@ -145,6 +145,14 @@ def resolve_detector_settings(
     )
 
 
+def with_taught(settings: DetectorSettings, thresholds: Mapping[str, float]) -> DetectorSettings:
+    """`settings` that also detect taught sounds, each at its own threshold (label -> probability).
+
+    A taught sound is debounced like the model's sounds: the source's k of n and hold time.
+    """
+    return replace(settings, thresholds={**settings.thresholds, **thresholds})
+
+
 def _same(a: float, b: float) -> bool:
     """Equal as settings: a form's 0.97 and a sidecar's 0.97 may differ in the last bits."""
     return math.isclose(a, b, rel_tol=0.0, abs_tol=1e-9)

@@ -7,7 +7,7 @@ and `icons.json` (Home Assistant reads them there; the service reads the same fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 import json
@@ -52,6 +52,8 @@ class EntitySpec:
     platform: Literal["binary_sensor", "event", "sensor"]
     translation_key: str
     """Its name (`translations/en.json`) and icon (`icons.json`)."""
+    sound_name: str | None = None
+    """A taught sound's name, as its user gave it: the `{sound}` of its translated name."""
     shows: Shows
     label: str | None = None
     """The sound or alarm it is about, for SOUND and PROBABILITY."""
@@ -67,12 +69,17 @@ class EntitySpec:
     """Available while the source is down (it is what says so)."""
 
 
-def sound_sensor(label: str) -> EntitySpec:
-    """The binary sensor of a sound or an alarm, on while it goes on."""
+TAUGHT_TRANSLATION_KEY: Final = "taught"
+"""The translation key of every taught sound's binary sensor (its name is the sound's, `{sound}`)."""
+
+
+def sound_sensor(label: str, sound_name: str | None = None) -> EntitySpec:
+    """The binary sensor of a sound or an alarm, on while it goes on (`sound_name`: a taught sound's)."""
     return EntitySpec(
         key=label,
         platform="binary_sensor",
-        translation_key=label,
+        translation_key=label if sound_name is None else TAUGHT_TRANSLATION_KEY,
+        sound_name=sound_name,
         shows=Shows.SOUND,
         label=label,
         device_class=ALARM_DEVICE_CLASSES.get(label, "sound"),
@@ -109,12 +116,15 @@ SOUND_LEVEL: Final = EntitySpec(
 """No entity category: it is on every source's page, for automations on noise as much as for tuning."""
 
 
-def probability_sensor(label: str) -> EntitySpec:
+def probability_sensor(label: str, sound_name: str | None = None) -> EntitySpec:
     """A sound's peak probability: diagnostic and disabled by default (it changes every interval)."""
     return EntitySpec(
         key=f"{label}_probability",
         platform="sensor",
-        translation_key=f"{label}_probability",
+        translation_key=f"{label}_probability"
+        if sound_name is None
+        else f"{TAUGHT_TRANSLATION_KEY}_probability",
+        sound_name=sound_name,
         shows=Shows.PROBABILITY,
         label=label,
         unit="%",
@@ -130,18 +140,23 @@ def event_classes(info: ModelInfo) -> tuple[str, ...]:
     return tuple(label for label in info.labels if label in info.thresholds)
 
 
-def source_entities(info: ModelInfo, labels: Sequence[str]) -> tuple[EntitySpec, ...]:
+def source_entities(
+    info: ModelInfo, labels: Sequence[str], taught: Mapping[str, str] | None = None
+) -> tuple[EntitySpec, ...]:
     """Every entity of a source whose model is `info` and that detects `labels` (sounds, then alarms).
 
     A binary sensor each, Listening, the event entity, the sound level, and a probability sensor per sound
-    the model has (enabled or not: they are for tuning).
+    the model has (enabled or not: they are for tuning) and per taught sound (`taught`: label -> the
+    user's name; each of them is among `labels`).
     """
+    taught = taught or {}
     return (
-        *(sound_sensor(label) for label in labels),
+        *(sound_sensor(label, taught.get(label)) for label in labels),
         LISTENING,
         sound_event(labels),
         SOUND_LEVEL,
         *(probability_sensor(label) for label in event_classes(info)),
+        *(probability_sensor(label, name) for label, name in taught.items()),
     )
 
 
@@ -162,8 +177,9 @@ class EntityTexts:
     """The default icon (mdi:...) of each."""
 
     def name(self, spec: EntitySpec) -> str:
-        """The English name of an entity (its key if the translations lack it)."""
-        return self.names.get(spec.platform, {}).get(spec.translation_key, spec.key)
+        """The English name of an entity (its key if the translations lack it); a taught sound's named."""
+        name = self.names.get(spec.platform, {}).get(spec.translation_key, spec.key)
+        return name if spec.sound_name is None else name.replace("{sound}", spec.sound_name)
 
     def icon(self, spec: EntitySpec) -> str | None:
         """The default icon of an entity, if icons.json has one."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 import threading
 from typing import TYPE_CHECKING
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .events import DetectionEvent
     from .model import LoadedModel
     from .sources import AudioChunk, AudioSource, Backoff, SourceError
+    from .taught import TaughtSound
 
 from .clips import ClipRecorder
 from .pipeline import Pipeline, PipelineOutput
@@ -81,11 +82,13 @@ class Listener:
         on_status: Callable[[bool, SourceError | None], None],
         clips: tuple[Callable[[DetectionEvent], str], Callable[[Clip], None]] | None = None,
         backoff: Backoff | None = None,
+        taught: Mapping[str, TaughtSound] | None = None,
     ) -> Listener:
         """A source classified by `model` with these settings: how every front end builds one.
 
         With `clips` = (key_for, on_clip), a `ClipRecorder` cuts the audio of each event (see there);
-        `backoff` paces reconnects (`SourceRunner`'s default if None).
+        `backoff` paces reconnects (`SourceRunner`'s default if None); `taught` sounds are heard too
+        (`Pipeline`), at the thresholds `detector` gives their labels.
         """
         info = model.info
         recorder = None
@@ -100,7 +103,7 @@ class Listener:
         return cls(
             name,
             source_factory,
-            Pipeline.for_model(model, detector=detector, alarms=alarms),
+            Pipeline.for_model(model, detector=detector, alarms=alarms, taught=taught),
             on_output=on_output,
             on_status=on_status,
             backoff=backoff,

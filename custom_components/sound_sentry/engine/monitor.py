@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .model import LoadedModel
     from .pipeline import PipelineOutput, WindowResult
     from .sources import AudioSource, Backoff, SourceError
+    from .taught import TaughtSound
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class IntervalPeaks:
     """Stream time at which the interval closed (its last window's end; 0 = the connection's start)."""
     dbfs: float
     probabilities: Mapping[str, float]
-    """Per model label (background included)."""
+    """Per label of the pipeline (the model's, background included, then the taught sounds')."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +114,25 @@ class SourceMonitor:
         on_update: Callable[[MonitorUpdate], None],
         clips: tuple[Callable[[DetectionEvent], str], Callable[[Clip], None]] | None = None,
         backoff: Backoff | None = None,
+        taught: Mapping[str, TaughtSound] | None = None,
     ) -> None:
         """`name` names the source thread (an id); `title` names the source in logs.
 
         `clips` = (key_for, on_clip) cuts the audio of each event (`Listener.for_model`); `backoff` paces
-        reconnects (the `SourceRunner`'s default if None).
+        reconnects (the `SourceRunner`'s default if None). `taught` sounds (label -> head) are sounds
+        like the model's: `detector` gives each label its threshold (`detection_settings.with_taught`),
+        and each has its binary sensor, event type and probability sensor.
         """
         self.model = model
         self.title = title
         self.detector = detector
         self.alarms = alarms
         self.labels: tuple[str, ...] = (*detector.thresholds, *(alarms.labels if alarms is not None else ()))
-        """Every sound and alarm with a binary sensor and an event type: the model's enabled ones, then alarms."""
-        self.entities: tuple[EntitySpec, ...] = source_entities(model.info, self.labels)
+        """Every sound and alarm with a binary sensor and an event type: the model's enabled ones, the
+        taught ones, then alarms."""
+        self.taught_names: dict[str, str] = {label: sound.name for label, sound in (taught or {}).items()}
+        """The user's name of each taught sound, by label."""
+        self.entities: tuple[EntitySpec, ...] = source_entities(model.info, self.labels, self.taught_names)
         """The source's entities, as every front end shows them (`entities.py`)."""
         self._on_update = on_update
         self._source_factory = source_factory
@@ -151,6 +158,7 @@ class SourceMonitor:
             on_status=self._status,
             clips=clips,
             backoff=backoff,
+            taught=taught,
         )
         """The source thread and its pipeline; tools that watch the live audio (benchmarks) attach to it
         with `Listener.add_observer`."""
@@ -223,7 +231,7 @@ class SourceMonitor:
             dbfs=max(window.dbfs for window in windows),
             probabilities={
                 label: max(window.probabilities[label] for window in windows)
-                for label in self.model.info.labels
+                for label in self.listener.pipeline.labels
             },
         )
         level = round(peaks.dbfs, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 import math
 from typing import Any
@@ -17,6 +18,7 @@ from .frontend import FrontEnd
 from .level import DEFAULT_MIN_LEVEL_DBFS, level_dbfs
 from .model import LoadedModel
 from .model_info import DEFAULT_HOP_S, ModelInfo
+from .taught import TaughtSound, taught_embeddings
 from .temporal import TemporalRuntime, initial_state, temporal_inputs
 
 __all__ = ["DEFAULT_HOP_S", "Pipeline", "PipelineOutput", "WindowResult", "to_float"]
@@ -33,12 +35,14 @@ class WindowResult:
     end_s: float
     """Stream time just after the window's last sample."""
     probabilities: dict[str, float]
-    """What the detector reads: the temporal stage's output for a model that has one, else the network's."""
+    """What the detector reads, per label (`Pipeline.labels`): the temporal stage's output for a model
+    that has one, else the network's; then each taught sound's."""
     dbfs: float
     """RMS level of the window relative to a full-scale square wave (a full-scale sine is -3.01)."""
     classified: bool = True
     """False for a window below the pipeline's level floor: not run through the model; its
-    probabilities are then 1 for background (0 for the others), so it cannot start an event."""
+    probabilities are then 1 for background (0 for the others, taught sounds too), so it cannot start an
+    event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,10 @@ class Pipeline:
     through the stage, whose state the pipeline carries from chunk to chunk (a quiet window goes in as
     the network's view of silence), and the stage's probabilities go to the detector. With `alarms`, an
     `AlarmPatternDetector` hears every chunk too (quiet ones included) and its smoke and CO alarm
-    starts and ends join the model's events, in time order.
+    starts and ends join the model's events, in time order. With `taught` sounds (label -> head, on
+    the accurate model), each loud window's embedding, as the network gave it for the model's own
+    sounds, is scored by every head too (`taught.taught_embeddings`; no second pass), and the detector
+    debounces them like the model's sounds at the thresholds its settings give their labels.
 
     Not thread-safe: feed one stream from one thread (or under a lock), and `reset()` between streams.
     """
@@ -92,6 +99,7 @@ class Pipeline:
         max_batch: int = DEFAULT_MAX_BATCH,
         min_level_dbfs: float | None = DEFAULT_MIN_LEVEL_DBFS,
         alarms: AlarmSettings | None = None,
+        taught: Mapping[str, TaughtSound] | None = None,
     ) -> None:
         hop_s = info.hop_s if hop_s is None else hop_s
         if not (math.isfinite(hop_s) and hop_s > 0):
@@ -105,6 +113,12 @@ class Pipeline:
             )
         self.backend = backend
         self.info = info
+        self.taught = dict(taught or {})
+        """The taught sounds, by label."""
+        if clash := set(self.taught) & set(info.labels):
+            raise ValueError(f"taught sounds named like the model's labels: {sorted(clash)}")
+        self.labels: tuple[str, ...] = (*info.labels, *self.taught)
+        """What each window's probabilities are of: the model's labels, then the taught sounds'."""
         self.temporal = temporal
         self._quiet_inputs: npt.NDArray[np.float32] | None = None
         self.max_batch = max_batch
@@ -120,7 +134,7 @@ class Pipeline:
         self.hop_frames = max(1, round(hop_s * info.sample_rate_hz / self._shift))
         self.hop_s = self.hop_frames * self._shift / info.sample_rate_hz
         """The hop actually used: `hop_s` rounded to whole frames."""
-        self.detector = EventDetector(list(info.labels), detector or info.detector_settings())
+        self.detector = EventDetector(list(self.labels), detector or info.detector_settings())
         if alarms is not None and alarms.sample_rate_hz != info.sample_rate_hz:
             raise ValueError(f"alarms at {alarms.sample_rate_hz} Hz, the model at {info.sample_rate_hz} Hz")
         self.alarms = AlarmPatternDetector(alarms) if alarms is not None else None
@@ -230,18 +244,32 @@ class Pipeline:
 
         Without a temporal stage: the network's, and "background, certain" for a quiet window. With one:
         the stage's, fed every window (a quiet one as the network's output for silence), its state carried on.
+        Then each taught sound's, from the same network outputs (0 for a quiet window).
         """
-        if self.temporal is None:
+        if self.temporal is None and not self.taught:
             probabilities = np.tile(self._quiet, (count, 1))
             if loud:
                 probabilities[loud] = self.backend.predict(features)
             return probabilities
-        inputs = np.tile(self._silence_inputs(), (count, 1))
-        if loud:
-            inputs[loud] = temporal_inputs(*self.backend.embed(features))
-        assert self._state is not None  # reset() made it with the stage
-        probabilities, self._state = self.temporal.run(inputs, self._state)
-        return probabilities
+        outputs = self.backend.embed(features) if loud else None
+        if self.temporal is None:
+            probabilities = np.tile(self._quiet, (count, 1))
+            if outputs is not None:
+                probabilities[loud] = outputs[0]
+        else:
+            inputs = np.tile(self._silence_inputs(), (count, 1))
+            if outputs is not None:
+                inputs[loud] = temporal_inputs(*outputs)
+            assert self._state is not None  # reset() made it with the stage
+            probabilities, self._state = self.temporal.run(inputs, self._state)
+        if not self.taught:
+            return probabilities
+        taught = np.zeros((count, len(self.taught)), np.float32)
+        if outputs is not None:
+            embeddings = taught_embeddings(*outputs)
+            for column, sound in enumerate(self.taught.values()):
+                taught[loud, column] = sound.probabilities(embeddings)
+        return np.hstack([probabilities, taught])
 
     def _silence_inputs(self) -> npt.NDArray[np.float32]:
         """The temporal stage's input for a window below the level floor: the network's view of silence."""
@@ -264,7 +292,7 @@ class Pipeline:
         return WindowResult(
             start_s=start_sample / rate,
             end_s=(start_sample + self.info.window_samples) / rate,
-            probabilities={label: float(p) for label, p in zip(self.info.labels, probs, strict=True)},
+            probabilities={label: float(p) for label, p in zip(self.labels, probs, strict=True)},
             dbfs=level,
             classified=classified,
         )

@@ -353,3 +353,16 @@ def fit_sound(name: str, positives: Sequence[Array], bank: BackgroundBank) -> Ta
         bias=bias,
         thresholds=tail_thresholds(logits, bank.hop_s),
     )
+
+
+def learn_from_samples(
+    model: LoadedModel, bank: BackgroundBank, name: str, examples: Sequence[Array]
+) -> TaughtSound:
+    """Learn `name` from its examples' audio (8 kHz mono float32), as a live source would hear them.
+
+    Blocking (the network runs on every example's windows). Raises TeachError (see the module).
+    """
+    for index, samples in enumerate(examples, start=1):
+        check_samples(samples, str(index))
+    windows = [example_windows(model, samples) for samples in examples]
+    return learn(name, windows, bank)
