@@ -20,6 +20,7 @@ from custom_components.sound_sentry.engine.taught import (
     DEFAULT_LEVEL,
     TaughtSound,
     TeachError,
+    check_samples,
     example_windows,
     learn,
     load_bank,
@@ -69,6 +70,15 @@ def accurate_model() -> LoadedModel:
     return load_model(model_path("accurate"), "numpy")
 
 
+def clipped(samples: npt.NDArray[np.float32]) -> bool:
+    """Whether teaching refuses this audio as clipped (`check_samples`)."""
+    try:
+        check_samples(samples, "example")
+    except TeachError:
+        return True
+    return False
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-12), 1 - 1e-12)
     return float(np.log(p / (1 - p)))
@@ -83,8 +93,9 @@ def taught_plan(data_dir: Path) -> TaughtPlan:
         paths = category_clips(data_dir, category)
         clips = [read_clip(path) for path in paths]
         windows = [example_windows(model, clip) for clip in clips]
-        for first in range(0, len(clips) - EXAMPLES, EXAMPLES):
-            chosen = range(first, first + EXAMPLES)
+        usable = [i for i, clip in enumerate(clips) if not clipped(clip)]  # the teach form refuses clipped ones
+        for first in range(0, len(usable) - EXAMPLES, EXAMPLES):
+            chosen = usable[first : first + EXAMPLES]
             try:
                 sound = learn(category, [windows[i] for i in chosen], bank)
             except TeachError:

@@ -21,6 +21,8 @@ def description_fields(spec: EntitySpec) -> dict[str, Any]:
         "translation_key": spec.translation_key,
         "entity_category": EntityCategory(spec.entity_category) if spec.entity_category else None,
         "entity_registry_enabled_default": spec.enabled_by_default,
+        # A taught sound's entities are named by the user's name for it.
+        "translation_placeholders": None if spec.sound_name is None else {"sound": spec.sound_name},
     }
 
 

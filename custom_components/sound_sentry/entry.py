@@ -26,10 +26,12 @@ from .const import (
 )
 from .detection_options import detector_settings, drop_copied_defaults, outdated_overrides, release_of
 from .engine.alarm import AlarmSettings
+from .engine.detection_settings import with_taught
 from .engine.model_info import ModelInfo, ModelLoadError
 from .entry_source import source_factory, unique_id_for
 from .model_store import async_get_model
 from .runtime import SoundSentryConfigEntry, SoundSentryRuntime
+from .taught_store import RESERVED_KEYS, TaughtStore
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 
@@ -63,19 +65,24 @@ async def async_create_runtime(hass: HomeAssistant, entry: SoundSentryConfigEntr
     )
     await clips.async_prune()  # also with clips off: what was kept earlier still expires
     _async_check_overrides(hass, entry, model.info)
+    store = await TaughtStore.async_load(hass, entry.entry_id)
+    taught = await store.async_sounds_for(model, entry.title)
     return SoundSentryRuntime(
         hass,
         entry_id=entry.entry_id,
         title=entry.title,
         model=model,
         source_factory=source_factory(hass, entry.data),
-        detector=detector_settings(entry.options, model.info),
+        detector=with_taught(
+            detector_settings(entry.options, model.info), {s.slug: s.threshold for s in taught}
+        ),
         alarms=alarm_settings(entry),
         # A camera entity's credentials belong to its integration: no reauth flow here, a repair issue.
         on_invalid_auth=None
         if entry.data[CONF_SOURCE_TYPE] == SourceType.CAMERA
         else lambda: entry.async_start_reauth(hass),
         clips=clips if entry.options.get(CONF_CLIPS, False) else None,
+        taught={s.slug: s.sound for s in taught},
     )
 
 
@@ -83,6 +90,7 @@ async def async_start(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> Non
     """Add the entities of the entry's runtime (`entry.runtime_data`) and start listening."""
     runtime = entry.runtime_data
     _async_remove_disabled_class_sensors(hass, entry)
+    await _async_remove_untaught_entities(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     runtime.start()
 
@@ -133,9 +141,10 @@ async def async_unload_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
-    """A removed source's clips go with it: nothing would delete them any more (no retention without it)."""
+    """A removed source's clips and taught sounds go with it: nothing would delete them any more."""
     ir.async_delete_issue(hass, DOMAIN, outdated_overrides_issue_id(entry.entry_id))
     await hass.async_add_executor_job(remove_clips, hass, entry.entry_id)
+    await (await TaughtStore.async_load(hass, entry.entry_id)).async_remove_all()
 
 
 def _async_remove_disabled_class_sensors(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
@@ -146,6 +155,22 @@ def _async_remove_disabled_class_sensors(hass: HomeAssistant, entry: SoundSentry
         unique_id = f"{entry.entry_id}_{label}"
         if entity_id := registry.async_get_entity_id(Platform.BINARY_SENSOR, DOMAIN, unique_id):
             registry.async_remove(entity_id)
+
+
+async def _async_remove_untaught_entities(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:
+    """A taught sound that was removed loses its entities (one still stored keeps them while its repair is open)."""
+    store = await TaughtStore.async_load(hass, entry.entry_id)
+    keep = {
+        *RESERVED_KEYS,
+        *(spec.key for spec in entry.runtime_data.monitor.entities),
+        *(key for s in store.sounds for key in (s.slug, f"{s.slug}_probability")),
+    }
+    registry = er.async_get(hass)
+    prefix = f"{entry.entry_id}_"
+    for registered in er.async_entries_for_config_entry(registry, entry.entry_id):
+        key = registered.unique_id.removeprefix(prefix)
+        if registered.unique_id.startswith(prefix) and key not in keep:
+            registry.async_remove(registered.entity_id)
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: SoundSentryConfigEntry) -> None:

@@ -1,4 +1,4 @@
-"""Repairs: a source whose tuned detection numbers were chosen for another model release."""
+"""Repairs: tuned detection numbers made for another model release; a taught sound not learnt again."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from homeassistant.helpers import issue_registry as ir
 from .const import CONF_MODEL, CONF_OVERRIDES_FOR, DOMAIN
 from .detection_options import release_of, without_overrides
 from .model_store import async_get_model
+from .taught_store import TaughtStore
 
 if TYPE_CHECKING:  # Home Assistant 2025.4 has no RepairsFlowResult: importing it there broke this platform
     from homeassistant.components.repairs import RepairsFlowResult
@@ -52,8 +53,38 @@ class OutdatedOverridesRepairFlow(RepairsFlow):
         return self.async_create_entry(data={})
 
 
+class TaughtSoundRepairFlow(RepairsFlow):
+    """Remove a taught sound that no longer listens (its examples and entities go too); the entry reloads."""
+
+    def __init__(self, entry_id: str, slug: str) -> None:
+        self._entry_id = entry_id
+        self._slug = slug
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """Ask to confirm."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """Remove the sound once confirmed."""
+        if self.hass.config_entries.async_get_entry(self._entry_id) is None:
+            return self.async_abort(reason="entry_removed")
+        if user_input is None:
+            issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
+            return self.async_show_form(
+                step_id="confirm",
+                description_placeholders=issue.translation_placeholders if issue is not None else None,
+            )
+        store = await TaughtStore.async_load(self.hass, self._entry_id)
+        await store.async_remove(self._slug)
+        await self.hass.config_entries.async_reload(self._entry_id)
+        return self.async_create_entry(data={})
+
+
 async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
-    """The fix flow of an `outdated_overrides` issue (the only fixable one; entry.py gives its entry id)."""
-    return OutdatedOverridesRepairFlow(str((data or {}).get("entry_id")))
+    """The fix flow of an issue: a taught sound's (its data names the slug) or `outdated_overrides`."""
+    data = data or {}
+    if (slug := data.get("slug")) is not None:
+        return TaughtSoundRepairFlow(str(data.get("entry_id")), str(slug))
+    return OutdatedOverridesRepairFlow(str(data.get("entry_id")))

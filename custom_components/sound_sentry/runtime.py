@@ -8,13 +8,16 @@ and the entities' listeners.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
+import numpy as np
+import numpy.typing as npt
 
 from . import const
 from .clip_store import ClipStore
@@ -23,7 +26,7 @@ from .engine.alarm import AlarmSettings
 from .engine.clips import Clip
 from .engine.detector import DetectorSettings
 from .engine.events import DetectionEvent
-from .engine.listener import Listener
+from .engine.listener import Listener, ListenerObserver
 from .engine.model import LoadedModel
 from .engine.monitor import (
     AvailabilityUpdate,
@@ -32,7 +35,23 @@ from .engine.monitor import (
     SourceMonitor,
     StateUpdate,
 )
-from .engine.sources import AudioSource, SourceError
+from .engine.sources import AudioChunk, AudioSource, SourceError
+from .engine.taught import TaughtSound
+
+RECORD_GRACE_S = 10.0
+"""`async_record` gives up when the audio asked for has not arrived within its length and this."""
+
+
+class RecordError(HomeAssistantError):
+    """Recording from a source failed: `source_unavailable` (it is down) or `no_audio` (nothing came)."""
+
+    def __init__(self, reason: str, name: str, seconds: float) -> None:
+        super().__init__(
+            translation_domain=DOMAIN,
+            translation_key=reason,
+            translation_placeholders={"name": name, "seconds": f"{seconds:g}"},
+        )
+        self.reason = reason
 
 
 class SoundSentryRuntime:
@@ -50,12 +69,14 @@ class SoundSentryRuntime:
         alarms: AlarmSettings | None,
         on_invalid_auth: Callable[[], None] | None,
         clips: ClipStore | None = None,
+        taught: Mapping[str, TaughtSound] | None = None,
     ) -> None:
         """Listen to one source; nothing runs before `start()`.
 
         `on_invalid_auth` starts a reauth flow. It is None when the credentials are not Sound Sentry's to
         change (a camera entity's belong to its own integration): then a repair issue says where to fix them.
-        With `clips`, the audio of every event is kept there.
+        With `clips`, the audio of every event is kept there. `taught` sounds (slug -> head) are heard
+        like the model's, at the thresholds `detector` gives them (`SourceMonitor`).
         """
         self.hass = hass
         self.entry_id = entry_id
@@ -77,6 +98,7 @@ class SoundSentryRuntime:
             alarms=alarms,
             on_update=self._on_update,
             clips=None if clips is None else (self._clip_name, self._on_clip),
+            taught=taught,
         )
         self.state: StateUpdate = self.monitor.state
         """What the entities show, as of the last update the loop has seen."""
@@ -143,6 +165,51 @@ class SoundSentryRuntime:
     def clip_id(self, event: DetectionEvent) -> str | None:
         """The media-source id of an event's clip (None without clips, and for an event's end)."""
         return None if event.clip_key is None or self.clips is None else self.clips.media_id(event.clip_key)
+
+    async def async_record(self, seconds: float) -> npt.NDArray[np.float32]:
+        """The next `seconds` of the running source's audio, 8 kHz mono float32, as the listener hears it.
+
+        Taken from the listener's own audio (no second connection to the camera). Raises RecordError
+        `source_unavailable` when the source is down (or goes down meanwhile), `no_audio` when the audio
+        has not arrived within `seconds` + RECORD_GRACE_S.
+        """
+        listener = self.listener
+        if listener is None or not self.connected:
+            raise RecordError("source_unavailable", self.title, seconds)
+        wanted = round(seconds * self.model.info.sample_rate_hz)
+        loop = self.hass.loop
+        done: asyncio.Future[str | None] = loop.create_future()
+        chunks: list[AudioChunk] = []
+        received = 0
+
+        def finish(result: str | None) -> None:  # event loop
+            if not done.done():
+                done.set_result(result)
+
+        def on_audio(chunk: AudioChunk) -> None:  # source thread
+            nonlocal received
+            if received < wanted:
+                chunks.append(chunk.copy())
+                received += chunk.size
+                if received >= wanted:
+                    loop.call_soon_threadsafe(finish, None)
+
+        def on_status(connected: bool, _error: SourceError | None) -> None:  # source thread
+            if not connected:
+                loop.call_soon_threadsafe(finish, "source_unavailable")
+
+        remove = listener.add_observer(ListenerObserver(on_audio=on_audio, on_status=on_status))
+        try:
+            async with asyncio.timeout(seconds + RECORD_GRACE_S):
+                failure = await done
+        except TimeoutError:
+            failure = "no_audio"
+        finally:
+            remove()
+        if failure is not None:
+            raise RecordError(failure, self.title, seconds)
+        pcm = np.concatenate(chunks)[:wanted]
+        return pcm.astype(np.float32) / 32768.0
 
     # -- listeners (event loop) -------------------------------------------------------------------
 
