@@ -11,8 +11,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
+from ..detection_settings import LEVEL_KEYS
 from ..model import DEFAULT_MODEL
 from ..sources import PcmFormat
+from ..taught import DEFAULT_LEVEL, MAX_EXAMPLES
 
 DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883
@@ -43,6 +45,19 @@ class MqttSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TaughtSettings:
+    """A sound to teach a source at start, from example recordings."""
+
+    name: str
+    object_id: str
+    """Its topic, entity key and event type (the name in lower case, `_` for anything else)."""
+    examples: list[Path]
+    """Audio files of the sound (anything PyAV decodes)."""
+    sensitivity: str = DEFAULT_LEVEL
+    """A sensitivity level key (strict, balanced, eager)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SourceSettings:
     """One source: a device in Home Assistant."""
 
@@ -61,6 +76,8 @@ class SourceSettings:
     """Per sound: a probability that overrides the model's default, or None (`off`: not detected)."""
     alarms: bool = True
     clips_dir: Path | None = None
+    taught: list[TaughtSettings] = field(default_factory=list)
+    """Sounds taught from examples at start (the accurate model only)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,9 +210,45 @@ class _Reader:
                 raise self.error(value_node, f"threshold of {label}: a probability in (0, 1], or off")
         return result
 
+    def taught(self, node: yaml.Node) -> list[TaughtSettings]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, "taught must be a list of sounds, each {name, examples, sensitivity}")
+        sounds: list[TaughtSettings] = []
+        for item in node.value:
+            items = self.mapping(item, "a taught sound", {"name", "examples", "sensitivity"})
+            for key in ("name", "examples"):
+                if key not in items:
+                    raise self.error(item, f"this taught sound needs {key}")
+            name = self.string(items["name"][1], "name")
+            object_id = slug(name)
+            if not object_id:
+                raise self.error(items["name"][1], "name needs at least one letter or digit")
+            if object_id in {s.object_id for s in sounds}:
+                raise self.error(items["name"][1], f"two taught sounds of this source are named {name!r}")
+            examples_node = items["examples"][1]
+            if not isinstance(examples_node, yaml.SequenceNode) or not examples_node.value:
+                raise self.error(examples_node, "examples must be a list of audio files")
+            if len(examples_node.value) > MAX_EXAMPLES:
+                raise self.error(examples_node, f"examples: at most {MAX_EXAMPLES} files")
+            examples = []
+            for example in examples_node.value:
+                path = Path(self.string(example, "an example")).expanduser()
+                if not path.is_file():
+                    raise self.error(example, f"examples: no such file {path}")
+                examples.append(path)
+            sensitivity = DEFAULT_LEVEL
+            if "sensitivity" in items:
+                sensitivity = self.string(items["sensitivity"][1], "sensitivity")
+                if sensitivity not in LEVEL_KEYS:
+                    raise self.error(items["sensitivity"][1], f"sensitivity must be {', '.join(LEVEL_KEYS)}")
+            sounds.append(
+                TaughtSettings(name=name, object_id=object_id, examples=examples, sensitivity=sensitivity)
+            )
+        return sounds
+
     def source(self, node: yaml.Node) -> SourceSettings:
         keys = {"name", "url", "username", "password", "password_file", "transport", "model", "thresholds"}
-        keys |= {"alarms", "clips_dir"}
+        keys |= {"alarms", "clips_dir", "taught"}
         items = self.mapping(node, "a source", keys)
         for key in ("name", "url"):
             if key not in items:
@@ -244,6 +297,7 @@ class _Reader:
             clips_dir=Path(self.string(items["clips_dir"][1], "clips_dir")).expanduser()
             if "clips_dir" in items
             else None,
+            taught=self.taught(items["taught"][1]) if "taught" in items else [],
         )
 
     def config(self, root: yaml.Node | None) -> ServiceConfig:

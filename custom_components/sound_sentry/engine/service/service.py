@@ -31,16 +31,17 @@ from typing import Any, Literal
 
 from ..alarm import AlarmSettings
 from ..clips import Clip, write_clip
-from ..detection_settings import DetectionOverrides, resolve_detector_settings
-from ..entities import MANUFACTURER, EntitySpec, Shows, device_model, entity_texts
+from ..detection_settings import DetectionOverrides, resolve_detector_settings, with_taught
+from ..entities import MANUFACTURER, EntitySpec, Shows, device_model, entity_texts, source_entities
 from ..events import AlarmEvent, DetectionEvent, event_data
 from ..listener import Listener
 from ..model import LoadedModel, load_model, model_path
 from ..model_info import ModelLoadError
 from ..monitor import AvailabilityUpdate, DetectionUpdate, MonitorUpdate, SourceMonitor, StateUpdate
 from ..redact import redact_credentials
-from ..sources import AudioSource, PacedSource, source_for_url, url_with_credentials
+from ..sources import AudioSource, PacedSource, SourceError, source_for_url, url_with_credentials
 from ..sources.av_sources import url_scheme
+from ..taught import TaughtSound, TeachError, learn_from_samples, load_bank, read_example
 from .config import ServiceConfig, SourceSettings
 from .mqtt import OFFLINE, ONLINE, MqttPublisher
 
@@ -188,6 +189,11 @@ class SoundSentryService:
             detector = resolve_detector_settings(model.info, overrides)
         except ValueError as err:
             raise ServiceError(f"source {settings.name!r}: thresholds: {err}") from None
+        taught = self.taught_sounds(settings, model)
+        detector = with_taught(
+            detector,
+            {label: sound.thresholds[level] for label, (sound, level) in taught.items()},
+        )
         try:
             factory = source_factory(settings)
         except ValueError as err:
@@ -205,8 +211,44 @@ class SoundSentryService:
             alarms=AlarmSettings(sample_rate_hz=model.info.sample_rate_hz) if settings.alarms else None,
             on_update=on_update,
             clips=clip_files(settings) if settings.clips_dir is not None else None,
+            taught={label: sound for label, (sound, _level) in taught.items()},
         )
         return monitor
+
+    def taught_sounds(
+        self, settings: SourceSettings, model: LoadedModel
+    ) -> dict[str, tuple[TaughtSound, str]]:
+        """A source's `taught` sounds learnt from their examples: label -> (head, sensitivity level).
+
+        A sound that cannot be learnt (a name of a built-in entity, an example that does not decode,
+        examples that teach nothing, a model without a bank) is logged as an error and left out: the
+        source listens for its other sounds.
+        """
+        taught: dict[str, tuple[TaughtSound, str]] = {}
+        if not settings.taught:
+            return taught
+        built_in = {
+            spec.key for spec in source_entities(model.info, (*model.info.labels, *AlarmSettings().labels))
+        }
+        for sound in settings.taught:
+            why = None
+            try:
+                if sound.object_id in built_in or sound.object_id in model.info.labels:
+                    why = f"its name {sound.object_id!r} is taken by a built-in entity; choose another"
+                else:
+                    bank = load_bank(model.info)
+                    examples = [read_example(path) for path in sound.examples]
+                    taught[sound.object_id] = (
+                        learn_from_samples(model, bank, sound.name, examples),
+                        sound.sensitivity,
+                    )
+            except (TeachError, SourceError) as err:
+                why = str(err)
+            if why is not None:
+                _LOGGER.error("%s: cannot teach %s: %s", settings.name, sound.name, why)
+            else:
+                _LOGGER.info("%s: taught %s from %d examples", settings.name, sound.name, len(sound.examples))
+        return taught
 
     # -- topics and discovery -------------------------------------------------------------------------
 
