@@ -17,7 +17,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.sound_sentry import runtime as runtime_module
 from custom_components.sound_sentry.const import DOMAIN
+from custom_components.sound_sentry.engine.taught import read_example
 from custom_components.sound_sentry.runtime import RecordError
 from custom_components.sound_sentry.taught_store import TaughtStore, issue_id
 from tests.audio import RATE_HZ, write_wav
@@ -170,7 +172,7 @@ async def test_a_sound_whose_examples_are_gone_raises_a_repair_that_removes_it(
 
 
 async def test_recording_takes_the_running_sources_audio_and_says_when_there_is_none(
-    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = rtsp_server(codec="pcmu")  # a 440 Hz tone at -10 dBFS
     entry = accurate_entry(server.url())
@@ -183,12 +185,49 @@ async def test_recording_takes_the_running_sources_audio_and_says_when_there_is_
     assert (pcm.dtype, pcm.size) == (np.float32, round(1.5 * RATE_HZ))
     assert 0.05 < float(np.sqrt(np.mean(pcm**2))) < 0.9
 
+    # Audio that does not come in time (here: a grace so short that 1 s cannot arrive within it).
+    monkeypatch.setattr(runtime_module, "RECORD_GRACE_S", -0.9)
+    with pytest.raises(RecordError) as caught:
+        await runtime.async_record(1.0)
+    assert caught.value.reason == "no_audio"
+    monkeypatch.undo()
+
     await hass.async_add_executor_job(server.stop)
     await wait_for(hass, lambda: not runtime.connected)
     with pytest.raises(RecordError) as caught:
         await runtime.async_record(1.0)
     assert caught.value.reason == "source_unavailable"
     assert caught.value.translation_key == "source_unavailable"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_store_keeps_names_slugs_and_sensitivity_across_loads(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], plan: TaughtPlan
+) -> None:
+    server = rtsp_server(codec="pcmu", source="silence")
+    entry = accurate_entry(server.url())
+    entry.add_to_hass(hass)
+    store = await TaughtStore.async_load(hass, entry.entry_id)
+    assert store.slug_for("Gunshot!") == "gunshot_2"  # never a built-in entity's key
+    first = await store.async_add(" Door bell ", plan.examples[:3], plan.sound)
+    assert (first, store.slug_for("Door bell")) == ("door_bell", "door_bell_2")
+    assert store.name_clashes("door BELL")
+    assert store.name_clashes("Door-bell")
+    assert not store.name_clashes("Doorbell 2")
+    await store.async_set_sensitivity(first, "strict")
+    with pytest.raises(ValueError, match="loud"):
+        await store.async_set_sensitivity(first, "loud")
+
+    again = (await TaughtStore.async_load(hass, entry.entry_id)).get(first)
+    assert again is not None
+    assert (again.name, again.sound.name, again.sensitivity) == ("Door bell", "Door bell", "strict")
+    assert again.threshold == plan.sound.thresholds["strict"]
+    samples = [read_example(path) for path in again.example_paths]
+    assert [s.size for s in samples] == [e.size for e in plan.examples[:3]]
+    np.testing.assert_allclose(samples[0], plan.examples[0], atol=1 / 32768 + 1e-6)  # 16-bit WAV
+
+    await set_up(hass, entry)  # the source listens at the sound's own level
+    assert entry.runtime_data.detector_settings.thresholds[first] == plan.sound.thresholds["strict"]
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
