@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
 import ipaddress
 import traceback
 from typing import Any
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.components.file_upload import process_uploaded_file
+from homeassistant.config_entries import ConfigEntryState, ConfigFlow, ConfigFlowResult, OptionsFlow
 from homeassistant.const import CONF_NAME, CONF_PASSWORD, CONF_PORT, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import selector
+from homeassistant.helpers import selector, translation
 import homeassistant.helpers.entity_registry as er
 from homeassistant.helpers.entity_registry import async_validate_entity_id
+from homeassistant.util import slugify
+import numpy as np
+import numpy.typing as npt
 
 try:  # Home Assistant 2026.x validates forms with probatio, earlier versions with voluptuous
     import probatio as vol
@@ -54,14 +59,30 @@ from .engine.detection_settings import (
     curve_point,
     level_points,
     resolve_detector_settings,
+    with_taught,
 )
-from .engine.model import DEFAULT_MODEL, SHIPPED_MODELS
+from .engine.examples import cut_examples
+from .engine.listening import ListeningReport, listening_test
+from .engine.model import DEFAULT_MODEL, SHIPPED_MODELS, LoadedModel
 from .engine.model_info import ModelInfo, ModelLoadError
 from .engine.redact import redact_credentials
 from .engine.sources import SourceError
+from .engine.taught import (
+    DEFAULT_LEVEL,
+    MAX_EXAMPLES,
+    MIN_EXAMPLES,
+    TaughtSound,
+    TeachError,
+    check_samples,
+    learn_from_samples,
+    load_bank,
+    read_example,
+    teachable,
+)
 from .entry_source import NoCameraStreamError, async_probe, unique_id_for, validate_rtsp_url
 from .model_store import async_get_model
-from .runtime import SoundSentryConfigEntry
+from .runtime import RecordError, SoundSentryConfigEntry, SoundSentryRuntime
+from .taught_store import RESERVED_KEYS, TaughtStore
 
 FLOW_ERRORS = {"invalid_url", "cannot_connect", "invalid_auth", "no_audio", "port_in_use"}
 CAMERA_ERRORS = {"invalid_url": "camera_stream_unsupported", "invalid_auth": "camera_invalid_auth"}
@@ -75,6 +96,65 @@ SENSITIVITY_CUSTOM = "custom"
 TRANSPORT_SELECTOR = selector.SelectSelector(
     selector.SelectSelectorConfig(options=["tcp", "udp"], translation_key="transport")
 )
+
+# Taught sounds and the listening test (options flow)
+CONF_FILE = "file"
+CONF_METHOD = "method"
+CONF_SECONDS = "seconds"
+CONF_SOUND = "sound"
+TEACH_METHODS = ("upload", "record")
+"""How the examples of a sound to teach are given: uploaded files, or a recording from the source."""
+LISTEN_SECONDS = (5, 30, 15)
+"""The listening test's length: at least, at most, by default."""
+RECORD_SECONDS = (10, 60, 20)
+"""A recording of the sound made several times: at least, at most, by default."""
+AUDIO_FILES = "audio/*,.wav,.mp3,.m4a,.ogg,.flac"
+NEW_SOUND = "new_sound"
+"""A taught sound's label in the listening test before it is saved (no stored sound has it)."""
+
+
+def _seconds_field(seconds: tuple[int, int, int], default: float | None = None) -> dict[Any, Any]:
+    low, high, usual = seconds
+    return {
+        vol.Required(CONF_SECONDS, default=default or usual): selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=low, max=high, step=1, unit_of_measurement="s", mode=selector.NumberSelectorMode.BOX
+            )
+        )
+    }
+
+
+def _read_upload(hass: HomeAssistant, file_id: str) -> npt.NDArray[np.float32]:
+    """An uploaded example decoded by the engine, as 8 kHz mono (executor); the upload is removed after.
+
+    Raises ValueError for an upload that is gone, SourceError for a file that is no audio.
+    """
+    with process_uploaded_file(hass, file_id) as path:
+        return read_example(path)
+
+
+async def _async_builtin_names(hass: HomeAssistant) -> dict[str, str]:
+    """The names of the built-in sounds' binary sensors, by key, in the user's language."""
+    strings = await translation.async_get_translations(hass, hass.config.language, "entity", {DOMAIN})
+    prefix = f"component.{DOMAIN}.entity.binary_sensor."
+    return {
+        key.removeprefix(prefix).removesuffix(".name"): name
+        for key, name in strings.items()
+        if key.startswith(prefix) and key.endswith(".name")
+    }
+
+
+def _report_lines(report: ListeningReport, names: Mapping[str, str]) -> str:
+    """The listening test's result per sound, one line each (the sound's name, its score, the verdict)."""
+    lines = []
+    for sound in report.sounds:
+        mark = "✅" if sound.detected else "❌"
+        name = names.get(sound.label, sound.label)
+        if sound.peak is None or sound.threshold is None:  # an alarm pattern has no score
+            lines.append(f"- {mark} {name}")
+        else:
+            lines.append(f"- {mark} {name}: {sound.peak:.3f} / {sound.threshold:.3f}")
+    return "\n".join(lines)
 
 
 def _rtsp_schema(defaults: Mapping[str, Any], *, with_name: bool) -> vol.Schema:
@@ -559,13 +639,46 @@ class SoundSentryConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class SoundSentryOptionsFlow(OptionsFlow):
-    """Choose the model, then tune detection: sensitivity, k-of-n, hold time, sounds to detect, clips."""
+    """The source's options: its model and detection settings, teaching it a sound, a listening test.
+
+    Settings: choose the model, then tune detection (sensitivity, k-of-n, hold time, sounds to detect,
+    clips). Teaching: a name, 3 to 10 examples (uploaded files, or a recording from the source cut by
+    level), learnt against the model's background bank, then a listening test on fresh audio that must
+    hear it before it can be saved. The listening test of every sound: the source records while the user
+    makes the sound, and each sound's highest score is shown beside its threshold.
+    """
 
     _model: str
     _form: dict[str, Any]
     _choices: dict[str, str]
 
+    def __init__(self) -> None:
+        self._seconds = float(LISTEN_SECONDS[2])
+        self._task: asyncio.Task[Any] | None = None
+        self._errors: dict[str, str] = {}
+        self._error_placeholders: dict[str, str] = {}
+        self._report: ListeningReport | None = None
+        self._name = ""
+        self._sensitivity = DEFAULT_LEVEL
+        self._examples: list[npt.NDArray[np.float32]] = []
+        self._sound: TaughtSound | None = None
+
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """What to do: the settings, teach a sound, a listening test, forget a taught sound.
+
+        Teaching and the test listen to the running source: a source that is not set up offers neither.
+        Sounds are taught on the accurate model's embedding: the compact model says so instead.
+        """
+        options = ["model"]
+        if self.config_entry.state is ConfigEntryState.LOADED:
+            runtime = self._runtime
+            options.append("teach_name" if teachable(runtime.model.info) else "teach_needs_accurate")
+            options.append("listening_test")
+            if (await self._async_store()).sounds:
+                options.append("forget")
+        return self.async_show_menu(step_id="init", menu_options=options)
+
+    async def async_step_model(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Which model listens; each choice shows what it was measured to hear and to cost.
 
         A model that cannot load (its files missing or damaged) is refused here, with the reason, so that
@@ -593,7 +706,7 @@ class SoundSentryOptionsFlow(OptionsFlow):
             }
         )
         return self.async_show_form(
-            step_id="init", data_schema=schema, errors=errors, description_placeholders=placeholders
+            step_id="model", data_schema=schema, errors=errors, description_placeholders=placeholders
         )
 
     def _current(self, info: ModelInfo) -> DetectionOverrides:
@@ -727,3 +840,340 @@ class SoundSentryOptionsFlow(OptionsFlow):
             hold_s=float(form[CONF_HOLD_S]),
         )
         return self.async_create_entry(data=with_overrides(options, overrides, info))
+
+    # -- teaching a sound, and the listening test --------------------------------------------------
+
+    @property
+    def _runtime(self) -> SoundSentryRuntime:
+        entry: SoundSentryConfigEntry = self.config_entry
+        return entry.runtime_data
+
+    async def _async_store(self) -> TaughtStore:
+        return await TaughtStore.async_load(self.hass, self.config_entry.entry_id)
+
+    def _take_errors(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The errors (and their placeholders) that a finished recording left for the next form."""
+        errors, placeholders = self._errors, self._error_placeholders
+        self._errors, self._error_placeholders = {}, {}
+        return errors, placeholders
+
+    def _fail(self, error: str, **placeholders: str) -> None:
+        self._errors = {"base": error}
+        self._error_placeholders = placeholders
+
+    async def _async_progress(
+        self, step_id: str, work: Callable[[], Coroutine[Any, Any, bool]], done: str, failed: str
+    ) -> ConfigFlowResult:
+        """Show `step_id` as in progress while `work` runs; then go on to `done`, or `failed` (its errors set)."""
+        if self._task is None:
+            self._task = self.hass.async_create_task(work(), f"{DOMAIN} {step_id}")
+        if not self._task.done():
+            return self.async_show_progress(
+                step_id=step_id,
+                progress_action=step_id,
+                progress_task=self._task,
+                description_placeholders={"seconds": f"{self._seconds:g}"},
+            )
+        task, self._task = self._task, None
+        return self.async_show_progress_done(next_step_id=done if task.result() else failed)
+
+    async def _async_record(self) -> npt.NDArray[np.float32] | None:
+        """The next `_seconds` of the source's audio; None (and the error set) if it cannot be had."""
+        try:
+            return await self._runtime.async_record(self._seconds)
+        except RecordError as err:
+            LOGGER.debug("%s: recording failed: %s", self.config_entry.title, err.reason)
+            self._fail(err.reason, name=self.config_entry.title, seconds=f"{self._seconds:g}")
+            return None
+
+    async def _async_listen(self, candidate: TaughtSound | None = None) -> bool:
+        """Record, then run the listening test on the source's settings (and `candidate`, as NEW_SOUND)."""
+        samples = await self._async_record()
+        if samples is None:
+            return False
+        runtime = self._runtime
+        settings = runtime.detector_settings
+        taught = {
+            s.slug: s.sound for s in (await self._async_store()).sounds if s.slug in settings.thresholds
+        }
+        if candidate is not None:
+            settings = with_taught(settings, {NEW_SOUND: candidate.thresholds[self._sensitivity]})
+            taught[NEW_SOUND] = candidate
+        self._report = await self.hass.async_add_executor_job(
+            lambda: listening_test(
+                runtime.model, settings, samples, taught=taught, alarms=runtime.alarm_settings
+            )
+        )
+        return True
+
+    async def async_step_listening_test(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The listening test: how long to listen; the recording starts when the form is sent."""
+        if user_input is not None:
+            self._seconds = float(user_input[CONF_SECONDS])
+            return await self.async_step_listen()
+        errors, placeholders = self._take_errors()
+        return self.async_show_form(
+            step_id="listening_test",
+            data_schema=vol.Schema(_seconds_field(LISTEN_SECONDS, self._seconds)),
+            errors=errors,
+            description_placeholders={"name": self.config_entry.title, **placeholders},
+        )
+
+    async def async_step_listen(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The source records while the user makes or plays the sound."""
+        return await self._async_progress("listen", self._async_listen, "listening_result", "listening_test")
+
+    async def async_step_listening_result(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Each sound's highest score against its threshold, and the room's level; then the menu again."""
+        if user_input is not None:
+            return await self.async_step_init()
+        report = self._report
+        assert report is not None  # the listen step made it
+        names = await _async_builtin_names(self.hass)
+        names |= {s.slug: s.name for s in (await self._async_store()).sounds}
+        return self.async_show_form(
+            step_id="listening_result",
+            data_schema=vol.Schema({}),
+            errors={"base": "silent_source"} if report.silent else None,
+            description_placeholders={
+                "name": self.config_entry.title,
+                "results": _report_lines(report, names),
+                "level": f"{report.level_dbfs:.0f}",
+                "peak_level": f"{report.peak_dbfs:.0f}",
+                "seconds": f"{self._seconds:g}",
+            },
+        )
+
+    async def async_step_teach_needs_accurate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The compact model cannot learn sounds: say where to switch."""
+        return self.async_abort(reason="teach_needs_accurate")
+
+    async def async_step_teach_name(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The new sound's name, its sensitivity, and how its examples come."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = str(user_input[CONF_NAME]).strip()
+            if await self._async_name_taken(name):
+                errors[CONF_NAME] = "name_clash"
+            else:
+                self._name, self._sensitivity = name, str(user_input["sensitivity"])
+                self._examples, self._sound = [], None
+                if user_input[CONF_METHOD] == "record":
+                    return await self.async_step_teach_record()
+                return await self.async_step_teach_upload()
+        values = user_input or {}
+        return self.async_show_form(
+            step_id="teach_name",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_NAME, default=values.get(CONF_NAME, "")): str,
+                    vol.Required(
+                        "sensitivity", default=values.get("sensitivity", DEFAULT_LEVEL)
+                    ): selector.SelectSelector(
+                        selector.SelectSelectorConfig(
+                            options=list(LEVEL_KEYS),
+                            translation_key="sensitivity",
+                            mode=selector.SelectSelectorMode.DROPDOWN,
+                        )
+                    ),
+                    vol.Required(CONF_METHOD, default=values.get(CONF_METHOD, "upload")): (
+                        selector.SelectSelector(
+                            selector.SelectSelectorConfig(
+                                options=list(TEACH_METHODS), translation_key="teach_method"
+                            )
+                        )
+                    ),
+                }
+            ),
+            errors=errors,
+            description_placeholders={
+                "name": self.config_entry.title,
+                "minimum": str(MIN_EXAMPLES),
+                "maximum": str(MAX_EXAMPLES),
+            },
+        )
+
+    async def _async_name_taken(self, name: str) -> bool:
+        """Whether `name` is empty or names a built-in sound (by key or name) or a taught one of this source."""
+        wanted = name.casefold()
+        builtin = await _async_builtin_names(self.hass)
+        return (
+            not name
+            or slugify(name) in RESERVED_KEYS
+            or any(wanted in (key.casefold(), text.casefold()) for key, text in builtin.items())
+            or (await self._async_store()).name_clashes(name)
+        )
+
+    def _examples_placeholders(self) -> dict[str, str]:
+        return {
+            "sound": self._name,
+            "count": str(len(self._examples)),
+            "minimum": str(MIN_EXAMPLES),
+            "maximum": str(MAX_EXAMPLES),
+        }
+
+    async def async_step_teach_upload(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One example file at a time; sent without a file, the examples so far are learnt."""
+        errors, placeholders = self._take_errors()
+        if user_input is not None:
+            if (file_id := user_input.get(CONF_FILE)) is None:
+                if await self._async_learn():
+                    return await self.async_step_teach_test()
+                errors, placeholders = self._take_errors()
+            elif len(self._examples) >= MAX_EXAMPLES:
+                errors = {"base": "too_many_examples"}
+            else:
+                placeholders = {"example": str(len(self._examples) + 1)}
+                try:
+                    samples = await self.hass.async_add_executor_job(_read_upload, self.hass, file_id)
+                    check_samples(samples, placeholders["example"])
+                except (SourceError, ValueError) as err:
+                    reason = err.reason if isinstance(err, TeachError) else "unreadable_example"
+                    LOGGER.debug("Example %s of %s refused: %s", placeholders["example"], self._name, err)
+                    errors = {"base": reason}
+                else:
+                    self._examples.append(samples)
+        return self.async_show_form(
+            step_id="teach_upload",
+            data_schema=vol.Schema(
+                {
+                    vol.Optional(CONF_FILE): selector.FileSelector(
+                        selector.FileSelectorConfig(accept=AUDIO_FILES)
+                    )
+                }
+            ),
+            errors=errors,
+            description_placeholders={**self._examples_placeholders(), **placeholders},
+        )
+
+    async def async_step_teach_record(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """How long to record while the user makes the sound several times, with a pause between."""
+        if user_input is not None:
+            self._seconds = float(user_input[CONF_SECONDS])
+            return await self.async_step_teach_recording()
+        errors, placeholders = self._take_errors()
+        return self.async_show_form(
+            step_id="teach_record",
+            data_schema=vol.Schema(_seconds_field(RECORD_SECONDS)),
+            errors=errors,
+            description_placeholders={
+                "name": self.config_entry.title,
+                **self._examples_placeholders(),
+                **placeholders,
+            },
+        )
+
+    async def async_step_teach_recording(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The source records; each time the sound rises above the room is an example; then learn."""
+
+        async def record_and_learn() -> bool:
+            if (samples := await self._async_record()) is None:
+                return False
+            info = self._runtime.model.info
+            window_s = info.window_samples / info.sample_rate_hz
+            self._examples += cut_examples(samples, info.sample_rate_hz, min_length_s=window_s)
+            del self._examples[MAX_EXAMPLES:]
+            return await self._async_learn()
+
+        return await self._async_progress("teach_recording", record_and_learn, "teach_test", "teach_record")
+
+    async def _async_learn(self) -> bool:
+        """Learn the sound from the examples so far (executor); False with the refusal set as the error."""
+        model: LoadedModel = self._runtime.model
+        try:
+            bank = await self.hass.async_add_executor_job(load_bank, model.info)
+            self._sound = await self.hass.async_add_executor_job(
+                learn_from_samples, model, bank, self._name, list(self._examples)
+            )
+        except TeachError as err:
+            LOGGER.debug("Teaching %s refused: %s", self._name, err)
+            self._fail(err.reason, **err.placeholders)
+            return False
+        return True
+
+    async def async_step_teach_test(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Before saving: make the sound once more, and the source must hear it on fresh audio."""
+        if user_input is not None:
+            self._seconds = float(user_input[CONF_SECONDS])
+            return await self.async_step_teach_listen()
+        errors, placeholders = self._take_errors()
+        return self.async_show_form(
+            step_id="teach_test",
+            data_schema=vol.Schema(_seconds_field(LISTEN_SECONDS, self._seconds)),
+            errors=errors,
+            description_placeholders={
+                "name": self.config_entry.title,
+                **self._examples_placeholders(),
+                "peak": "-",
+                "threshold": "-",
+                **placeholders,
+            },
+        )
+
+    async def async_step_teach_listen(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The source records while the user makes the new sound."""
+
+        async def listen() -> bool:
+            assert self._sound is not None  # learnt before the test
+            if not await self._async_listen(self._sound):
+                return False
+            assert self._report is not None
+            heard = self._report.result(NEW_SOUND)
+            if not heard.detected:
+                self._fail(
+                    "silent_source" if self._report.silent else "taught_not_heard",
+                    peak=f"{heard.peak:.3f}",
+                    threshold=f"{heard.threshold:.3f}",
+                )
+            return heard.detected
+
+        return await self._async_progress("teach_listen", listen, "teach_heard", "teach_test")
+
+    async def async_step_teach_heard(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The test heard the new sound: save it, or test again."""
+        assert self._report is not None
+        heard = self._report.result(NEW_SOUND)
+        return self.async_show_menu(
+            step_id="teach_heard",
+            menu_options=["teach_save", "teach_test"],
+            description_placeholders={
+                "sound": self._name,
+                "peak": f"{heard.peak:.3f}",
+                "threshold": f"{heard.threshold:.3f}",
+            },
+        )
+
+    async def async_step_teach_save(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Store the sound with its examples; the source reloads and listens for it."""
+        assert self._sound is not None
+        store = await self._async_store()
+        await store.async_add(self._name, self._examples, self._sound, self._sensitivity)
+        return self._async_reload_and_finish()
+
+    async def async_step_forget(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Forget a taught sound: its entities and examples go; the source reloads."""
+        store = await self._async_store()
+        if user_input is not None:
+            await store.async_remove(str(user_input[CONF_SOUND]))
+            return self._async_reload_and_finish()
+        return self.async_show_form(
+            step_id="forget",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_SOUND): selector.SelectSelector(
+                        selector.SelectSelectorConfig(
+                            options=[
+                                selector.SelectOptionDict(value=s.slug, label=s.name) for s in store.sounds
+                            ]
+                        )
+                    )
+                }
+            ),
+        )
+
+    def _async_reload_and_finish(self) -> ConfigFlowResult:
+        """The entry's options stay; it reloads to hear its taught sounds as they are now."""
+        self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
+        return self.async_create_entry(data=dict(self.config_entry.options))

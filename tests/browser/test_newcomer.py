@@ -111,6 +111,9 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
     # Options (Configure on the integration's entry): a custom gunshot threshold, clips on.
     page.go_back()
     page.get_by_role("button", name="Configure").click()
+    # The options' menu: the settings (teaching a sound and the listening test are beside them).
+    expect(page.get_by_text("Teach a sound")).to_be_visible()
+    page.get_by_text("Model and detection settings").click()
     # First the model: accurate (the new source's), with both models' measured figures; keep it.
     expect(page.get_by_text("Which model listens to this source")).to_be_visible()
     expect(page.get_by_text("Accurate (AudioSet-pretrained)")).to_be_visible()
@@ -139,6 +142,7 @@ def test_newcomer_adds_the_demo_camera(home_assistant: DemoHomeAssistant, page: 
 
     # Configure again: the forms show the saved values.
     page.get_by_role("button", name="Configure").click()
+    page.get_by_text("Model and detection settings").click()
     page.get_by_role("button", name="Submit").click()  # the same model
     expect(page.locator("field=Keep a clip of each detection").get_by_role("switch")).to_be_checked()
     page.get_by_role("button", name="Submit").click()  # the same settings: on to the custom thresholds

@@ -286,6 +286,7 @@ async def test_options_turn_clips_on(
     assert await hass.config_entries.async_setup(entry.entry_id)
     assert entry.runtime_data.clips is None
     result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {"next_step_id": "model"})
     result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_MODEL: TEST_MODEL})
     defaults = {str(key): key.default() for key in result["data_schema"].schema}
     assert (defaults[CONF_CLIPS], defaults[CONF_CLIP_KEEP_DAYS], defaults[CONF_CLIP_MAX]) == (False, 7, 50)

@@ -442,12 +442,21 @@ async def test_missing_model_aborts_the_flow(
     assert result["reason"] == "model_unavailable"
 
 
+async def options_model(hass: HomeAssistant, entry: MockConfigEntry) -> ConfigFlowResult:
+    """Open the options and choose "Model and detection settings" in their menu: the model form."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "init"
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {"next_step_id": "model"})
+    assert result["step_id"] == "model"
+    return result
+
+
 async def options_detection(
     hass: HomeAssistant, entry: MockConfigEntry, model: str = "compact"
 ) -> ConfigFlowResult:
     """Open the options, keep (or choose) `model`: the detection settings form."""
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["step_id"] == "init"
+    result = await options_model(hass, entry)
     result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_MODEL: model})
     assert result["step_id"] == "detection"
     return result
@@ -601,7 +610,7 @@ async def test_options_switch_the_model_with_its_own_defaults(
     await hass.async_block_till_done()
     assert entry.runtime_data.model.info.architecture == "resnetse"
 
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await options_model(hass, entry)
     placeholders = result["description_placeholders"]
     for name in ("accurate", "compact"):
         info = (await async_get_model(hass, name)).info
@@ -653,13 +662,13 @@ async def test_a_model_that_cannot_load_is_refused_in_the_model_step(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     stored = dict(entry.options)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await options_model(hass, entry)
     assert result["description_placeholders"]["model_accurate"] == "not installed"
     compact = ModelInfo.load(model_path("compact"))
     assert result["description_placeholders"]["licence_compact"] == compact.licence
     result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_MODEL: "accurate"})
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "init"
+    assert result["step_id"] == "model"
     assert result["errors"] == {CONF_MODEL: "model_unavailable"}
     assert "/nonexistent/sound_sentry_mobilenet.json not found" in result["description_placeholders"]["error"]
     assert form_defaults(result) == {CONF_MODEL: "accurate"}
@@ -809,7 +818,7 @@ async def test_a_model_without_a_measured_curve_says_so_in_the_forms(
     assert await hass.config_entries.async_setup(entry.entry_id)
     assert entry.runtime_data.detector_settings.thresholds["babycry"] == 0.5  # the random model's default
     # The model step: a model that cannot load says so; one without measured figures shows "-".
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await options_model(hass, entry)
     assert result["description_placeholders"]["model_accurate"] == "not installed"
     assert result["description_placeholders"]["model_compact"].startswith("hears - / - / - ")
     hass.config_entries.options.async_abort(result["flow_id"])
