@@ -158,3 +158,18 @@ def test_an_example_file_is_decoded_to_8_khz_mono(tmp_path: Path) -> None:
     assert samples.dtype == np.float32
     assert abs(samples.size - 8000) < 200
     assert float(np.abs(samples).max()) == pytest.approx(0.5, abs=0.05)
+
+
+def test_the_examples_bound_the_thresholds_between_the_banks_highest_score_and_its_tail() -> None:
+    rng = np.random.default_rng(5)
+    bank = _bank(rng)
+    centre = np.zeros(DIM)
+    centre[0] = 3.0  # near enough to the background that the extrapolated tail is out of reach
+    examples = [_example(_cluster(rng, centre, 3, 0.5)) for _ in range(5)]
+    sound = learn("buzz", examples, bank)
+    tail_only = taught.fit_sound("buzz", [e.positives() for e in examples], bank)
+    floor = float(sound.probabilities(bank.embeddings[1::2]).max())
+    assert floor <= sound.thresholds["balanced"] < tail_only.thresholds["balanced"]
+    for key, threshold in sound.thresholds.items():
+        assert threshold < tail_only.thresholds[key]
+    assert sound.thresholds["strict"] > sound.thresholds["balanced"] > sound.thresholds["eager"]

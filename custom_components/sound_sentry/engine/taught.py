@@ -2,23 +2,27 @@
 
 The accurate model's embedding (the input of its classifier, AudioSet-pretrained and fine-tuned) tells
 apart many more sounds than the three it alerts on. A taught sound is a logistic-regression head on that
-embedding, learnt in NumPy on the Home Assistant machine in well under a second:
+embedding, learnt in NumPy on the Home Assistant machine in a few seconds:
 
 - positives: each example's loud windows (within `POSITIVE_SPAN_DB` of its loudest, above the level
   floor), L2-normalised;
-- negatives: half of a `BackgroundBank`, the embeddings of a few thousand varied background windows that
+- negatives: half of a `BackgroundBank`, the embeddings of ten thousand varied background windows that
   ship with the model (`training.bank` builds it); each side weighs half;
 - an L2 penalty, solved by Newton's method (385 unknowns).
 
 Its sensitivity is chosen like the built-in sounds', as expected false alarms per day
 (`detection_settings.SENSITIVITY_LEVELS`), read off the bank's other half: a few thousand windows cannot show a rate
 of one window a day directly, so the tail of the bank's scores is modelled (peaks over threshold: the
-logits above the bank's top `TAIL_SHARE` fall off exponentially) and extrapolated. `benchmarks.few_shot`
+logits above the bank's top `TAIL_SHARE` fall off exponentially) and extrapolated. That extrapolation
+is strict: most sounds' own examples, left out in turn, do not reach it. So the examples bound it: each
+Balanced threshold lies between the bank's highest held-out score (the floor) and its tail, as far up
+as the left-out examples' median allows with `LOO_MARGIN` to spare, and the other levels keep their
+spacing from it. `benchmarks.few_shot`
 measures how well that holds on background the bank does not contain.
 
 Examples that cannot teach anything are refused with a `TeachError` whose `reason` is a translation key:
-too few, silent, clipped, or explained by ordinary background (left out in turn, too few examples clear
-the threshold that the others set).
+too few, silent, clipped, or explained by ordinary background (left out in turn, fewer than half of the
+examples score above the floor of the others' head).
 
 The bank ships beside its model as `<model stem>.bank.npz` (`bank_path`; only the accurate model has
 one) and names the model release it was built with: `load_bank` refuses a missing bank or another
@@ -60,7 +64,9 @@ TAIL_SHARE = 0.02
 """The bank's top share of logits whose exponential fall-off is extrapolated to rare false alarms."""
 DEFAULT_LEVEL = "balanced"
 MIN_HEARD_SHARE = 0.5
-"""Left out in turn, at least this share of the examples must clear the threshold the others set."""
+"""Left out in turn, at least this share of the examples must score above all of the bank's held-out half."""
+LOO_MARGIN = 0.5
+"""The thresholds sit this far (in `_Head.place` units) below the left-out examples' median place."""
 BANK_SUFFIX = ".bank.npz"
 """A model's bank is its file with this suffix instead of `.onnx`, beside it."""
 
@@ -286,7 +292,12 @@ def fit_head(positives: Array, negatives: Array, l2: float = L2) -> tuple[Array,
 
 
 def tail_thresholds(logits: npt.NDArray[np.float64], hop_s: float) -> dict[str, float]:
-    """Per sensitivity level, the probability that background windows exceed about that many times a day.
+    """Per sensitivity level, the probability that background windows exceed about that many times a day."""
+    return {key: float(_sigmoid(np.array(z))) for key, z in tail_logits(logits, hop_s).items()}
+
+
+def tail_logits(logits: npt.NDArray[np.float64], hop_s: float) -> dict[str, float]:
+    """Per sensitivity level, the logit that background windows exceed about that many times a day.
 
     The logits above the bank's (1 - TAIL_SHARE) quantile `u` are taken to fall off exponentially
     (their mean excess `beta`), so P(logit > z) = TAIL_SHARE * exp(-(z - u) / beta) for z >= u.
@@ -299,8 +310,7 @@ def tail_thresholds(logits: npt.NDArray[np.float64], hop_s: float) -> dict[str, 
     thresholds = {}
     for level in SENSITIVITY_LEVELS:
         rate = level.false_alarms_per_day / windows_per_day
-        z = u + beta * math.log(TAIL_SHARE / rate)
-        thresholds[level.key] = float(_sigmoid(np.array(z)))
+        thresholds[level.key] = u + beta * math.log(TAIL_SHARE / rate)
     return thresholds
 
 
@@ -323,12 +333,13 @@ def learn(
     for index, windows in enumerate(positives, start=1):
         if not len(windows):
             raise TeachError("silent_example", f"{name}: example {index} is silent", example=str(index))
-    head = fit_sound(name, positives, bank)
-    heard = 0
+    # Each example left out in turn: where its best window lands between the others' head's floor (0)
+    # and their extrapolated Balanced threshold (1).
+    places = []
     for left_out in range(len(positives)):
-        others = fit_sound(name, [p for i, p in enumerate(positives) if i != left_out], bank)
-        score = float(others.probabilities(positives[left_out]).max())
-        heard += score >= others.thresholds[DEFAULT_LEVEL]
+        others = _fit(np.concatenate([p for i, p in enumerate(positives) if i != left_out]), bank)
+        places.append(others.place(float(others.logits(positives[left_out]).max())))
+    heard = sum(place >= 0.0 for place in places)
     if heard < MIN_HEARD_SHARE * len(positives):
         raise TeachError(
             "like_background",
@@ -336,22 +347,66 @@ def learn(
             heard=str(heard),
             count=str(len(positives)),
         )
-    return head
+    between = float(np.clip(np.median(places) - LOO_MARGIN, 0.0, 1.0))
+    return fit_sound(name, positives, bank, between=between)
 
 
-def fit_sound(name: str, positives: Sequence[Array], bank: BackgroundBank) -> TaughtSound:
-    """The head and thresholds of examples' positive windows (`ExampleWindows.positives`), unchecked."""
+@dataclass(frozen=True)
+class _Head:
+    """A fitted head and, in logits, its floor and extrapolated thresholds on the bank's other half."""
+
+    weights: Array
+    bias: float
+    floor: float
+    """The highest logit of the bank's held-out half (about one window in that many)."""
+    tails: dict[str, float]
+    """Per sensitivity level, the tail's extrapolated logit (`tail_logits`)."""
+
+    def logits(self, unit: Array) -> npt.NDArray[np.float64]:
+        """The head's logits of normalised windows."""
+        return unit.astype(np.float64) @ self.weights + self.bias
+
+    def place(self, logit: float) -> float:
+        """Where a logit lies from the floor (0) to the Balanced threshold (1)."""
+        return (logit - self.floor) / max(self.tails[DEFAULT_LEVEL] - self.floor, 1e-6)
+
+    def threshold(self, level: str, between: float) -> float:
+        """A level's logit threshold: its tail, lowered by as much as Balanced's (the levels keep their spacing).
+
+        Balanced's lies `between` (0..1) of the way from the floor up to its tail.
+        """
+        balanced = self.tails[DEFAULT_LEVEL]
+        return self.tails[level] - (1.0 - between) * max(0.0, balanced - self.floor)
+
+
+def _fit(positives: Array, bank: BackgroundBank) -> _Head:
     # Half the bank teaches, the other half sets the thresholds: windows the head was fit against would
     # score lower than unseen background does, and promise too few false alarms.
-    weights, bias = fit_head(np.concatenate(positives), bank.embeddings[0::2])
-    logits = bank.embeddings[1::2].astype(np.float64) @ weights + bias
+    weights, bias = fit_head(positives, bank.embeddings[0::2])
+    held_out = bank.embeddings[1::2].astype(np.float64) @ weights + bias
+    return _Head(weights, bias, float(held_out.max()), tail_logits(held_out, bank.hop_s))
+
+
+def fit_sound(
+    name: str, positives: Sequence[Array], bank: BackgroundBank, *, between: float = 1.0
+) -> TaughtSound:
+    """The head and thresholds of examples' positive windows (`ExampleWindows.positives`), unchecked.
+
+    Balanced's threshold lies `between` (0..1) of the way from the bank's highest held-out score up to
+    its extrapolated tail (1: the tails alone), the other levels as far below their tails (`_Head`);
+    `learn` sets `between` from the examples.
+    """
+    head = _fit(np.concatenate(positives), bank)
     return TaughtSound(
         name=name,
         model=bank.model,
         version=bank.version,
-        weights=weights,
-        bias=bias,
-        thresholds=tail_thresholds(logits, bank.hop_s),
+        weights=head.weights,
+        bias=head.bias,
+        thresholds={
+            level.key: float(_sigmoid(np.array(head.threshold(level.key, between))))
+            for level in SENSITIVITY_LEVELS
+        },
     )
 
 
