@@ -1089,7 +1089,9 @@ class SoundSentryOptionsFlow(OptionsFlow):
             )
         except TeachError as err:
             LOGGER.debug("Teaching %s refused: %s", self._name, err)
-            self._fail(err.reason, **err.placeholders)
+            if err.reason == "silent_example":  # it can teach nothing: left out, the others kept
+                del self._examples[int(err.placeholders["example"]) - 1]
+            self._fail(err.reason, **{"count": str(len(self._examples)), **err.placeholders})
             return False
         return True
 
