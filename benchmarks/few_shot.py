@@ -1,15 +1,20 @@
 """Taught sounds from a few examples, on sounds that are not Sound Sentry's own, heard as streams.
 
-    scripts/run python -m benchmarks.few_shot [--trials 5] [--categories dog siren ...]
+    scripts/run env EXTRA=$HOME/.cache/sound-sentry/data-extra/manifest.csv \
+        python -m benchmarks.few_shot [--trials 5] [--categories dog siren ...]
+
+(The bank needs the set `python -m training.data.build` makes; naming its manifest lets `scripts/run`'s
+Python 3.14 root file system see it.)
 
 For each of twelve ESC-50 categories (dog, door knock, clock alarm, church bells, siren, water drops and
 six more of a home), ten clips are the examples a user could record and the other thirty are what the
 taught sound must then hear:
 
 - a head is learnt (`engine/taught.py`) from 3, 5 and 10 of the ten (random draws, `--trials` of them
-  for 3 and 5), against the network's background bank (`training.bank`, built at the start: 10 s);
-- it listens at the "Balanced" sensitivity (about one false alarm a day, as the bank's tail predicts),
-  1 of 1 window, hold 2 s, through the engine's `EventDetector`;
+  for 3 and 5), against the network's background bank (`training.bank`, built at the start: about a minute);
+- it listens at the "Balanced" sensitivity (`engine/taught.py`: the bank's extrapolated tail for about
+  one false alarm a day, lowered towards the bank's highest score as far as the examples need), 1 of 1
+  window, hold 2 s, through the engine's `EventDetector`;
 - the thirty clips are placed 12-20 s apart in continuous background, in both constructions of
   `training.streams` (the recorded level; no level cue: 0..+15 dB over background at -45..-25 dBFS);
 - false alarms are counted on that background alone, which the bank does not contain: ESC-50's 36 other

@@ -1,6 +1,10 @@
-"""Build the background bank that taught sounds learn against: `scripts/run python -m training.bank`.
+"""Build the background bank that taught sounds learn against (below: `scripts/run` and the built set).
 
-The bank (`engine/taught.py`) is a network's embeddings of a few thousand windows of ordinary home
+    scripts/run env EXTRA=$HOME/.cache/sound-sentry/data-extra/manifest.csv python -m training.bank
+
+(Naming the built set's manifest lets `scripts/run`'s Python 3.14 root file system see that set.)
+
+The bank (`engine/taught.py`) is a network's embeddings of ten thousand windows of ordinary home
 background, written beside the model as `<model stem>.bank.npz` (`engine.taught.bank_path`; float16, a few MB),
 where it ships with the model: rebuild it whenever the model changes (`load_bank` refuses a bank of
 another release). `benchmarks.few_shot` builds its own. It comes from
