@@ -866,7 +866,8 @@ class SoundSentryOptionsFlow(OptionsFlow):
     ) -> ConfigFlowResult:
         """Show `step_id` as in progress while `work` runs; then go on to `done`, or `failed` (its errors set)."""
         if self._task is None:
-            self._task = self.hass.async_create_task(work(), f"{DOMAIN} {step_id}")
+            # Not eagerly: a recording that fails at once must still show as progress, then its form.
+            self._task = self.hass.async_create_task(work(), f"{DOMAIN} {step_id}", eager_start=False)
         if not self._task.done():
             return self.async_show_progress(
                 step_id=step_id,

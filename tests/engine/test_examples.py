@@ -47,3 +47,10 @@ def test_a_sound_at_the_very_start_is_widened_within_the_recording() -> None:
     (example,) = cut_examples(recording, RATE_HZ, min_length_s=WINDOW_S)
     assert example.size == round(WINDOW_S * RATE_HZ)
     assert np.array_equal(example, recording[: example.size])
+
+
+def test_a_blip_too_short_to_lift_its_window_over_the_floor_is_no_example() -> None:
+    """The end of a sound cut off by the recording's start: loud for 0.15 s, its window below -60 dBFS."""
+    recording = np.zeros(6 * RATE_HZ, np.float32)
+    recording[: round(0.15 * RATE_HZ)] = 0.002  # -54 dBFS for 0.15 s: about -65 dBFS over a window
+    assert cut_examples(recording, RATE_HZ, min_length_s=WINDOW_S) == []

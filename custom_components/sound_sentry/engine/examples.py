@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from .level import DEFAULT_MIN_LEVEL_DBFS, SILENCE_DBFS
+from .level import DEFAULT_MIN_LEVEL_DBFS, SILENCE_DBFS, level_dbfs
 
 Array = npt.NDArray[np.float32]
 
@@ -35,7 +35,8 @@ def example_spans(samples: Array, sample_rate_hz: int, min_length_s: float) -> l
     """The [start, end) sample ranges of `cut_examples`, in time order.
 
     Nothing is cut from a recording that never rises above the level floor (`DEFAULT_MIN_LEVEL_DBFS`:
-    quieter windows are not classified): silence holds no examples.
+    quieter windows are not classified): silence holds no examples, and neither does a stretch too short
+    to lift its window over the floor (e.g. the last bit of a sound that the recording's start cut off).
     """
     block = round(BLOCK_S * sample_rate_hz)
     count = samples.size // block
@@ -59,7 +60,8 @@ def example_spans(samples: Array, sample_rate_hz: int, min_length_s: float) -> l
             end = start + length
         start = min(max(0, start), max(0, samples.size - length))
         end = min(samples.size, max(end, start + length))
-        spans.append((start, end))
+        if level_dbfs(samples[start:end]) >= floor:  # else a window of it is too quiet to classify
+            spans.append((start, end))
     return spans
 
 
