@@ -212,7 +212,10 @@ async def test_the_listening_test_of_a_built_in_sound(
 
 
 async def test_a_camera_that_sends_silence_or_nothing_is_caught(
-    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    rtsp_server: Callable[..., RtspServer],
+    plan: TaughtPlan,
 ) -> None:
     server = rtsp_server(codec="l16", source="silence")
     entry = rtsp_entry(
@@ -227,6 +230,13 @@ async def test_a_camera_that_sends_silence_or_nothing_is_caught(
     assert "- ❌ Smoke alarm" in result["description_placeholders"]["results"].splitlines()
     hass.config_entries.options.async_abort(result["flow_id"])
 
+    # A sound learnt, ready for its test...
+    teaching = await menu(hass, entry, "teach_name")
+    teaching = await configure(teaching, hass, {"name": NAME, "sensitivity": "balanced", "method": "upload"})
+    teaching = await add_examples(hass, hass_client, teaching, plan.example_paths)
+    teaching = await configure(teaching, hass, {})
+    assert teaching["step_id"] == "teach_test"
+
     # The camera goes away: nothing can be recorded, and the forms say so.
     server.stop()
     await wait_for(hass, lambda: not entry.runtime_data.connected, timeout_s=20)
@@ -236,6 +246,10 @@ async def test_a_camera_that_sends_silence_or_nothing_is_caught(
     assert result["errors"] == {"base": "source_unavailable"}
     assert result["description_placeholders"]["name"] == "Nursery camera"
     hass.config_entries.options.async_abort(result["flow_id"])
+    teaching = await after_progress(hass, await configure(teaching, hass, {"seconds": 5}))
+    assert teaching["step_id"] == "teach_test"
+    assert teaching["errors"] == {"base": "source_unavailable"}
+    hass.config_entries.options.async_abort(teaching["flow_id"])
     result = await menu(hass, entry, "teach_name")
     result = await configure(result, hass, {"name": NAME, "sensitivity": "balanced", "method": "record"})
     result = await after_progress(hass, await configure(result, hass, {"seconds": 10}))
