@@ -93,7 +93,9 @@ def taught_plan(data_dir: Path) -> TaughtPlan:
         paths = category_clips(data_dir, category)
         clips = [read_clip(path) for path in paths]
         windows = [example_windows(model, clip) for clip in clips]
-        usable = [i for i, clip in enumerate(clips) if not clipped(clip)]  # the teach form refuses clipped ones
+        usable = [
+            i for i, clip in enumerate(clips) if not clipped(clip)
+        ]  # the teach form refuses clipped ones
         for first in range(0, len(usable) - EXAMPLES, EXAMPLES):
             chosen = usable[first : first + EXAMPLES]
             try:
