@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from .level import DEFAULT_MIN_LEVEL_DBFS, SILENCE_DBFS, level_dbfs
+from .level import DEFAULT_MIN_LEVEL_DBFS, level_dbfs, level_floor, levels_dbfs
 
 Array = npt.NDArray[np.float32]
 
@@ -42,10 +42,8 @@ def example_spans(samples: Array, sample_rate_hz: int, min_length_s: float) -> l
     count = samples.size // block
     if count == 0:
         return []
-    blocks = samples[: count * block].astype(np.float64).reshape(count, block)
-    mean_square = np.mean(np.square(blocks), axis=1)
-    dbfs = np.maximum(SILENCE_DBFS, 10.0 * np.log10(np.maximum(mean_square, 1e-30)))
-    floor = SILENCE_DBFS if DEFAULT_MIN_LEVEL_DBFS is None else DEFAULT_MIN_LEVEL_DBFS
+    dbfs = levels_dbfs(samples[: count * block].reshape(count, block))
+    floor = level_floor(DEFAULT_MIN_LEVEL_DBFS)
     loud = (dbfs >= float(np.percentile(dbfs, ROOM_PERCENTILE)) + MARGIN_DB) & (dbfs >= floor)
     stretches = _merged(_runs(loud), round(MERGE_GAP_S / BLOCK_S))
     minimum = round(MIN_LOUD_S / BLOCK_S)

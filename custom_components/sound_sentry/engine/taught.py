@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from .detection_settings import SENSITIVITY_LEVELS
 from .frontend import FrontEnd
-from .level import DEFAULT_MIN_LEVEL_DBFS, SILENCE_DBFS, level_dbfs
+from .level import DEFAULT_MIN_LEVEL_DBFS, level_dbfs, level_floor
 from .sources import FileSource
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class ExampleWindows:
 
     def positives(self, min_level_dbfs: float | None = DEFAULT_MIN_LEVEL_DBFS) -> Array:
         """The windows that carry the sound: loud ones, normalised; empty for a silent example."""
-        floor = SILENCE_DBFS if min_level_dbfs is None else min_level_dbfs
+        floor = level_floor(min_level_dbfs)
         if not len(self.dbfs) or float(self.dbfs.max()) < floor:
             return np.zeros((0, self.embeddings.shape[1]), np.float32)
         keep = (self.dbfs >= self.dbfs.max() - POSITIVE_SPAN_DB) & (self.dbfs >= floor)
