@@ -43,6 +43,15 @@ def accurate_entry(url: str) -> MockConfigEntry:
     return rtsp_entry(url, title="Bathroom", threshold=None, model="accurate")
 
 
+@pytest.fixture
+def entry(hass: HomeAssistant, rtsp_server: Callable[..., RtspServer]) -> MockConfigEntry:
+    """An `accurate_entry` added to Home Assistant (not set up), on a camera that sends silence."""
+    server = rtsp_server(codec="pcmu", source="silence")
+    entry = accurate_entry(server.url())
+    entry.add_to_hass(hass)
+    return entry
+
+
 def heard_file(plan: TaughtPlan, tmp_path: Path) -> Path:
     """The clip heard, after 3 s of silence (the server loops it)."""
     silence = np.zeros(3 * RATE_HZ, np.float32)
@@ -111,11 +120,8 @@ async def test_a_taught_sound_turns_its_sensor_on_when_the_camera_hears_it(
 
 
 async def test_a_sound_of_another_model_release_is_learnt_again_from_its_examples(
-    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], plan: TaughtPlan
+    hass: HomeAssistant, entry: MockConfigEntry, plan: TaughtPlan
 ) -> None:
-    server = rtsp_server(codec="pcmu", source="silence")
-    entry = accurate_entry(server.url())
-    entry.add_to_hass(hass)
     old = replace(plan.sound, version="0.9.0", weights=np.zeros_like(plan.sound.weights))
     slug = await TaughtStore(hass, entry.entry_id).async_add(NAME, plan.examples, old)
     await set_up(hass, entry)
@@ -132,14 +138,8 @@ async def test_a_sound_of_another_model_release_is_learnt_again_from_its_example
 
 
 async def test_a_sound_whose_examples_are_gone_raises_a_repair_that_removes_it(
-    hass: HomeAssistant,
-    hass_client: ClientSessionGenerator,
-    rtsp_server: Callable[..., RtspServer],
-    plan: TaughtPlan,
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, entry: MockConfigEntry, plan: TaughtPlan
 ) -> None:
-    server = rtsp_server(codec="pcmu", source="silence")
-    entry = accurate_entry(server.url())
-    entry.add_to_hass(hass)
     slug = await teach(hass, entry, plan, version="0.9.0")
     store = await TaughtStore.async_load(hass, entry.entry_id)
     store.sounds[0].example_paths[1].unlink()
@@ -204,11 +204,8 @@ async def test_recording_takes_the_running_sources_audio_and_says_when_there_is_
 
 
 async def test_the_store_keeps_names_slugs_and_sensitivity_across_loads(
-    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], plan: TaughtPlan
+    hass: HomeAssistant, entry: MockConfigEntry, plan: TaughtPlan
 ) -> None:
-    server = rtsp_server(codec="pcmu", source="silence")
-    entry = accurate_entry(server.url())
-    entry.add_to_hass(hass)
     store = await TaughtStore.async_load(hass, entry.entry_id)
     assert store.slug_for("Gunshot!") == "gunshot_2"  # never a built-in entity's key
     first = await store.async_add(" Door bell ", plan.examples[:3], plan.sound)
@@ -234,11 +231,8 @@ async def test_the_store_keeps_names_slugs_and_sensitivity_across_loads(
 
 
 async def test_removing_the_entry_removes_its_taught_sounds(
-    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], plan: TaughtPlan
+    hass: HomeAssistant, entry: MockConfigEntry, plan: TaughtPlan
 ) -> None:
-    server = rtsp_server(codec="pcmu", source="silence")
-    entry = accurate_entry(server.url())
-    entry.add_to_hass(hass)
     await teach(hass, entry, plan)
     await set_up(hass, entry)
     folder = (await TaughtStore.async_load(hass, entry.entry_id)).folder
