@@ -279,6 +279,64 @@ def train_stage(
     return model.eval()
 
 
+# --- defaults and folds ------------------------------------------------------------------------------
+
+
+def choose_defaults(
+    info: ModelInfo,
+    extractor: streams.InputExtractor,
+    *,
+    seed: int,
+    hours: float,
+    cache: Path,
+    hold_out: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The defaults (and operating curve) chosen on `hours` of val streams per construction; prints them."""
+    val = streams.evaluation_sets(
+        extractor,
+        "val",
+        hours=hours,
+        seed=seed + 1,
+        cache=cache,
+        clips=streams.clip_sets("val", hold_out) if hold_out else None,
+    )
+    val_tracks = {c: streams.class_tracks(info, val[c]) for c in val}
+    detection, curve = streams.choose_detection(val, val_tracks)
+    print(f"defaults chosen on val streams: {json.dumps(detection)}")
+    for construction, evaluation in val.items():
+        metrics = streams.stream_metrics(info, evaluation, detection, val_tracks[construction])
+        print(streams.format_metrics(f"val streams, {construction}", metrics))
+    return detection, curve
+
+
+def score_fold(
+    info: ModelInfo,
+    extractor: streams.InputExtractor,
+    detection: dict[str, Any],
+    *,
+    fold: str,
+    seed: int,
+    cache: Path,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """The fold's held-out streams scored at `detection`, printed and written to `run_dir`/fold.json."""
+    hold_out = crossval.folds()[fold]
+    held = streams.evaluation_sets(
+        extractor,
+        f"fold-{fold}",
+        hours=3.0,
+        seed=seed + 3,
+        cache=cache,
+        clips=streams.held_out_sets(hold_out),
+    )
+    report: dict[str, Any] = {"units": list(hold_out), "detection": detection}
+    for construction, evaluation in held.items():
+        report[construction] = streams.stream_metrics(info, evaluation, detection)
+        print(streams.format_metrics(f"fold {fold} (held out), {construction}", report[construction]))
+    (run_dir / "fold.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
 def main() -> None:
     """Build the streams, train the stage, choose the defaults on val, measure on test; optionally ship."""
     parser = argparse.ArgumentParser(
@@ -413,36 +471,13 @@ def main() -> None:
         },
     )
     info.save()
-    val = streams.evaluation_sets(
-        extractor,
-        "val",
-        hours=args.val_hours,
-        seed=args.seed + 1,
-        cache=stream_cache,
-        clips=streams.clip_sets("val", hold_out) if hold_out else None,
+    detection, curve = choose_defaults(
+        info, extractor, seed=args.seed, hours=args.val_hours, cache=stream_cache, hold_out=hold_out
     )
-    val_tracks = {c: streams.class_tracks(info, val[c]) for c in val}
-    detection, curve = streams.choose_detection(val, val_tracks)
-    print(f"defaults chosen on val streams: {json.dumps(detection)}")
-    for construction, evaluation in val.items():
-        metrics = streams.stream_metrics(info, evaluation, detection, val_tracks[construction])
-        print(streams.format_metrics(f"val streams, {construction}", metrics))
     if args.fold:
-        held = streams.evaluation_sets(
-            extractor,
-            f"fold-{args.fold}",
-            hours=3.0,
-            seed=args.seed + 3,
-            cache=stream_cache,
-            clips=streams.held_out_sets(hold_out),
+        score_fold(
+            info, extractor, detection, fold=args.fold, seed=args.seed, cache=stream_cache, run_dir=run_dir
         )
-        report = {"units": list(hold_out), "detection": detection}
-        for construction, evaluation in held.items():
-            report[construction] = streams.stream_metrics(info, evaluation, detection)
-            print(
-                streams.format_metrics(f"fold {args.fold} (held out), {construction}", report[construction])
-            )
-        (run_dir / "fold.json").write_text(json.dumps(report, indent=2))
         return
     if args.sweep:
         return

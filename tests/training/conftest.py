@@ -8,7 +8,14 @@ of their own: `TRAIN_MODULE=pytest scripts/train tests/training/test_model.py te
 import os
 
 collect_ignore = (
-    ["test_model.py", "test_augment.py", "test_logmel.py", "test_mobilenet_export.py", "test_distill.py"]
+    [
+        "test_model.py",
+        "test_augment.py",
+        "test_logmel.py",
+        "test_mobilenet_export.py",
+        "test_distill.py",
+        "test_joint.py",
+    ]
     if os.environ.get("SOUND_SENTRY_ENV") in {"latest", "minimum"}
     else []
 )
