@@ -74,6 +74,19 @@ async def after_progress(hass: HomeAssistant, result: ConfigFlowResult) -> Confi
     return await hass.config_entries.options.async_configure(result["flow_id"])
 
 
+async def listening_test(
+    hass: HomeAssistant, entry: MockConfigEntry, seconds: float
+) -> tuple[ConfigFlowResult, list[str]]:
+    """Run the listening test from the options menu for `seconds`: its result form, and its lines per sound."""
+    result = await menu(hass, entry, "listening_test")
+    assert result["step_id"] == "listening_test"
+    result = await configure(result, hass, {"seconds": seconds})
+    assert result["step_id"] == "listen"
+    result = await after_progress(hass, result)
+    assert result["step_id"] == "listening_result"
+    return result, result["description_placeholders"]["results"].splitlines()
+
+
 async def upload(hass_client: ClientSessionGenerator, path: Path) -> str:
     """Upload a file as the form's file selector does; its upload id."""
     client = await hass_client()
@@ -189,16 +202,10 @@ async def test_the_listening_test_of_a_built_in_sound(
     thresholds = {f"threshold_{label}": detection_plan.thresholds[label] for label in EVENT_CLASSES}
     entry = rtsp_entry(server.url(), threshold=None, **thresholds)
     await set_up(hass, entry)
-    result = await menu(hass, entry, "listening_test")
-    assert result["step_id"] == "listening_test"
     scene_s = detection_plan.scenes["glassbreak"].samples.size / RATE_HZ
-    result = await configure(result, hass, {"seconds": min(30, round(2 * scene_s))})
-    assert result["step_id"] == "listen"
-    result = await after_progress(hass, result)
-    assert result["step_id"] == "listening_result"
+    result, lines = await listening_test(hass, entry, min(30, round(2 * scene_s)))
     assert not result["errors"]
     placeholders = result["description_placeholders"]
-    lines = placeholders["results"].splitlines()
     glass = next(line for line in lines if "Glass breaking" in line)
     assert glass.startswith("- ✅ Glass breaking: ")
     peak, threshold = (float(x) for x in glass.split(": ")[1].split(" / "))
@@ -222,12 +229,10 @@ async def test_a_camera_that_sends_silence_or_nothing_is_caught(
         server.url(), threshold=None, model="accurate", enabled_classes=[*EVENT_CLASSES, "smoke_alarm"]
     )
     await set_up(hass, entry)
-    result = await menu(hass, entry, "listening_test")
-    result = await after_progress(hass, await configure(result, hass, {"seconds": 5}))
-    assert result["step_id"] == "listening_result"
+    result, lines = await listening_test(hass, entry, 5)
     assert result["errors"] == {"base": "silent_source"}
     assert result["description_placeholders"]["level"] == "-120"
-    assert "- ❌ Smoke alarm" in result["description_placeholders"]["results"].splitlines()
+    assert "- ❌ Smoke alarm" in lines
     hass.config_entries.options.async_abort(result["flow_id"])
 
     # A sound learnt, ready for its test...
