@@ -861,13 +861,33 @@ class SoundSentryOptionsFlow(OptionsFlow):
         self._errors = {"base": error}
         self._error_placeholders = placeholders
 
-    async def _async_progress(
-        self, step_id: str, work: Callable[[], Coroutine[Any, Any, bool]], done: str, failed: str
+    async def _async_recording(
+        self,
+        step_id: str,
+        use: Callable[[npt.NDArray[np.float32]], Coroutine[Any, Any, bool]],
+        done: str,
+        failed: str,
     ) -> ConfigFlowResult:
-        """Show `step_id` as in progress while `work` runs; then go on to `done`, or `failed` (its errors set)."""
+        """Record `_seconds` of the source as the progress step `step_id`, then `use` the audio.
+
+        Then on to `done`; or to `failed` (its errors set) where the recording cannot be had or `use`
+        returns False (having set its errors).
+        """
+
+        async def record_and_use() -> bool:
+            try:
+                samples = await self._runtime.async_record(self._seconds)
+            except RecordError as err:
+                LOGGER.debug("%s: recording failed: %s", self.config_entry.title, err.reason)
+                self._fail(err.reason, name=self.config_entry.title, seconds=f"{self._seconds:g}")
+                return False
+            return await use(samples)
+
         if self._task is None:
             # Not eagerly: a recording that fails at once must still show as progress, then its form.
-            self._task = self.hass.async_create_task(work(), f"{DOMAIN} {step_id}", eager_start=False)
+            self._task = self.hass.async_create_task(
+                record_and_use(), f"{DOMAIN} {step_id}", eager_start=False
+            )
         if not self._task.done():
             return self.async_show_progress(
                 step_id=step_id,
@@ -878,20 +898,13 @@ class SoundSentryOptionsFlow(OptionsFlow):
         task, self._task = self._task, None
         return self.async_show_progress_done(next_step_id=done if task.result() else failed)
 
-    async def _async_record(self) -> npt.NDArray[np.float32] | None:
-        """The next `_seconds` of the source's audio; None (and the error set) if it cannot be had."""
-        try:
-            return await self._runtime.async_record(self._seconds)
-        except RecordError as err:
-            LOGGER.debug("%s: recording failed: %s", self.config_entry.title, err.reason)
-            self._fail(err.reason, name=self.config_entry.title, seconds=f"{self._seconds:g}")
-            return None
+    async def _async_listen(
+        self, samples: npt.NDArray[np.float32], candidate: TaughtSound | None = None
+    ) -> bool:
+        """The listening test of `samples` on the source's settings (and `candidate`, as NEW_SOUND).
 
-    async def _async_listen(self, candidate: TaughtSound | None = None) -> bool:
-        """Record, then run the listening test on the source's settings (and `candidate`, as NEW_SOUND)."""
-        samples = await self._async_record()
-        if samples is None:
-            return False
+        Its report in `_report`; True (a recording that came is always tested).
+        """
         runtime = self._runtime
         settings = runtime.detector_settings
         taught = {
@@ -922,7 +935,7 @@ class SoundSentryOptionsFlow(OptionsFlow):
 
     async def async_step_listen(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The source records while the user makes or plays the sound."""
-        return await self._async_progress("listen", self._async_listen, "listening_result", "listening_test")
+        return await self._async_recording("listen", self._async_listen, "listening_result", "listening_test")
 
     async def async_step_listening_result(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Each sound's highest score against its threshold, and the room's level; then the menu again."""
@@ -1069,16 +1082,14 @@ class SoundSentryOptionsFlow(OptionsFlow):
     async def async_step_teach_recording(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The source records; each time the sound rises above the room is an example; then learn."""
 
-        async def record_and_learn() -> bool:
-            if (samples := await self._async_record()) is None:
-                return False
+        async def learn(samples: npt.NDArray[np.float32]) -> bool:
             info = self._runtime.model.info
             window_s = info.window_samples / info.sample_rate_hz
             self._examples += cut_examples(samples, info.sample_rate_hz, min_length_s=window_s)
             del self._examples[MAX_EXAMPLES:]
             return await self._async_learn()
 
-        return await self._async_progress("teach_recording", record_and_learn, "teach_test", "teach_record")
+        return await self._async_recording("teach_recording", learn, "teach_test", "teach_record")
 
     async def _async_learn(self) -> bool:
         """Learn the sound from the examples so far (executor); False with the refusal set as the error."""
@@ -1118,10 +1129,9 @@ class SoundSentryOptionsFlow(OptionsFlow):
     async def async_step_teach_listen(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The source records while the user makes the new sound."""
 
-        async def listen() -> bool:
+        async def listen(samples: npt.NDArray[np.float32]) -> bool:
             assert self._sound is not None  # learnt before the test
-            if not await self._async_listen(self._sound):
-                return False
+            await self._async_listen(samples, self._sound)
             assert self._report is not None
             heard = self._report.result(NEW_SOUND)
             if not heard.detected:
@@ -1132,7 +1142,7 @@ class SoundSentryOptionsFlow(OptionsFlow):
                 )
             return heard.detected
 
-        return await self._async_progress("teach_listen", listen, "teach_heard", "teach_test")
+        return await self._async_recording("teach_listen", listen, "teach_heard", "teach_test")
 
     async def async_step_teach_heard(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The test heard the new sound: save it, or test again."""
