@@ -1,16 +1,17 @@
 """Fine-tune the accurate model's last blocks jointly with its temporal stage, on stream sequences.
 
-    TRAIN_MODULE=training.joint scripts/train --fold A
+    TRAIN_MODULE=training.joint scripts/train --fold A       # a fold's network and stage, scored on its sources
+    TRAIN_MODULE=training.joint scripts/train [--ship]       # the shipped model's, defaults and card figures
 
 `training.temporal` trains the stage on a frozen network. This recipe starts from a network and its
-trained stage (by default a cross-source fold's: `training.crossval`'s network and `training.temporal
---fold`'s stage) and trains mn04's layers 13-16, the 4-class head and the GRU together, end to end on the
-same training streams (the `train` split, events inside background beds, three in four with no level
+trained stage (a cross-source fold's: `training.crossval`'s network and `training.temporal --fold`'s
+stage; or the shipped graphs, read back into torch) and trains mn04's layers 13-16, the 4-class head
+and the GRU together, end to end on the same training streams (the `train` split, events inside background beds, three in four with no level
 cue; the second round's streams drawn with the hard negatives the stage fires on):
 
 1. Every stream goes through the engine's `Pipeline` (front end, a window every hop, the level floor);
    for each loud window the frozen layers 0-12 (`finetune.FROZEN`) run once in torch and their
-   activations are kept (float16, 48 x 5 x 13 per window); a quiet window is the network's view of
+   activations are kept (float16, 48 x 8 x 13 per window); a quiet window is the network's view of
    silence, as in the engine.
 2. Per batch of sequences: the tail turns the activations into embeddings and log-probabilities
    (`temporal_inputs`' definition), the stage reads them in order; the loss is the stage's
@@ -19,7 +20,8 @@ cue; the second round's streams drawn with the hard negatives the stage fires on
    BatchNorm keeps its statistics (the tail runs in eval mode; its affine weights train).
 3. The result is exported as the engine runs it (the network's ONNX with its `embedding` output, the
    stage's graph) and judged exactly as `training.temporal` judges a stage: defaults chosen on val
-   streams, the fold's held-out streams scored at them (fold.json, `training.temporal --fold-summary`).
+   streams, then the fold's held-out streams scored at them (fold.json), or the test streams' figures
+   measured into the sidecar (`training.temporal.measure_and_ship`).
 
 Prints the training throughput (windows per second) and the windows seen; keeps each epoch's checkpoint.
 """
@@ -36,9 +38,12 @@ import time
 
 import numpy as np
 import numpy.typing as npt
+import onnx
+from onnx import numpy_helper
 import torch
 
 from custom_components.sound_sentry.engine.level import DEFAULT_MIN_LEVEL_DBFS
+from custom_components.sound_sentry.engine.model import model_path
 from custom_components.sound_sentry.engine.model_info import ModelInfo, TemporalInfo, file_sha256
 from custom_components.sound_sentry.engine.pipeline import Pipeline
 from custom_components.sound_sentry.engine.temporal import LOG_FLOOR
@@ -75,7 +80,7 @@ class _TrunkPipeline(Pipeline):
 
 
 def trunk_activations(trunk: torch.nn.Module, features: Array) -> np.ndarray:
-    """Layers 0-12's output [B, 48, 5, 13] (float16) of log mel windows [B, frames, bands]."""
+    """Layers 0-12's output [B, 48, 8, 13] (float16) of log mel windows [B, frames, bands]."""
     with torch.no_grad():
         return trunk(torch.from_numpy(np.asarray(features)).transpose(1, 2).unsqueeze(1)).half().numpy()
 
@@ -249,10 +254,77 @@ def load_stage(path: Path) -> temporal.Stage:
     return stage
 
 
+# --- starting points: a checkpoint, or the shipped graphs read back into torch -------------------------
+
+
+def soundnet_from_onnx(path: Path) -> SoundNet:
+    """The accurate network of an exported graph, as a `SoundNet`: the inverse of `export_onnx`.
+
+    The export folds each BatchNorm into its convolution, so each convolution takes the graph's weight
+    and its BatchNorm becomes the identity plus the graph's bias (statistics 0 / 1, scale 1); the squeeze-
+    excitation and head layers take the graph's Gemm weights. Nodes are matched by the names the export
+    gives them (`/features/features.13/block/block.0/block.0.0/Conv` is `features.13.block.0.0`).
+    """
+    model = onnx.load(str(path))
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    net = SoundNet().eval()
+    with torch.no_grad():
+        for node in model.graph.node:
+            if node.op_type not in ("Conv", "Gemm"):
+                continue
+            name = _module_name(node.name)
+            w, b = (torch.from_numpy(weights[x].copy()) for x in node.input[1:3])
+            if node.op_type == "Gemm":
+                linear = net.get_submodule(name)
+                transposed = next((a.i for a in node.attribute if a.name == "transB"), 0) == 0
+                linear.weight.copy_(w.T if transposed else w)
+                linear.bias.copy_(b)
+                continue
+            conv = net.get_submodule(name)
+            norm = net.get_submodule(name[: name.rindex(".")] + "." + str(int(name.rsplit(".", 1)[1]) + 1))
+            conv.weight.copy_(w)
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(b)
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
+    return net
+
+
+def _module_name(node_name: str) -> str:
+    """`/features/features.13/block/block.2/fc1/Gemm` -> `features.13.block.2.se.fc1`; `/head/Gemm` -> `head`."""
+    names, parent = [], ""
+    for part in node_name.strip("/").split("/")[:-1]:  # each scope repeats its parent's name as a prefix
+        names.append(part.removeprefix(parent + ".") if parent else part)
+        parent = part
+    return ".".join(names).replace(".fc", ".se.fc")
+
+
+def stage_from_onnx(path: Path) -> temporal.Stage:
+    """A temporal stage graph (`temporal.export_stage`) read back into a `Stage` (normalisation at identity)."""
+    model = onnx.load(str(path))
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    w, r, b = weights["W"][0], weights["R"][0], weights["B"][0]
+    hidden = r.shape[1]
+
+    def torch_gates(t: np.ndarray) -> torch.Tensor:  # ONNX z, r, h -> torch r, z, n
+        z, r_, n = np.split(t, 3)
+        return torch.from_numpy(np.concatenate([r_, z, n]).astype(np.float32))
+
+    stage = temporal.Stage(w.shape[1], hidden, weights["head_weight"].shape[0])
+    with torch.no_grad():
+        stage.gru.weight_ih_l0.copy_(torch_gates(w))
+        stage.gru.weight_hh_l0.copy_(torch_gates(r))
+        stage.gru.bias_ih_l0.copy_(torch_gates(b[: 3 * hidden]))
+        stage.gru.bias_hh_l0.copy_(torch_gates(b[3 * hidden :]))
+        stage.head.weight.copy_(torch.from_numpy(weights["head_weight"]))
+        stage.head.bias.copy_(torch.from_numpy(weights["head_bias"]))
+    return stage.eval()
+
+
 def export(model: Joint, net: SoundNet, base: ModelInfo, run_dir: Path, version: str) -> ModelInfo:
     """The joint result as the engine runs it: network (with `embedding`) and stage graphs, sidecar."""
     network = run_dir / base.path.name
-    export_onnx(net.eval(), network, bands=base.front_end.num_bands)  # type: ignore[attr-defined]
+    export_onnx(net.eval(), network, bands=base.front_end.num_bands)  # type: ignore[union-attr]
     temporal.with_embedding_output(network, network)
     stage_path = network.with_name(network.stem + ".temporal.onnx")
     temporal.export_stage(model.stage.eval(), stage_path, f"Sound Sentry temporal stage, joint {version}")
@@ -274,37 +346,63 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--fold", choices=sorted(crossval.folds()), required=True)
+    parser.add_argument(
+        "--fold",
+        choices=sorted(crossval.folds()),
+        help="start from this cross-source fold's network and stage and score on its sources; "
+        "without it, start from the shipped accurate model",
+    )
     parser.add_argument(
         "--stage-version",
         default="2.0.0",
         help="the fold stage's version (training.temporal --fold --version)",
     )
-    parser.add_argument("--version", default="2.1.0-joint", help="the result's model version")
+    parser.add_argument("--version", default="2.1.0", help="the result's model version")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16, help="sequences per step")
-    parser.add_argument("--lr-tail", type=float, default=1e-4)
+    parser.add_argument("--lr-tail", type=float, default=1e-4, help="0: the stage alone trains (a control)")
     parser.add_argument("--lr-stage", type=float, default=3e-4)
     parser.add_argument("--window-loss", type=float, default=0.3)
     parser.add_argument("--copies", type=int, default=4, help="training streams each event clip is in")
     parser.add_argument("--seed", type=int, default=temporal.SEED)
-    parser.add_argument("--val-hours", type=float, default=3.0)
+    parser.add_argument(
+        "--val-hours",
+        type=float,
+        help="background hours per val construction (default: 3 for a fold, else 10)",
+    )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--run", help="run folder name under <cache>/temporal")
+    parser.add_argument("--ship", action="store_true", help="copy the result into the integration")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    hold_out = crossval.folds()[args.fold]
-    fold_net = FOLDS / args.fold
-    stage_dir = cache_dir() / "temporal" / f"accurate-{args.stage_version}-fold-{args.fold}"
-    run_dir = cache_dir() / "temporal" / f"joint-{args.version}-fold-{args.fold}"
+    hold_out = crossval.folds()[args.fold] if args.fold else ()
+    run_dir = (
+        cache_dir()
+        / "temporal"
+        / (args.run or f"joint-{args.version}" + (f"-fold-{args.fold}" if args.fold else ""))
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
-    base = ModelInfo.load(fold_net / "sound_sentry_mobilenet.onnx")
-    staged = ModelInfo.load(stage_dir / "sound_sentry_mobilenet.onnx")  # the fold network + its stage
-    base_cache = cache_dir() / "temporal" / f"streams-{base.sha256[:12]}"
-    print(f"joint fine-tuning, fold {args.fold}: {fold_net} + {stage_dir / 'stage.pt'} -> {run_dir}")
-
-    net = SoundNet()
-    net.load_state_dict(torch.load(fold_net / "best.pt", map_location="cpu"))
+    if args.fold:
+        fold_net = FOLDS / args.fold
+        stage_dir = cache_dir() / "temporal" / f"accurate-{args.stage_version}-fold-{args.fold}"
+        staged = ModelInfo.load(stage_dir / "sound_sentry_mobilenet.onnx")  # the fold network + its stage
+        net = SoundNet()
+        net.load_state_dict(torch.load(fold_net / "best.pt", map_location="cpu"))
+        first_stage = load_stage(stage_dir / "stage.pt")
+        # the fold stage's mining pass is cached with its network's streams
+        mine_cache = (
+            cache_dir() / "temporal" / f"streams-{ModelInfo.load(fold_net / staged.path.name).sha256[:12]}"
+        )
+    else:
+        staged = ModelInfo.load(model_path("accurate"))
+        if staged.temporal is None:
+            raise SystemExit(f"{staged.path} has no temporal stage to start from")
+        net = soundnet_from_onnx(staged.path)
+        first_stage = stage_from_onnx(staged.temporal.path)
+        mine_cache = cache_dir() / "temporal" / f"streams-{staged.sha256[:12]}"
+    mine_cache.mkdir(parents=True, exist_ok=True)
     net.eval()
+    print(f"joint fine-tuning from {staged.name} {staged.version} ({staged.path}) -> {run_dir}", flush=True)
     extractor = TrunkExtractor(staged, net)
     started = time.perf_counter()
     # The activations live in memory only (about 1 GB): a fresh folder keeps `training_sequences` from
@@ -317,7 +415,7 @@ def main() -> None:
     # The second round's streams, drawn as training.temporal drew them, weighted by what the fold's
     # stage fires on (its mining pass is cached with the fold network's streams).
     mined = streams.mine_hard_negatives(
-        staged, streams.InputExtractor(staged), seed=args.seed + 10, cache=base_cache, hold_out=hold_out
+        staged, streams.InputExtractor(staged), seed=args.seed + 10, cache=mine_cache, hold_out=hold_out
     )
     train += streams.training_sequences(
         extractor, copies=args.copies, seed=args.seed + 1, cache=trunk_cache, mined=mined, hold_out=hold_out
@@ -326,10 +424,11 @@ def main() -> None:
     windows = sum(len(s.labels) for s in train)
     print(
         f"training streams: {len(train)} sequences, {windows:,} windows, activations of "
-        f"{sum(int(s.loud.sum()) for s in train):,} loud ones in {time.perf_counter() - started:.0f} s",  # type: ignore[attr-defined]
+        f"{sum(int(s.loud.sum()) for s in train):,} loud ones "  # type: ignore[attr-defined, misc]
+        f"in {time.perf_counter() - started:.0f} s",
         flush=True,
     )
-    model = Joint(net, load_stage(stage_dir / "stage.pt"), extractor.silence)
+    model = Joint(net, first_stage, extractor.silence)
     result = train_joint(
         model,
         train,  # type: ignore[arg-type]
@@ -358,16 +457,22 @@ def main() -> None:
     scored = streams.InputExtractor(info)
     cache = cache_dir() / "temporal" / f"streams-{info.sha256[:12]}"
     cache.mkdir(exist_ok=True)
-    detection, _curve = temporal.choose_defaults(
-        info, scored, seed=args.seed, hours=args.val_hours, cache=cache, hold_out=hold_out
+    hours = args.val_hours or (3.0 if args.fold else 10.0)
+    detection, curve = temporal.choose_defaults(
+        info, scored, seed=args.seed, hours=hours, cache=cache, hold_out=hold_out
     )
+    if not args.fold:
+        temporal.measure_and_ship(
+            info, staged, detection, curve, cache=cache, run_dir=run_dir, ship=args.ship
+        )
+        return
     report = temporal.score_fold(
         info, scored, detection, fold=args.fold, seed=args.seed, cache=cache, run_dir=run_dir
     )
     baseline = json.loads((stage_dir / "fold.json").read_text())
     print(f"fold {args.fold}, the stage alone on the frozen network ({stage_dir.name}):")
     print(streams.fold_summary({args.fold: baseline}))
-    print(f"fold {args.fold}, network tail and stage trained jointly ({run_dir.name}):")
+    print(f"fold {args.fold}, trained jointly ({run_dir.name}):")
     print(streams.fold_summary({args.fold: report}))
 
 

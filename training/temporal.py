@@ -337,6 +337,52 @@ def score_fold(
     return report
 
 
+def measure_and_ship(
+    info: ModelInfo,
+    base: ModelInfo,
+    detection: dict[str, Any],
+    curve: dict[str, Any],
+    *,
+    cache: Path,
+    run_dir: Path,
+    ship: bool,
+) -> ModelInfo:
+    """Measure the card's figures on the test streams at `detection`, record them, and optionally ship.
+
+    The sidecar gets the defaults, the operating curve, the figures (and `base`'s CPU measurements); with
+    `ship`, the network and its stage are copied into the integration with that sidecar.
+    """
+    metrics = streams.measure(info, detection, cache=cache)
+    print(streams.format_report(metrics))
+    info = replace(
+        info,
+        thresholds=dict(detection["thresholds"]),
+        k=int(detection["k"]),
+        n=int(detection["n"]),
+        hold_s=float(detection["hold_s"]),
+        operating_curve=OperatingCurve.from_json(curve),
+        metrics={k: v for k, v in base.metrics.items() if k.startswith("cpu")} | metrics,
+    )
+    info.save()
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return ship_model(info) if ship else info
+
+
+def ship_model(info: ModelInfo) -> ModelInfo:
+    """Copy a trained network and its stage into the integration, with their sidecar."""
+    assert info.temporal is not None
+    for path in (info.path, info.temporal.path):
+        shutil.copyfile(path, MODELS_DIR / path.name)
+    shipped = replace(
+        info,
+        path=MODELS_DIR / info.path.name,
+        temporal=replace(info.temporal, path=MODELS_DIR / info.temporal.path.name),
+    )
+    shipped.save()
+    print(f"shipped {shipped.path} and {info.temporal.path.name}")
+    return shipped
+
+
 def main() -> None:
     """Build the streams, train the stage, choose the defaults on val, measure on test; optionally ship."""
     parser = argparse.ArgumentParser(
@@ -481,29 +527,7 @@ def main() -> None:
         return
     if args.sweep:
         return
-    metrics = streams.measure(info, detection, cache=stream_cache)
-    print(streams.format_report(metrics))
-    info = replace(
-        info,
-        thresholds=dict(detection["thresholds"]),
-        k=int(detection["k"]),
-        n=int(detection["n"]),
-        hold_s=float(detection["hold_s"]),
-        operating_curve=OperatingCurve.from_json(curve),
-        metrics={k: v for k, v in base.metrics.items() if k.startswith("cpu")} | metrics,
-    )
-    info.save()
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    if args.ship:
-        for path in (network, stage_path):
-            shutil.copyfile(path, MODELS_DIR / path.name)
-        shipped = replace(
-            info,
-            path=MODELS_DIR / network.name,
-            temporal=replace(info.temporal, path=MODELS_DIR / stage_path.name),  # type: ignore[type-var]
-        )
-        shipped.save()
-        print(f"shipped {shipped.path} and {stage_path.name}")
+    measure_and_ship(info, base, detection, curve, cache=stream_cache, run_dir=run_dir, ship=args.ship)
 
 
 if __name__ == "__main__":

@@ -69,3 +69,32 @@ def test_joint_model_computes_what_the_exported_network_and_stage_compute(tmp_pa
             )  # float16 activations too
     assert weight[len(sequences[1][0].labels) :, 1].sum() == 0  # padding weighs nothing
     assert trained[:, 0].std(axis=0).max() > 0.01  # outputs vary: the comparison means something
+
+
+def test_shipped_graphs_read_back_into_torch_compute_what_they_compute(tmp_path: Path) -> None:
+    """`soundnet_from_onnx` and `stage_from_onnx` invert the exports: the joint recipe can start from what ships."""
+    net = random_head(seed=5).eval()
+    path = tmp_path / "net.onnx"
+    export_onnx(net, path)
+    again = joint.soundnet_from_onnx(path)
+    features = torch.from_numpy(
+        np.random.default_rng(1).normal(-1.0, 1.0, (3, NUM_FRAMES, NUM_BANDS)).astype(np.float32)
+    )
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            torch.softmax(again.head(again.embed(features)), 1).numpy(),
+            torch.softmax(net.head(net.embed(features)), 1).numpy(),
+            atol=1e-5,
+        )
+        np.testing.assert_allclose(again.embed(features).numpy(), net.embed(features).numpy(), atol=1e-4)
+    torch.manual_seed(1)
+    model = temporal.Stage(388, 8, 4)
+    with torch.no_grad():
+        model.mean.normal_()
+        model.scale.uniform_(0.5, 2.0)
+    stage_path = tmp_path / "stage.onnx"
+    temporal.export_stage(model.eval(), stage_path, "test")
+    read = joint.stage_from_onnx(stage_path)
+    x = torch.randn(6, 1, 388)
+    with torch.no_grad():
+        np.testing.assert_allclose(read(x)[0].numpy(), model(x)[0].numpy(), atol=1e-4)
