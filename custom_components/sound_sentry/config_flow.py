@@ -157,6 +157,22 @@ def _report_lines(report: ListeningReport, names: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
+async def _async_level_names(hass: HomeAssistant) -> dict[str, str]:
+    """The sensitivity levels' names (`LEVEL_KEYS`), as the sensitivity selector shows them, by key."""
+    strings = await translation.async_get_translations(hass, hass.config.language, "selector", {DOMAIN})
+    prefix = f"component.{DOMAIN}.selector.sensitivity.options."
+    return {key: strings.get(prefix + key, key) for key in LEVEL_KEYS}
+
+
+def _sound_selector(store: TaughtStore) -> selector.SelectSelector:
+    """A choice of the store's taught sounds, by name."""
+    return selector.SelectSelector(
+        selector.SelectSelectorConfig(
+            options=[selector.SelectOptionDict(value=s.slug, label=s.name) for s in store.sounds]
+        )
+    )
+
+
 def _rtsp_schema(defaults: Mapping[str, Any], *, with_name: bool) -> vol.Schema:
     fields: dict[Any, Any] = {}
     if with_name:
@@ -675,7 +691,7 @@ class SoundSentryOptionsFlow(OptionsFlow):
             options.append("teach_name" if teachable(runtime.model.info) else "teach_needs_accurate")
             options.append("listening_test")
             if (await self._async_store()).sounds:
-                options.append("forget")
+                options += ["taught_sensitivity", "forget"]
         return self.async_show_menu(step_id="init", menu_options=options)
 
     async def async_step_model(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -1172,18 +1188,37 @@ class SoundSentryOptionsFlow(OptionsFlow):
             await store.async_remove(str(user_input[CONF_SOUND]))
             return self._async_reload_and_finish()
         return self.async_show_form(
-            step_id="forget",
+            step_id="forget", data_schema=vol.Schema({vol.Required(CONF_SOUND): _sound_selector(store)})
+        )
+
+    async def async_step_taught_sensitivity(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A taught sound's sensitivity: its thresholds at every level were stored with it; the source reloads."""
+        store = await self._async_store()
+        if user_input is not None:
+            await store.async_set_sensitivity(str(user_input[CONF_SOUND]), str(user_input["sensitivity"]))
+            return self._async_reload_and_finish()
+        levels = await _async_level_names(self.hass)
+        first = store.sounds[0]  # the menu offers this step only with taught sounds
+        return self.async_show_form(
+            step_id="taught_sensitivity",
             data_schema=vol.Schema(
                 {
-                    vol.Required(CONF_SOUND): selector.SelectSelector(
+                    vol.Required(CONF_SOUND, default=first.slug): _sound_selector(store),
+                    vol.Required("sensitivity", default=first.sensitivity): selector.SelectSelector(
                         selector.SelectSelectorConfig(
-                            options=[
-                                selector.SelectOptionDict(value=s.slug, label=s.name) for s in store.sounds
-                            ]
+                            options=list(LEVEL_KEYS),
+                            translation_key="sensitivity",
+                            mode=selector.SelectSelectorMode.DROPDOWN,
                         )
-                    )
+                    ),
                 }
             ),
+            description_placeholders={
+                "name": self.config_entry.title,
+                "sounds": "\n".join(f"- {s.name}: {levels[s.sensitivity]}" for s in store.sounds),
+            },
         )
 
     def _async_reload_and_finish(self) -> ConfigFlowResult:

@@ -190,6 +190,41 @@ async def test_teach_a_sound_from_a_recording_of_the_source(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_taught_sounds_sensitivity_changes_without_teaching_it_again(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], plan: TaughtPlan
+) -> None:
+    """The options menu sets a stored sound's level: the source reloads and listens at its threshold."""
+    entry = rtsp_entry(rtsp_server(codec="l16", source="silence").url(), threshold=None, model="accurate")
+    store = await TaughtStore.async_load(hass, entry.entry_id)
+    doorbell = await store.async_add("Doorbell", plan.examples, plan.sound)
+    flush = await store.async_add(NAME, plan.examples, plan.sound, "strict")
+    await set_up(hass, entry)
+    before = entry.runtime_data
+    assert before.detector_settings.thresholds[flush] == plan.sound.thresholds["strict"]
+    learnt = (await TaughtStore.async_load(hass, entry.entry_id)).get(flush)
+    assert learnt is not None
+
+    result = await menu(hass, entry, "taught_sensitivity")
+    assert result["step_id"] == "taught_sensitivity"
+    assert result["description_placeholders"]["sounds"].splitlines() == [
+        "- Doorbell: Balanced: about 1 false alarm a day",
+        f"- {NAME}: Strict: about 1 false alarm a week",
+    ]
+    result = await configure(result, hass, {"sound": flush, "sensitivity": "eager"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+    assert entry.runtime_data is not before  # reloaded
+    thresholds = entry.runtime_data.detector_settings.thresholds
+    assert thresholds[flush] == plan.sound.thresholds["eager"] != plan.sound.thresholds["strict"]
+    assert thresholds[doorbell] == plan.sound.thresholds["balanced"]
+    stored = (await TaughtStore.async_load(hass, entry.entry_id)).get(flush)
+    assert stored is not None
+    assert stored.sensitivity == "eager"
+    assert stored.sound.weights.tolist() == learnt.sound.weights.tolist()  # not learnt again
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_the_listening_test_of_a_built_in_sound(
     hass: HomeAssistant,
     rtsp_server: Callable[..., RtspServer],
