@@ -1,6 +1,6 @@
 """A taught sound the tests can rely on: real ESC-50 clips that the accurate model learns, chosen at test time.
 
-Most ESC-50 categories are refused by today's embedding (docs/taught-sounds.md), and a new model or bank
+Some ESC-50 categories are refused (docs/taught-sounds.md), and a new model, taught network or bank
 changes which ones are taught; so, like `detection_plan`, the plan is derived when the tests run: the
 first candidate category whose first examples are learnt, and a clip of it (not an example) that the
 head hears well over its Balanced threshold offline.

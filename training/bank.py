@@ -4,10 +4,12 @@
 
 (Naming the built set's manifest lets `scripts/run`'s Python 3.14 root file system see that set.)
 
-The bank (`engine/taught.py`) is a network's embeddings of ten thousand windows of ordinary home
-background, written beside the model as `<model stem>.bank.npz` (`engine.taught.bank_path`; float16, a few MB),
-where it ships with the model: rebuild it whenever the model changes (`load_bank` refuses a bank of
-another release). `benchmarks.few_shot` builds its own. It comes from
+The bank (`engine/taught.py`) is the model's taught network's embeddings (the pretrained mn04's,
+`ModelInfo.taught`) of ten thousand windows of ordinary home background, written beside the model as
+`<model stem>.bank.npz` (`engine.taught.bank_path`; float16, a few MB), where it ships with the model:
+rebuild it whenever the model or its taught network changes (`load_bank` refuses a bank of another
+release or network). Its id (a hash of its content) changes with it, and sounds taught on the old one
+are learnt again at setup. `benchmarks.few_shot --network` builds its own. It comes from
 the `train` and `val` splits of ../shared/data and of the set `training.data.build` makes from Debian
 packages, so that the `test` splits and ESC-50 stay unseen by it:
 
@@ -36,7 +38,7 @@ from training.evaluate import sound_kind
 
 BANK_HOP_S = 0.25
 BANK_WINDOWS = 10_000
-"""About 7.7 MB at float16."""
+"""About 7 MB at float16 (compressed)."""
 SEED = 20261207
 TEACHABLE = (
     "nycu-knock",
@@ -72,7 +74,9 @@ def bank_clips() -> list[Clip]:
 
 
 def build(model: LoadedModel) -> BackgroundBank:
-    """Embed the bank's clips with `model` and draw the bank's windows."""
+    """Embed the bank's clips with `model`'s taught network and draw the bank's windows."""
+    if model.info.taught is None:
+        raise ValueError(f"{model.info.name} has no taught network: sounds are not taught on it")
     rng = np.random.default_rng(SEED)
     dense = replace(model, info=replace(model.info, hop_s=BANK_HOP_S))
     rows = []
@@ -86,6 +90,7 @@ def build(model: LoadedModel) -> BackgroundBank:
         model=model.info.name,
         version=model.info.version,
         hop_s=model.info.hop_s,
+        network=model.info.taught.sha256,
     )
 
 
@@ -99,7 +104,8 @@ def main() -> None:
     bank.save(path)
     print(
         f"{path.name}: {len(bank.embeddings)} windows of {len(bank_clips())} clips, "
-        f"{bank.model} {bank.version}, {path.stat().st_size / 1e6:.1f} MB"
+        f"{bank.model} {bank.version}, network {bank.network[:12]}, id {bank.id}, "
+        f"{path.stat().st_size / 1e6:.1f} MB"
     )
 
 

@@ -120,6 +120,23 @@ def export_onnx(net: SoundNet, path: Path, frames: int = NUM_FRAMES, bands: int 
     )
 
 
+def export_taught(path: Path, bands: int = NUM_BANDS) -> None:
+    """The graph taught sounds read (engine/taught.py): the pretrained mn04, unchanged, and its `embedding`.
+
+    mn04's AudioSet feature layers and their 384-d mean (no fine-tuning: it tells apart far more sounds
+    than the fine-tuned one, docs/taught-sounds.md), with a one-class zero head so that the graph has the
+    softmax `probabilities` output both runtimes expect (always 1; nothing reads it).
+    """
+    from training.temporal import with_embedding_output
+
+    net = SoundNet(num_classes=1).eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+    export_onnx(net, path, bands=bands)
+    with_embedding_output(path, path)
+
+
 def random_head(seed: int = 0) -> SoundNet:
     """The pretrained backbone with a seeded random head, spread so outputs differ visibly (parity tests)."""
     torch.manual_seed(seed)
@@ -140,9 +157,17 @@ if __name__ == "__main__":
     parser.add_argument("out", type=Path)
     parser.add_argument("--bands", type=int, default=NUM_BANDS, help="mel bands of the front end it is fed")
     parser.add_argument("--embedding", action="store_true", help="add the `embedding` output")
+    parser.add_argument(
+        "--taught",
+        action="store_true",
+        help="write the graph taught sounds read instead (`export_taught`: the pretrained embedding, a dummy head)",
+    )
     args = parser.parse_args()
-    export_onnx(random_head(), args.out, bands=args.bands)
-    if args.embedding:
+    if args.taught:
+        export_taught(args.out, bands=args.bands)
+    else:
+        export_onnx(random_head(), args.out, bands=args.bands)
+    if args.embedding and not args.taught:
         from training.temporal import with_embedding_output
 
         with_embedding_output(args.out, args.out)

@@ -3,7 +3,8 @@
 Each config entry has one store (`.storage/sound_sentry.taught.<entry id>`) and one folder of examples
 (`<config>/sound_sentry/taught/<entry id>/<slug>/1.wav ...`, 8 kHz mono 16-bit), from which a sound is
 learnt again when the model changes (`async_sounds_for`). A sound's slug is the key of its entities and
-its event type.
+its event type. A sound is learnt again at setup when the model release or the background bank (its id:
+a new bank, or a new embedding network) differs from the one it was learnt on.
 """
 
 from __future__ import annotations
@@ -25,8 +26,17 @@ from .engine.clips import write_wav
 from .engine.detection_settings import LEVEL_KEYS
 from .engine.entities import LISTENING, SOUND_LEVEL, sound_event
 from .engine.model import LoadedModel
+from .engine.model_info import ModelLoadError
 from .engine.sources import OUTPUT_SAMPLE_RATE_HZ, SourceError
-from .engine.taught import DEFAULT_LEVEL, TaughtSound, TeachError, learn_from_samples, load_bank, read_example
+from .engine.taught import (
+    DEFAULT_LEVEL,
+    TaughtSound,
+    TeachError,
+    bank_id,
+    learn_from_samples,
+    load_bank,
+    read_example,
+)
 
 STORAGE_VERSION = 1
 RESERVED_KEYS = frozenset(
@@ -177,15 +187,27 @@ class TaughtStore:
         await self._async_save()
 
     async def async_sounds_for(self, model: LoadedModel, title: str) -> list[StoredSound]:
-        """The sounds that can listen on `model`: each learnt on another release is learnt again first.
+        """The sounds that can listen on `model`: each learnt on another release or bank is learnt again first.
 
-        A sound that cannot be learnt again (its examples are gone, or they no longer teach it) is left
-        out, with a repair issue that says why and offers to remove it; the others listen.
+        The model's taught network is loaded here (in the executor) when there are sounds. A sound that
+        cannot be learnt again (its examples are gone, or they no longer teach it), or every sound where
+        the network cannot be loaded, is left out, with a repair issue that says why and offers to remove
+        it; the others listen.
         """
         info = model.info
         ready: list[StoredSound] = []
+        if not self._sounds:
+            return ready
+        try:
+            await self.hass.async_add_executor_job(model.taught_backend)
+        except ModelLoadError as err:
+            for stored in self.sounds:
+                self._async_raise_issue(stored, title, "taught_not_relearnt", str(err))
+            return ready
+        bank = await self.hass.async_add_executor_job(bank_id, info)
         for stored in self.sounds:
-            if (stored.sound.model, stored.sound.version) == (info.name, info.version):
+            learnt_on = (stored.sound.model, stored.sound.version, stored.sound.bank)
+            if bank is not None and learnt_on == (info.name, info.version, bank):
                 ir.async_delete_issue(self.hass, DOMAIN, issue_id(self.entry_id, stored.slug))
                 ready.append(stored)
                 continue
@@ -198,12 +220,14 @@ class TaughtStore:
                 self._async_raise_issue(stored, title, "taught_not_relearnt", str(err))
                 continue
             LOGGER.info(
-                "%s: learnt %s again for %s %s (it was learnt on %s)",
+                "%s: learnt %s again for %s %s, bank %s (it was learnt on %s, bank %s)",
                 title,
                 stored.name,
                 info.name,
                 info.version,
+                sound.bank,
                 stored.sound.version,
+                stored.sound.bank or "without an id",
             )
             relearnt = replace(stored, sound=sound)
             self._sounds[stored.slug] = relearnt

@@ -1,5 +1,6 @@
-"""Taught sounds heard live: the pipeline scores them from the network's own embedding, the detector
-debounces them like the model's sounds, and the monitor gives them entities like the model's."""
+"""Taught sounds heard live: the pipeline scores them from the taught network's embedding of the loud
+windows only, the detector debounces them like the model's sounds, and the monitor gives them entities
+like the model's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from custom_components.sound_sentry.engine.backends import ModelBackend
 from custom_components.sound_sentry.engine.detection_settings import with_taught
 from custom_components.sound_sentry.engine.entities import TAUGHT_TRANSLATION_KEY, entity_texts
 from custom_components.sound_sentry.engine.events import SoundEvent
@@ -74,6 +76,45 @@ def test_a_taught_sound_is_heard_from_the_same_windows_and_changes_nothing_else(
             plain.probabilities
         )
     assert [e for e in events if getattr(e, "label", None) != SLUG] == plain_events
+
+
+class CountingNetwork:
+    """A taught network that counts the windows it embeds."""
+
+    def __init__(self, network: ModelBackend) -> None:
+        self.network = network
+        self.name = network.name
+        self.model_path = network.model_path
+        self.embedding_size = network.embedding_size
+        self.windows = 0
+
+    def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        raise AssertionError("the taught network is only asked for its embedding")
+
+    def embed(
+        self, features: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        self.windows += len(features)
+        return self.network.embed(features)
+
+
+def test_the_taught_network_runs_on_the_loud_windows_only(plan: TaughtPlan) -> None:
+    model = accurate_model()
+    network = CountingNetwork(model.taught_backend())
+    threshold = plan.sound.thresholds[DEFAULT_LEVEL]
+    settings = with_taught(model.info.detector_settings(), {SLUG: threshold})
+    pipeline = Pipeline.for_model(model, detector=settings, taught={SLUG: plan.sound}, taught_network=network)
+    windows, _events = windows_of(pipeline, stream(plan))
+    loud = sum(w.classified for w in windows)
+    assert 0 < loud < len(windows)
+    assert network.windows == loud
+
+
+def test_a_pipeline_without_taught_sounds_needs_no_taught_network(plan: TaughtPlan) -> None:
+    model = accurate_model()
+    assert Pipeline.for_model(model).taught_network is None
+    with pytest.raises(ValueError, match="taught network"):
+        Pipeline(model.backend, model.info, temporal=model.temporal, taught={SLUG: plan.sound})
 
 
 def test_a_taught_label_cannot_shadow_a_model_label(plan: TaughtPlan) -> None:

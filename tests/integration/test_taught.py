@@ -19,13 +19,13 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.sound_sentry import runtime as runtime_module
 from custom_components.sound_sentry.const import DOMAIN
-from custom_components.sound_sentry.engine.taught import read_example
+from custom_components.sound_sentry.engine.taught import bank_id, read_example
 from custom_components.sound_sentry.runtime import RecordError
 from custom_components.sound_sentry.taught_store import TaughtStore, issue_id
 from tests.audio import RATE_HZ, write_wav
 from tests.entries import rtsp_entry
 from tests.peers import RtspServer
-from tests.taught import TaughtPlan, taught_plan
+from tests.taught import TaughtPlan, accurate_model, taught_plan
 
 from .conftest import wait_for
 
@@ -134,6 +134,37 @@ async def test_a_sound_of_another_model_release_is_learnt_again_from_its_example
     assert float(np.corrcoef(relearnt.sound.weights, plan.sound.weights)[0, 1]) > 0.99
     assert entry.runtime_data.monitor.listener.pipeline.taught[slug].version == plan.sound.version
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry.entry_id, slug)) is None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_sound_learnt_on_another_bank_is_learnt_again_and_one_on_this_bank_is_kept(
+    hass: HomeAssistant, rtsp_server: Callable[..., RtspServer], plan: TaughtPlan
+) -> None:
+    """The same model release, another bank (rebuilt, or on another embedding): learnt again at setup."""
+    server = rtsp_server(codec="pcmu", source="silence")
+    entry = accurate_entry(server.url())
+    entry.add_to_hass(hass)
+    current = await hass.async_add_executor_job(bank_id, accurate_model().info)
+    assert current is not None
+    assert plan.sound.bank == current
+    store = TaughtStore(hass, entry.entry_id)
+    old = replace(plan.sound, bank="0123456789abcdef", weights=np.zeros_like(plan.sound.weights))
+    relearn = await store.async_add(NAME, plan.examples, old)
+    keep = await store.async_add("Kept", plan.examples[:3], replace(plan.sound, bias=-1.25))
+    await set_up(hass, entry)
+
+    assert entry.state is ConfigEntryState.LOADED
+    stored = await TaughtStore.async_load(hass, entry.entry_id)
+    relearnt, kept = stored.get(relearn), stored.get(keep)
+    assert relearnt is not None
+    assert kept is not None
+    assert relearnt.sound.bank == current
+    assert float(np.corrcoef(relearnt.sound.weights, plan.sound.weights)[0, 1]) > 0.99
+    assert kept.sound.bias == -1.25  # learnt on this very bank: not learnt again
+    pipeline = entry.runtime_data.monitor.listener.pipeline
+    assert pipeline.taught[relearn].bank == current
+    assert pipeline.taught_network is not None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry.entry_id, relearn)) is None
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

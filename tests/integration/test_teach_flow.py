@@ -366,10 +366,12 @@ async def test_every_refusal_is_explained_and_keeps_the_examples(
     assert float(result["description_placeholders"]["peak"]) == 0.0
     hass.config_entries.options.async_abort(result["flow_id"])
 
-    # Room noise only: the bank explains it; up to ten examples, no more.
+    # Room noise only, four different noises: the bank explains them; up to ten examples, no more. (Cuts
+    # of one recording, the same air conditioner, are one sound, which the pretrained embedding can learn.)
     result = await menu(hass, entry, "teach_name")
     result = await configure(result, hass, {"name": "Hum", "sensitivity": "balanced", "method": "upload"})
     rooms = clip_paths(data_dir, "background", source="zalmotek_mssnsd")
+    rooms = [*rooms[:: len(rooms) // 4][:4], *rooms[1:]]
     result = await add_examples(hass, hass_client, result, rooms[:4])
     result = await configure(result, hass, {})
     assert result["errors"] == {"base": "like_background"}

@@ -7,12 +7,13 @@ Two models ship inside the integration (`custom_components/sound_sentry/models/`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import logging
 from pathlib import Path
+import threading
 
 from .backends import BackendChoice, ModelBackend, load_backend
-from .model_info import ModelInfo, ModelLoadError
+from .model_info import ModelInfo, ModelLoadError, TaughtGraphInfo, verify_file_sha256
 from .temporal import TemporalRuntime, load_temporal
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,6 +42,44 @@ def model_path(model: str) -> Path:
     raise ModelLoadError(f"unknown model {model!r}: choose {' or '.join(SHIPPED_MODELS)}, or an .onnx file")
 
 
+class TaughtNetwork:
+    """The network taught sounds read (`ModelInfo.taught`), loaded on first use on the model's runtime.
+
+    Only a source with taught sounds (or teaching one) needs it: `get` loads it once (blocking: checks its
+    sha256, then the runtime's load) and every caller after shares it. Thread-safe.
+    """
+
+    def __init__(self, info: TaughtGraphInfo, runtime: BackendChoice) -> None:
+        self.info = info
+        self.runtime = runtime
+        self._backend: ModelBackend | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether `get` has loaded it (nothing is loaded for a source without taught sounds)."""
+        return self._backend is not None
+
+    def get(self) -> ModelBackend:
+        """The network's backend, loading it on the first call. Raises ModelLoadError."""
+        with self._lock:
+            if self._backend is None:
+                verify_file_sha256(self.info.path, self.info.sha256)
+                backend = load_backend(self.info.path, self.runtime)
+                if not backend.embedding_size:
+                    raise ModelLoadError(
+                        f"the taught sounds' network {self.info.path} has no embedding output"
+                    )
+                _LOGGER.info(
+                    "Loaded the taught sounds' network %s on the %s backend; licence of its weights: %s",
+                    self.info.path.name,
+                    backend.name,
+                    self.info.licence or "not stated",
+                )
+                self._backend = backend
+            return self._backend
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
     """A loaded model: its metadata, the backend that runs it and its temporal stage (thread-safe, stateless)."""
@@ -49,6 +88,14 @@ class LoadedModel:
     backend: ModelBackend
     temporal: TemporalRuntime | None = None
     """The temporal stage on the backend's runtime, when the model has one (`temporal.py`)."""
+    taught: TaughtNetwork | None = field(default=None, compare=False)
+    """The network taught sounds read, on the backend's runtime, when the model has one (not yet loaded)."""
+
+    def taught_backend(self) -> ModelBackend:
+        """The network taught sounds read, loaded on first use (blocking). Raises ModelLoadError without one."""
+        if self.taught is None:
+            raise ModelLoadError(f"{self.info.name} {self.info.version} has no network for taught sounds")
+        return self.taught.get()
 
 
 def load_model(path: Path | str, backend: BackendChoice = "auto") -> LoadedModel:
@@ -72,4 +119,5 @@ def load_model(path: Path | str, backend: BackendChoice = "auto") -> LoadedModel
         loaded.name,
         info.licence_text,
     )
-    return LoadedModel(info=info, backend=loaded, temporal=temporal)
+    taught = TaughtNetwork(info.taught, loaded.name) if info.taught is not None else None  # type: ignore[arg-type]
+    return LoadedModel(info=info, backend=loaded, temporal=temporal, taught=taught)

@@ -159,6 +159,42 @@ class TemporalInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TaughtGraphInfo:
+    """The network taught sounds read: a second ONNX graph next to the model (`taught.py`).
+
+    EfficientAT mn04 with its AudioSet weights, not fine-tuned, on the model's front end and hop; its
+    `embedding` output is what a taught sound's head reads. Loaded only for a source with taught sounds.
+    """
+
+    path: Path
+    sha256: str
+    licence: str = ""
+
+    @classmethod
+    def from_json(cls, model_path: Path, raw: Any) -> TaughtGraphInfo:
+        """Parse the sidecar's `taught`; its `file` is next to the model's."""
+        name = str(raw["file"])
+        if Path(name).name != name:
+            raise ValueError(f"taught graph {name!r} must be a file name next to the model")
+        return cls(
+            path=model_path.with_name(name),
+            sha256=str(raw["sha256"]).lower(),
+            licence=_licence(raw.get("licence", "")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The sidecar's `taught`."""
+        raw: dict[str, Any] = {
+            "file": self.path.name,
+            "sha256": self.sha256,
+            "output": "embedding: batch x 384, what taught sounds' heads read (its probabilities are a dummy)",
+        }
+        if self.licence:
+            raw["licence"] = self.licence
+        return raw
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelInfo:
     """What the runtime needs to know about a model besides its weights, and what was measured of it."""
 
@@ -190,6 +226,8 @@ class ModelInfo:
     """Seconds between windows: k, n and the temporal stage count in windows of this hop."""
     temporal: TemporalInfo | None = None
     """The temporal stage that decides on the window sequence, when the model has one."""
+    taught: TaughtGraphInfo | None = None
+    """The network taught sounds read, when sounds can be taught on the model (the accurate one)."""
     operating_curve: OperatingCurve | None = None
     """Measured false alarms and recall per threshold, when the sidecar has them."""
     metrics: Mapping[str, Any] = field(default_factory=dict)
@@ -254,6 +292,7 @@ class ModelInfo:
             licence=_licence(raw.get("licence", "")),
             hop_s=float(raw.get("hop_s", DEFAULT_HOP_S)),
             temporal=TemporalInfo.from_json(onnx_path, raw["temporal"]) if "temporal" in raw else None,
+            taught=TaughtGraphInfo.from_json(onnx_path, raw["taught"]) if "taught" in raw else None,
             operating_curve=OperatingCurve.from_json(raw["operating_curve"])
             if "operating_curve" in raw
             else None,
@@ -287,6 +326,8 @@ class ModelInfo:
         if self.temporal is not None:
             raw["output"]["embedding"] = "batch x features (the temporal stage's input)"
             raw["temporal"] = self.temporal.to_json()
+        if self.taught is not None:
+            raw["taught"] = self.taught.to_json()
         if self.operating_curve is not None:
             raw["operating_curve"] = self.operating_curve.to_json()
         if self.metrics:
@@ -321,16 +362,21 @@ class ModelInfo:
         if self.temporal is not None:
             files.append((self.temporal.path, self.temporal.sha256))
         for path, expected in files:
-            try:
-                actual = file_sha256(path)
-            except OSError as err:
-                raise ModelLoadError(f"model file {path} is unreadable ({err})") from err
-            if actual != expected:
-                raise ModelLoadError(
-                    f"model file {path} does not match its sidecar (sha256 {actual[:12]}..., expected "
-                    f"{expected[:12]}...): the download is incomplete or the files are from different "
-                    "versions; reinstall the model"
-                )
+            verify_file_sha256(path, expected)
+
+
+def verify_file_sha256(path: Path, expected: str) -> None:
+    """Raise ModelLoadError unless the file's SHA-256 is `expected` (what its sidecar says)."""
+    try:
+        actual = file_sha256(path)
+    except OSError as err:
+        raise ModelLoadError(f"model file {path} is unreadable ({err})") from err
+    if actual != expected:
+        raise ModelLoadError(
+            f"model file {path} does not match its sidecar (sha256 {actual[:12]}..., expected "
+            f"{expected[:12]}...): the download is incomplete or the files are from different "
+            "versions; reinstall the model"
+        )
 
 
 def _licence(raw: Any) -> str:

@@ -81,9 +81,10 @@ class Pipeline:
     the network's view of silence), and the stage's probabilities go to the detector. With `alarms`, an
     `AlarmPatternDetector` hears every chunk too (quiet ones included) and its smoke and CO alarm
     starts and ends join the model's events, in time order. With `taught` sounds (label -> head, on
-    the accurate model), each loud window's embedding, as the network gave it for the model's own
-    sounds, is scored by every head too (`taught.taught_embeddings`; no second pass), and the detector
-    debounces them like the model's sounds at the thresholds its settings give their labels.
+    the accurate model), each loud window's features also go through the model's taught network (the
+    pretrained embedding, `taught.taught_embeddings`; quiet windows do not, and score 0), every head
+    scores that embedding, and the detector debounces them like the model's sounds at the thresholds
+    its settings give their labels.
 
     Not thread-safe: feed one stream from one thread (or under a lock), and `reset()` between streams.
     """
@@ -100,6 +101,7 @@ class Pipeline:
         min_level_dbfs: float | None = DEFAULT_MIN_LEVEL_DBFS,
         alarms: AlarmSettings | None = None,
         taught: Mapping[str, TaughtSound] | None = None,
+        taught_network: ModelBackend | None = None,
     ) -> None:
         hop_s = info.hop_s if hop_s is None else hop_s
         if not (math.isfinite(hop_s) and hop_s > 0):
@@ -117,6 +119,12 @@ class Pipeline:
         """The taught sounds, by label."""
         if clash := set(self.taught) & set(info.labels):
             raise ValueError(f"taught sounds named like the model's labels: {sorted(clash)}")
+        if self.taught and taught_network is None:
+            raise ValueError(
+                "taught sounds need the model's taught network: build the pipeline with for_model"
+            )
+        self.taught_network = taught_network
+        """The network whose embedding the taught sounds read (`LoadedModel.taught_backend`)."""
         self.labels: tuple[str, ...] = (*info.labels, *self.taught)
         """What each window's probabilities are of: the model's labels, then the taught sounds'."""
         self.temporal = temporal
@@ -143,7 +151,12 @@ class Pipeline:
 
     @classmethod
     def for_model(cls, model: LoadedModel, **kwargs: Any) -> Pipeline:
-        """The pipeline of a loaded model: its backend, sidecar and temporal stage (keywords as `__init__`)."""
+        """The pipeline of a loaded model: its backend, sidecar and temporal stage (keywords as `__init__`).
+
+        With taught sounds, also the model's taught network (loaded on first use: blocking the first time).
+        """
+        if kwargs.get("taught") and "taught_network" not in kwargs:
+            kwargs["taught_network"] = model.taught_backend()
         return cls(model.backend, model.info, temporal=model.temporal, **kwargs)
 
     def reset(self) -> None:
@@ -244,29 +257,24 @@ class Pipeline:
 
         Without a temporal stage: the network's, and "background, certain" for a quiet window. With one:
         the stage's, fed every window (a quiet one as the network's output for silence), its state carried on.
-        Then each taught sound's, from the same network outputs (0 for a quiet window).
+        Then each taught sound's, from the taught network's embedding of the loud windows (0 for a quiet one).
         """
-        if self.temporal is None and not self.taught:
+        if self.temporal is None:
             probabilities = np.tile(self._quiet, (count, 1))
             if loud:
                 probabilities[loud] = self.backend.predict(features)
-            return probabilities
-        outputs = self.backend.embed(features) if loud else None
-        if self.temporal is None:
-            probabilities = np.tile(self._quiet, (count, 1))
-            if outputs is not None:
-                probabilities[loud] = outputs[0]
         else:
             inputs = np.tile(self._silence_inputs(), (count, 1))
-            if outputs is not None:
-                inputs[loud] = temporal_inputs(*outputs)
+            if loud:
+                inputs[loud] = temporal_inputs(*self.backend.embed(features))
             assert self._state is not None  # reset() made it with the stage
             probabilities, self._state = self.temporal.run(inputs, self._state)
         if not self.taught:
             return probabilities
         taught = np.zeros((count, len(self.taught)), np.float32)
-        if outputs is not None:
-            embeddings = taught_embeddings(*outputs)
+        if loud:
+            assert self.taught_network is not None  # __init__ requires it with taught sounds
+            embeddings = taught_embeddings(self.taught_network, features)
             for column, sound in enumerate(self.taught.values()):
                 taught[loud, column] = sound.probabilities(embeddings)
         return np.hstack([probabilities, taught])

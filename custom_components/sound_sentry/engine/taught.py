@@ -1,7 +1,10 @@
-"""Sounds a user teaches from a few examples: a small head on the accurate model's window embeddings.
+"""Sounds a user teaches from a few examples: a small head on a general-purpose window embedding.
 
-The accurate model's embedding (the input of its classifier, AudioSet-pretrained and fine-tuned) tells
-apart many more sounds than the three it alerts on. A taught sound is a logistic-regression head on that
+The accurate model ships a second network for this (`ModelInfo.taught`, `model.TaughtNetwork`): EfficientAT
+mn04 with its AudioSet weights, not fine-tuned, on the model's front end and hop. Its 384-d embedding
+tells apart far more sounds than the fine-tuned one, which was narrowed to the three sounds it alerts on
+(docs/taught-sounds.md measures both). It is loaded only for a source with taught sounds and runs only on
+the windows their heads score (the loud ones). A taught sound is a logistic-regression head on that
 embedding, learnt in NumPy on the Home Assistant machine in a few seconds:
 
 - positives: each example's loud windows (within `POSITIVE_SPAN_DB` of its loudest, above the level
@@ -25,14 +28,18 @@ too few, silent, clipped, or explained by ordinary background (left out in turn,
 examples score above the floor of the others' head).
 
 The bank ships beside its model as `<model stem>.bank.npz` (`bank_path`; only the accurate model has
-one) and names the model release it was built with: `load_bank` refuses a missing bank or another
-release's. `taught_embeddings` is the one place that says which network output a head reads.
+one) and names the model release and the embedding network (its sha256) it was built with: `load_bank`
+refuses a missing bank or another release's. A bank has an id of its own (`BackgroundBank.id`, a hash of
+its content) that every sound learnt on it records (`TaughtSound.bank`), so that a sound is learnt again
+when the bank or the embedding changes, as when the model does (`taught_store.py`). `taught_embeddings` is
+the one place that says which network output a head reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+import hashlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +53,7 @@ from .level import DEFAULT_MIN_LEVEL_DBFS, level_dbfs, level_floor
 from .sources import FileSource
 
 if TYPE_CHECKING:
+    from .backends import ModelBackend
     from .model import LoadedModel
     from .model_info import ModelInfo
 
@@ -111,21 +119,25 @@ def example_windows(model: LoadedModel, samples: npt.NDArray[np.float32]) -> Exa
     starts = range(0, samples.size - size + 1, hop)
     front_end = FrontEnd(info.front_end)
     windows = [samples[start : start + size] for start in starts]
-    features = np.stack([front_end.features(w) for w in windows])
+    network = model.taught_backend()
+    embeddings = [
+        taught_embeddings(network, np.stack([front_end.features(w) for w in windows[first : first + 64]]))
+        for first in range(0, len(windows), 64)  # a long recording in batches: bounded memory
+    ]
     return ExampleWindows(
-        embeddings=taught_embeddings(*model.backend.embed(features)),
+        embeddings=np.concatenate(embeddings),
         dbfs=np.array([level_dbfs(w) for w in windows], np.float64),
     )
 
 
-def taught_embeddings(probabilities: Array, embeddings: Array) -> Array:
-    """What a taught head reads of a batch of windows, from the network's outputs (`ModelBackend.embed`).
+def taught_embeddings(network: ModelBackend, features: Array) -> Array:
+    """What a taught head reads of a batch of windows' features [B, frames, bands]: [B, 384].
 
-    The one place that chooses the embedding: examples, the bank and the live pipeline all go through
-    it, so the live pipeline scores taught sounds without running the network again.
+    `network` is the model's taught network (`LoadedModel.taught_backend`): the pretrained mn04's
+    embedding, not the fine-tuned one the model's own sounds are classified from. The one place that
+    chooses the embedding: examples, the bank and the live pipeline all go through it.
     """
-    del probabilities  # the heads read the classifier's input, not its three-sound output
-    return embeddings
+    return network.embed(features)[1]
 
 
 def check_samples(samples: npt.NDArray[np.float32], name: str) -> None:
@@ -145,33 +157,62 @@ def normalise(embeddings: Array) -> Array:
 
 @dataclass(frozen=True)
 class BackgroundBank:
-    """Normalised embeddings of varied background windows, for one model release."""
+    """Normalised embeddings of varied background windows, for one model release and embedding network."""
 
     embeddings: Array
     model: str
     version: str
     hop_s: float
+    network: str = ""
+    """The sha256 of the network whose embeddings these are (`ModelInfo.taught`)."""
+    id: str = field(init=False)
+    """A hash of the bank's content (its float16 embeddings, model, release, network): what a sound
+    learnt on it records (`TaughtSound.bank`)."""
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.embeddings.astype(np.float16).tobytes())
+        digest.update(f"{self.model}\n{self.version}\n{self.network}\n{self.hop_s!r}".encode())
+        object.__setattr__(self, "id", digest.hexdigest()[:16])
 
     @classmethod
     def load(cls, path: Path) -> BackgroundBank:
-        """Read a bank written by `save` (float16 on disk)."""
+        """Read a bank written by `save` (float16 on disk); ValueError where its content is not its id's."""
         with np.load(path) as data:
-            return cls(
+            bank = cls(
                 embeddings=data["embeddings"].astype(np.float32),
                 model=str(data["model"]),
                 version=str(data["version"]),
                 hop_s=float(data["hop_s"]),
+                network=str(data["network"]) if "network" in data else "",
             )
+            stored = str(data["id"]) if "id" in data else bank.id
+        if stored != bank.id:
+            raise ValueError(f"its content is not that of bank {stored} (corrupt)")
+        return bank
 
     def save(self, path: Path) -> None:
-        """Write the bank, float16 (a few MB for a few thousand windows)."""
+        """Write the bank, float16 (a few MB for a few thousand windows), with its id."""
         np.savez_compressed(
             path,
             embeddings=self.embeddings.astype(np.float16),
             model=self.model,
             version=self.version,
             hop_s=self.hop_s,
+            network=self.network,
+            id=self.id,
         )
+
+
+def bank_id(info: ModelInfo) -> str | None:
+    """The id of the bank the model ships (blocking; reads only the id), None where there is none.
+
+    None also where it cannot be read: `load_bank` then says why.
+    """
+    try:
+        with np.load(bank_path(info.path)) as data:
+            return str(data["id"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def bank_path(model_file: Path) -> Path:
@@ -180,8 +221,8 @@ def bank_path(model_file: Path) -> Path:
 
 
 def teachable(info: ModelInfo) -> bool:
-    """Whether sounds can be taught on this model: it ships with a bank (the accurate model does)."""
-    return bank_path(info.path).is_file()
+    """Whether sounds can be taught on this model: it ships a taught network and a bank (the accurate one)."""
+    return info.taught is not None and bank_path(info.path).is_file()
 
 
 def load_bank(info: ModelInfo) -> BackgroundBank:
@@ -191,7 +232,7 @@ def load_bank(info: ModelInfo) -> BackgroundBank:
     accurate one), `bank_mismatch` where the bank was built with another release of the model.
     """
     path = bank_path(info.path)
-    if not path.is_file():
+    if info.taught is None or not path.is_file():
         raise TeachError(
             "no_bank", f"{info.name} {info.version} has no background bank ({path.name})", model=info.name
         )
@@ -201,11 +242,12 @@ def load_bank(info: ModelInfo) -> BackgroundBank:
         raise TeachError(
             "no_bank", f"the background bank {path.name} cannot be read ({err})", model=info.name
         ) from err
-    if (bank.model, bank.version) != (info.name, info.version):
+    if (bank.model, bank.version, bank.network) != (info.name, info.version, info.taught.sha256):
         raise TeachError(
             "bank_mismatch",
-            f"the background bank {path.name} is for {bank.model} {bank.version}, not {info.name} "
-            f"{info.version}: rebuild it (python -m training.bank)",
+            f"the background bank {path.name} is for {bank.model} {bank.version} (embedding network "
+            f"{bank.network[:12] or 'unnamed'}), not {info.name} {info.version} (network "
+            f"{info.taught.sha256[:12]}): rebuild it (python -m training.bank)",
             model=info.name,
             version=info.version,
         )
@@ -224,7 +266,7 @@ def read_example(path: Path | str) -> Array:
 
 @dataclass(frozen=True)
 class TaughtSound:
-    """A learnt sound: its head, the model release it reads, and its thresholds by sensitivity level."""
+    """A learnt sound: its head, the model release and bank it was learnt on, its thresholds by level."""
 
     name: str
     model: str
@@ -233,6 +275,8 @@ class TaughtSound:
     bias: float
     thresholds: dict[str, float]
     """Probability threshold per sensitivity level key (from the bank's extrapolated tail)."""
+    bank: str = ""
+    """The id of the bank it was learnt against (`BackgroundBank.id`; empty: before banks had ids)."""
 
     def probabilities(self, embeddings: Array) -> npt.NDArray[np.float64]:
         """The sound's probability in each window (rows: the network's embeddings, not normalised)."""
@@ -247,6 +291,7 @@ class TaughtSound:
             "weights": [round(float(w), 6) for w in self.weights],
             "bias": self.bias,
             "thresholds": self.thresholds,
+            "bank": self.bank,
         }
 
     @classmethod
@@ -259,6 +304,7 @@ class TaughtSound:
             weights=np.asarray(data["weights"], np.float32),
             bias=float(data["bias"]),
             thresholds={str(k): float(v) for k, v in data["thresholds"].items()},
+            bank=str(data.get("bank", "")),
         )
 
 
@@ -407,6 +453,7 @@ def fit_sound(
             level.key: float(_sigmoid(np.array(head.threshold(level.key, between))))
             for level in SENSITIVITY_LEVELS
         },
+        bank=bank.id,
     )
 
 
