@@ -36,10 +36,17 @@ FORMATS = {
 }
 
 
-def real_audio(seconds: float) -> np.ndarray:
-    """Test clips from the data set, joined to `seconds` of 8 kHz int16."""
+def real_audio(seconds: float, label: str | None = None) -> np.ndarray:
+    """Test clips from the data set (of one `label` if given, e.g. background), as 8 kHz int16.
+
+    Joined in path order to `seconds` of audio.
+    """
     with (DATA / "manifest.csv").open() as f:
-        paths = sorted(r["path"] for r in csv.DictReader(f) if r["split"] == "test")
+        paths = sorted(
+            r["path"]
+            for r in csv.DictReader(f)
+            if r["split"] == "test" and (label is None or r["label"] == label)
+        )
     chunks: list[np.ndarray] = []
     total = 0
     for path in paths:

@@ -3,13 +3,15 @@
     scripts/setup yamnet    # once: ai-edge-litert in its own venv (it pins what Home Assistant pins)
     scripts/run python -m benchmarks.vs_yamnet [--audio-s 120] [--runs 5] [--busy]
 
-All three get the same audio: --audio-s seconds of real 8 kHz test clips (../shared/data) as int16,
+All three get the same audio: --audio-s seconds of real 8 kHz test clips (../shared/data; with
+--background, background clips only) as int16,
 fed in 20 ms chunks as a camera's packets arrive. Each run is a fresh child process, so every runtime
 uses the threads it chooses itself as the product runs (no *_NUM_THREADS variables are set here); the
 clock is the whole process's CPU time (all its threads, BLAS included) from the first chunk to the last,
 after the model is loaded:
 - Sound Sentry: `Pipeline` at the model's hop (1.0 s for the shipped models: a window per second of audio, decided by the temporal stage), the model's defaults, with
-  the default level floor (-60 dBFS) and without it.
+  the default level floor (-60 dBFS) and without it; with --taught, also with one taught sound (a head on
+  the model's taught network, which then runs on every window above the level floor too).
 - YAMNet (../shared/peers/yamnet) as Frigate runs it: audio resampled to 16 kHz (PyAV's FFmpeg
   resampler, streaming, as Frigate's ffmpeg does), a 0.975 s frame every 0.48 s, int16 / 32768 as
   float32, one interpreter thread, invoke, read the 521 scores, plus Frigate's RMS / dBFS of the frame;
@@ -54,18 +56,31 @@ SOUND_SENTRY = {
     "onnxruntime": "onnxruntime",
 }
 """Sound Sentry's runtimes, each run for every model asked for: `numpy@accurate`, `onnxruntime@compact`..."""
+TAUGHT = {
+    "numpy-taught": "NumPy runtime, one taught sound",
+    "onnxruntime-taught": "onnxruntime, one taught sound",
+}
+"""With --taught, for the models sounds are taught on: the same pipelines with one taught sound."""
 YAMNET_RUNS = {
     "yamnet": "YAMNet as Frigate, every frame",
     "yamnet-min-volume": "YAMNet as Frigate, min_volume 500 (its default)",
 }
 
 
-def runtimes(models: list[str]) -> dict[str, str]:
-    """Every child to run, with its label: Sound Sentry's runtimes per model, then YAMNet's two."""
+def runtimes(models: list[str], taught: bool = False) -> dict[str, str]:
+    """Every child to run, with its label: Sound Sentry's runtimes per model (with --taught, also with a
+    taught sound where the model has a taught network), then YAMNet's two."""
+    from custom_components.sound_sentry.engine.model import model_path  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.model_info import ModelInfo  # noqa: PLC0415
+
+    kinds = {
+        model: {**SOUND_SENTRY, **(TAUGHT if taught and ModelInfo.load(model_path(model)).taught else {})}
+        for model in models
+    }
     ours = {
         f"{runtime}@{model}": f"Sound Sentry {model}, {label}"
         for model in models
-        for runtime, label in SOUND_SENTRY.items()
+        for runtime, label in kinds[model].items()
     }
     return {**ours, **YAMNET_RUNS}
 
@@ -83,16 +98,27 @@ def _threads() -> int:
 
 def child_sound_sentry(child: str, pcm: npt.NDArray[np.int16]) -> dict[str, Any]:
     """The product's pipeline on one runtime (`numpy@accurate`...), the model loaded as the integration does."""
+    from custom_components.sound_sentry.engine.detection_settings import with_taught  # noqa: PLC0415
     from custom_components.sound_sentry.engine.frontend import FrontEnd  # noqa: PLC0415
     from custom_components.sound_sentry.engine.model import load_model, model_path  # noqa: PLC0415
     from custom_components.sound_sentry.engine.pipeline import Pipeline  # noqa: PLC0415
+    from custom_components.sound_sentry.engine.taught import TaughtSound, bank_id  # noqa: PLC0415
 
     runtime, model = child.split("@")
     path = model_path(model)
-    loaded = load_model(path, runtime.removesuffix("-no-floor"))  # type: ignore[arg-type]
+    loaded = load_model(path, runtime.removesuffix("-no-floor").removesuffix("-taught"))  # type: ignore[arg-type]
     backend, info = loaded.backend, loaded.info
-    floor = {"min_level_dbfs": None} if runtime.endswith("-no-floor") else {}
-    pipeline = Pipeline.for_model(loaded, **floor)  # the model's own hop and temporal stage
+    kwargs: dict[str, Any] = {"min_level_dbfs": None} if runtime.endswith("-no-floor") else {}
+    if runtime.endswith("-taught"):  # one taught sound: its cost does not depend on its head's weights
+        network = loaded.taught_backend()  # loaded before the clock starts, as at a source's setup
+        rng = np.random.default_rng(0)
+        head = rng.standard_normal(network.embedding_size).astype(np.float32)
+        sound = TaughtSound(
+            "taught", info.name, info.version, head, -4.0, {"balanced": 0.99}, bank_id(info) or ""
+        )
+        kwargs["taught"] = {"taught": sound}
+        kwargs["detector"] = with_taught(info.detector_settings(), {"taught": 0.99})
+    pipeline = Pipeline.for_model(loaded, **kwargs)  # the model's own hop and temporal stage
     chunks = _chunks(pcm)
     latencies: list[float] = []
     windows = classified = 0
@@ -227,6 +253,16 @@ def main() -> None:
         action="store_true",
         help="write each model's CPU per audio second into its shipped sidecar (what the settings forms show)",
     )
+    parser.add_argument(
+        "--taught",
+        action="store_true",
+        help="also run each model that has a taught network with one taught sound",
+    )
+    parser.add_argument(
+        "--background",
+        action="store_true",
+        help="feed background test clips only (ordinary home sound) instead of the test clips in path order",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("pcm", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -242,10 +278,10 @@ def main() -> None:
         raise SystemExit(f"{YAMNET_PYTHON} is missing: run scripts/setup yamnet first")
     from benchmarks.decode import real_audio  # noqa: PLC0415
 
-    pcm = real_audio(args.audio_s)
+    pcm = real_audio(args.audio_s, "background" if args.background else None)
     audio_s = pcm.size / RATE
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
-    labels = runtimes(args.models)
+    labels = runtimes(args.models, args.taught)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in labels}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -259,7 +295,7 @@ def main() -> None:
             busy.kill()
             busy.wait()
     print(
-        f"{audio_s:.0f} s of real 8 kHz audio in 20 ms chunks, {args.runs} interleaved runs, median; "
+        f"{audio_s:.0f} s of real 8 kHz {'background ' if args.background else ''}audio in 20 ms chunks, {args.runs} interleaved runs, median; "
         f"{'another process busy beside' if args.busy else 'nothing else started'}; "
         f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs"
     )
