@@ -27,4 +27,7 @@ def level_dbfs(samples: npt.NDArray[np.float32]) -> float:
 def levels_dbfs(blocks: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     """`level_dbfs` of each row of a (blocks, samples) array."""
     mean_square = np.mean(np.square(blocks, dtype=np.float64), axis=1)
-    return np.maximum(SILENCE_DBFS, 10.0 * np.log10(np.maximum(mean_square, 1e-30)))
+    levels: npt.NDArray[np.float64] = np.maximum(
+        SILENCE_DBFS, 10.0 * np.log10(np.maximum(mean_square, 1e-30))
+    )
+    return levels
