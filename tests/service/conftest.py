@@ -145,6 +145,44 @@ def run_service() -> Iterator[Callable[[ServiceConfig], SoundSentryService]]:
         service.stop()
 
 
+@dataclass(frozen=True)
+class Served:
+    """A service started by `serve`: its configuration, and a subscriber to everything on its broker."""
+
+    config: ServiceConfig
+    subscriber: Subscriber
+    service: SoundSentryService
+
+    def discovery(self) -> dict[str, Any]:
+        """The discovery configs received so far, by topic."""
+        return {m.topic: m.json() for m in self.subscriber.messages if m.topic.startswith("homeassistant/")}
+
+
+@pytest.fixture
+def serve(
+    subscribe: Callable[..., Subscriber],
+    run_service: Callable[[ServiceConfig], SoundSentryService],
+    tmp_path: Path,
+) -> Callable[..., Served]:
+    """Write the service's YAML for a broker on this machine, subscribe to everything, start the service.
+
+    `sources` is the YAML below `sources:`, `mqtt` more lines of `mqtt:` (indented by two); `login` the
+    subscriber's. Stopped at teardown (`run_service`, `subscribe`).
+    """
+
+    def start(
+        broker: Mosquitto, sources: str, *, mqtt: str = "", login: tuple[str, str] | None = None
+    ) -> Served:
+        config = write_config(
+            tmp_path / "sound-sentry.yaml",
+            f"mqtt:\n  host: 127.0.0.1\n  port: {broker.port}\n{mqtt}sources:\n{sources}",
+        )
+        subscriber = subscribe(broker, login=login)
+        return Served(config, subscriber, run_service(config))
+
+    return start
+
+
 def smoke_alarm_wav(path: Path, *, lead_s: float = 1.0, cycles: int = 2, tail_s: float = 10.0) -> Path:
     """Quiet noise, two cycles of a T3 smoke alarm (3.1 kHz), then enough quiet for it to end."""
     rng = np.random.default_rng(1)

@@ -16,7 +16,7 @@ from custom_components.sound_sentry.engine.service.config import ConfigError, lo
 from custom_components.sound_sentry.engine.service.service import ServiceError, SoundSentryService
 from tests.peers import Mosquitto, RtspServer, free_tcp_port
 
-from .conftest import Message, Subscriber, smoke_alarm_wav, wait_until, write_config
+from .conftest import Message, Served, Subscriber, smoke_alarm_wav, wait_until, write_config
 
 RTSP_PASSWORD = "s3cret-rtsp"
 MQTT_PASSWORD = "s3cret-mqtt"
@@ -34,7 +34,7 @@ def test_discovery_states_an_alarm_event_and_a_source_that_is_down(
     mosquitto: Callable[..., Mosquitto],
     rtsp_server: Callable[..., RtspServer],
     subscribe: Callable[..., Subscriber],
-    run_service: Callable[..., SoundSentryService],
+    serve: Callable[..., Served],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -43,15 +43,9 @@ def test_discovery_states_an_alarm_event_and_a_source_that_is_down(
     (tmp_path / "mqtt_password").write_text(MQTT_PASSWORD + "\n")
     alarm = smoke_alarm_wav(tmp_path / "alarm.wav")
     server = rtsp_server(source="file", file=alarm, user="cam", password=RTSP_PASSWORD)
-    config = write_config(
-        tmp_path / "sound-sentry.yaml",
-        f"""
-mqtt:
-  host: 127.0.0.1
-  port: {broker.port}
-  username: sentry
-  password_file: {tmp_path / "mqtt_password"}
-sources:
+    served = serve(
+        broker,
+        f"""\
   - name: Nursery camera
     url: {server.url()}
     username: cam
@@ -59,9 +53,10 @@ sources:
   - name: Garage
     url: rtsp://127.0.0.1:{free_tcp_port()}/stream
 """,
+        mqtt=f"  username: sentry\n  password_file: {tmp_path / 'mqtt_password'}\n",
+        login=LOGIN,
     )
-    subscriber = subscribe(broker, login=LOGIN)
-    run_service(config)
+    subscriber = served.subscriber
 
     smoke = "sound_sentry/nursery_camera/smoke_alarm"
     subscriber.wait_for(is_event("smoke_alarm"), "for the smoke alarm")
@@ -77,7 +72,7 @@ sources:
     assert set(level["probabilities"]) >= {"babycry", "glassbreak", "gunshot"}
 
     # Discovery: one device per source with every entity the integration has, retained.
-    configs = {m.topic: m.json() for m in subscriber.messages if m.topic.startswith("homeassistant/")}
+    configs = served.discovery()
     nursery = {t.split("/")[3]: c for t, c in configs.items() if "/nursery_camera_" in t}
     assert set(nursery) == {
         f"nursery_camera_{key}"

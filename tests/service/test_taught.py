@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 
 from custom_components.sound_sentry.engine.service.config import ConfigError
-from custom_components.sound_sentry.engine.service.service import SoundSentryService
 from tests.audio import RATE_HZ, write_wav
 from tests.peers import Mosquitto, RtspServer
 from tests.taught import TaughtPlan, taught_plan
 
-from .conftest import Subscriber, write_config
+from .conftest import Served, write_config
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -26,8 +25,7 @@ def test_taught_sounds_from_the_yaml_are_discovered_and_heard(
     *,
     mosquitto: Callable[..., Mosquitto],
     rtsp_server: Callable[..., RtspServer],
-    subscribe: Callable[..., Subscriber],
-    run_service: Callable[..., SoundSentryService],
+    serve: Callable[..., Served],
     data_dir: Path,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -40,11 +38,9 @@ def test_taught_sounds_from_the_yaml_are_discovered_and_heard(
     broker = mosquitto()
     server = rtsp_server(codec="l16", source="file", file=heard)
     examples = "\n".join(f"          - {path}" for path in plan.example_paths)
-    config = write_config(
-        tmp_path / "sound-sentry.yaml",
-        f"""
-mqtt: {{host: 127.0.0.1, port: {broker.port}}}
-sources:
+    served = serve(
+        broker,
+        f"""\
   - name: Bathroom
     url: {server.url()}
     taught:
@@ -56,9 +52,8 @@ sources:
         examples: [{", ".join(str(p) for p in hum)}]
 """,
     )
-    assert [s.object_id for s in config.sources[0].taught] == ["toilet_flush", "hum"]
-    subscriber = subscribe(broker)
-    run_service(config)
+    assert [s.object_id for s in served.config.sources[0].taught] == ["toilet_flush", "hum"]
+    subscriber = served.subscriber
 
     subscriber.wait_for(
         lambda m: m.topic == "sound_sentry/bathroom/toilet_flush" and m.payload == "ON", "it on"
@@ -69,7 +64,7 @@ sources:
     ).json()
     assert event["confidence"] >= plan.sound.thresholds["balanced"] - 0.0005  # rounded to 3 decimals
 
-    configs = {m.topic: m.json() for m in subscriber.messages if m.topic.startswith("homeassistant/")}
+    configs = served.discovery()
     sensor = configs["homeassistant/binary_sensor/sound_sentry/bathroom_toilet_flush/config"]
     assert (sensor["name"], sensor["device_class"], sensor["state_topic"]) == (
         "Toilet flush",
