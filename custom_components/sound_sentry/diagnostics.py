@@ -11,6 +11,7 @@ from homeassistant.core import HomeAssistant
 from .const import CONF_CLIP_KEEP_DAYS, CONF_CLIP_MAX, CONF_MODEL, DEFAULT_CLIP_KEEP_DAYS, DEFAULT_CLIP_MAX
 from .engine.redact import redact_url
 from .runtime import SoundSentryConfigEntry
+from .taught_store import TaughtStore
 
 TO_REDACT = {CONF_PASSWORD, CONF_USERNAME}
 
@@ -18,7 +19,10 @@ TO_REDACT = {CONF_PASSWORD, CONF_USERNAME}
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: SoundSentryConfigEntry
 ) -> dict[str, Any]:
-    """The entry's settings (redacted), the model and backend, the source's state and recent windows."""
+    """The entry's settings (redacted), the model and backend, the source's state and recent windows.
+
+    Its taught sounds without their examples' paths (they hold the user's config folder): how many.
+    """
     runtime = entry.runtime_data
     data = async_redact_data(dict(entry.data), TO_REDACT)
     if CONF_URL in data:
@@ -27,6 +31,7 @@ async def async_get_config_entry_diagnostics(
     error = runtime.last_error
     outage_since = runtime.availability.outage_since
     clips = runtime.clips
+    store = await TaughtStore.async_load(hass, entry.entry_id)
     return {
         "entry": {"title": entry.title, "data": data, "options": dict(entry.options)},
         "model": {
@@ -52,6 +57,18 @@ async def async_get_config_entry_diagnostics(
             "hold_s": runtime.detector_settings.hold_s,
             "active": dict(runtime.state.active),
         },
+        "taught": [
+            {
+                "name": stored.name,
+                "slug": stored.slug,
+                "sensitivity": stored.sensitivity,
+                "threshold": stored.threshold,
+                "examples": len(stored.example_paths),
+                "learnt_on": {"model": stored.sound.model, "version": stored.sound.version},
+                "listening": stored.slug in runtime.detector_settings.thresholds,
+            }
+            for stored in store.sounds
+        ],
         "alarms": {"labels": list(runtime.alarm_settings.labels) if runtime.alarm_settings else []},
         "clips": {
             "enabled": clips is not None,

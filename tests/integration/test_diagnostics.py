@@ -7,11 +7,15 @@ import json
 
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+import numpy as np
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
+from custom_components.sound_sentry.engine.taught import TaughtSound
+from custom_components.sound_sentry.taught_store import TaughtStore
+from tests.audio import RATE_HZ
 from tests.entries import rtsp_entry
 from tests.peers import RtspServer
 
@@ -32,11 +36,35 @@ async def test_diagnostics_are_redacted(
     assert await async_setup_component(hass, "diagnostics", {})
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_for(hass, lambda: len(entry.runtime_data.monitor.recent_windows) >= 3)
+    # A taught sound stored since setup (the source listens for it once it reloads).
+    sound = TaughtSound(
+        name="Door bell",
+        model="sound_sentry_mobilenet",
+        version="0.9.0",
+        weights=np.zeros(8, np.float32),
+        bias=0.0,
+        thresholds={"strict": 0.9, "balanced": 0.8, "eager": 0.7},
+    )
+    noise = np.random.default_rng(0).normal(0.0, 0.1, RATE_HZ).astype(np.float32)
+    store = await TaughtStore.async_load(hass, entry.entry_id)
+    await store.async_add("Door bell", [noise] * 4, sound, "strict")
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     text = json.dumps(diagnostics)
     assert PASSWORD not in text
     assert USER not in text
+    assert diagnostics["taught"] == [
+        {
+            "name": "Door bell",
+            "slug": "door_bell",
+            "sensitivity": "strict",
+            "threshold": 0.9,
+            "examples": 4,
+            "learnt_on": {"model": "sound_sentry_mobilenet", "version": "0.9.0"},
+            "listening": False,
+        }
+    ]
+    assert hass.config.config_dir not in text  # nor its examples' paths, in the user's config folder
     assert diagnostics["source"]["connected"] is True
     assert diagnostics["model"]["backend"] in ("onnxruntime", "numpy")
     assert diagnostics["model"]["licence"] == entry.runtime_data.model.info.licence  # as the sidecar says
