@@ -155,23 +155,34 @@ class Joint(torch.nn.Module):
 
 
 def batch_tensors(
-    group: list[TrunkSequence], weights: list[Array]
+    group: list[TrunkSequence], weights: list[Array], starts: list[int] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Loud activations in [T, B] order (time-major, like the mask), mask, labels and loss weights [T, B]."""
-    length = max(len(s.labels) for s in group)
+    """Loud activations in [T, B] order (time-major, like the mask), mask, labels and loss weights [T, B].
+
+    `starts`: per sequence, the window it starts at (the stage sees it from there, from its zero state).
+    """
+    starts = starts or [0] * len(group)
+    length = max(len(s.labels) - c for s, c in zip(group, starts, strict=True))
     loud = torch.zeros((length, len(group)), dtype=torch.bool)
     labels = torch.zeros((length, len(group)), dtype=torch.long)
     weight = torch.zeros((length, len(group)))
     where: list[tuple[int, int, int]] = []  # (time, sequence, row in its activations)
-    for j, s in enumerate(group):
-        n = len(s.labels)
-        loud[:n, j] = torch.from_numpy(s.loud)
-        labels[:n, j] = torch.from_numpy(s.labels)
-        weight[:n, j] = torch.from_numpy(weights[j])
-        where += [(int(t), j, r) for r, t in enumerate(np.flatnonzero(s.loud))]
+    for j, (s, c) in enumerate(zip(group, starts, strict=True)):
+        n = len(s.labels) - c
+        loud[:n, j] = torch.from_numpy(s.loud[c:])
+        labels[:n, j] = torch.from_numpy(s.labels[c:])
+        weight[:n, j] = torch.from_numpy(weights[j][c:])
+        skipped = int(s.loud[:c].sum())
+        where += [(int(t), j, skipped + r) for r, t in enumerate(np.flatnonzero(s.loud[c:]))]
     where.sort()
     acts = torch.from_numpy(np.stack([group[j].activations[r] for _t, j, r in where])).float()
     return acts, loud, labels, weight
+
+
+CROP_WINDOWS = 12
+"""A training sequence starts at a random window up to this one, each time it is drawn. The training
+streams put their first event 2-8 s in: seen always from their start, a stage learns that events come
+early in a stream, and fires on the first seconds after every (re)connect."""
 
 
 def train_joint(
@@ -213,7 +224,12 @@ def train_joint(
         total = 0.0
         for first in range(0, len(order), batch):
             picked = order[first : first + batch]
-            acts, loud, y, w = batch_tensors([train[i] for i in picked], [emphasis[i] for i in picked])
+            starts = [
+                int(rng.integers(0, max(1, min(CROP_WINDOWS, len(train[i].labels) - 8)) + 1)) for i in picked
+            ]
+            acts, loud, y, w = batch_tensors(
+                [train[i] for i in picked], [emphasis[i] for i in picked], starts
+            )
             logits, window_logits = model(acts, loud)
             per_window = stage_ce(logits.reshape(-1, len(LABELS)), y.reshape(-1)) * w.reshape(-1)
             loss = per_window.sum() / (stage_ce.weight[y.reshape(-1)] * w.reshape(-1)).sum()
@@ -371,6 +387,11 @@ def main() -> None:
         help="background hours per val construction (default: 3 for a fold, else 10)",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--network",
+        type=Path,
+        help="without --fold: start from this model file (with its sidecar and stage) instead of the shipped one",
+    )
     parser.add_argument("--run", help="run folder name under <cache>/temporal")
     parser.add_argument("--ship", action="store_true", help="copy the result into the integration")
     args = parser.parse_args()
@@ -394,7 +415,7 @@ def main() -> None:
             cache_dir() / "temporal" / f"streams-{ModelInfo.load(fold_net / staged.path.name).sha256[:12]}"
         )
     else:
-        staged = ModelInfo.load(model_path("accurate"))
+        staged = ModelInfo.load(args.network or model_path("accurate"))
         if staged.temporal is None:
             raise SystemExit(f"{staged.path} has no temporal stage to start from")
         net = soundnet_from_onnx(staged.path)

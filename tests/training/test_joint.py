@@ -98,3 +98,20 @@ def test_shipped_graphs_read_back_into_torch_compute_what_they_compute(tmp_path:
     x = torch.randn(6, 1, 388)
     with torch.no_grad():
         np.testing.assert_allclose(read(x)[0].numpy(), model(x)[0].numpy(), atol=1e-4)
+
+
+def test_a_sequence_drawn_from_a_later_window_keeps_its_windows_aligned() -> None:
+    """A crop (`starts`) drops the first windows of mask, labels, weights and activations alike."""
+    rng = np.random.default_rng(2)
+    loud = np.array([True, False, True, True, False, True])
+    s = joint.TrunkSequence(
+        inputs=np.zeros((0, 4), np.float32), ends=np.arange(6.0), labels=np.arange(6) % 4, events=[]
+    )
+    s.loud, s.activations = loud, rng.normal(size=(4, 2, 1, 1)).astype(np.float16)
+    acts, mask, labels, weight = joint.batch_tensors([s], [np.arange(6, dtype=np.float32)], [2])
+    assert mask[:, 0].tolist() == loud[2:].tolist()
+    assert labels[:, 0].tolist() == (np.arange(6) % 4)[2:].tolist()
+    assert weight[:, 0].tolist() == [2.0, 3.0, 4.0, 5.0]
+    np.testing.assert_array_equal(
+        acts.numpy(), s.activations[1:].astype(np.float32)
+    )  # rows of windows 2, 3, 5
