@@ -468,7 +468,7 @@ def main() -> None:
             **dict(staged.provenance),
             "joint": {
                 "recipe": "training.joint",
-                "arguments": vars(args),
+                "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "training_windows": windows,
                 **result,
             },
